@@ -1,0 +1,41 @@
+// A cluster's certificate authority and the node certificates it issues,
+// made with the OpenSSL 3 API (ECDSA P-256, SHA-256).
+//
+// Thread-safe: the functions keep no state.
+#ifndef CLOUDHA_CRYPTO_CERTIFICATE_AUTHORITY_H_
+#define CLOUDHA_CRYPTO_CERTIFICATE_AUTHORITY_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "crypto/node_identity.h"
+
+namespace cloudha {
+
+// A certificate and its private key, both PEM.
+struct PemPair {
+  std::string cert_pem;
+  std::string key_pem;
+};
+
+// Validity window of a new certificate.
+struct Validity {
+  absl::Time not_before;
+  absl::Duration lifetime;
+};
+
+// A self-signed CA for `cluster` (CN "cloudha CA CLUSTER"), allowed to sign
+// node certificates only (pathlen 0).
+absl::StatusOr<PemPair> CreateClusterCa(absl::string_view cluster,
+                                        const Validity& validity);
+
+// A certificate for `node`, signed by `ca`, usable as TLS server and client,
+// with the subjectAltNames NodeUri(node) and NodeDnsName(node).
+absl::StatusOr<PemPair> IssueNodeCertificate(const PemPair& ca,
+                                             const NodeIdentity& node,
+                                             const Validity& validity);
+
+}  // namespace cloudha
+
+#endif  // CLOUDHA_CRYPTO_CERTIFICATE_AUTHORITY_H_

@@ -1,0 +1,58 @@
+#include "crypto/secure_file.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace cloudha {
+namespace {
+
+std::string TempDir() {
+  std::string templ = std::string(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp") +
+                      "/secure_file_XXXXXX";
+  return mkdtemp(templ.data());
+}
+
+TEST(SecureFileTest, WritesWithExactModeAndReadsBack) {
+  std::string path = TempDir() + "/key.pem";
+  ASSERT_TRUE(WriteFileAtomically(path, "secret", 0600, Overwrite::kRefuse).ok());
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  absl::StatusOr<std::string> content = ReadSmallFile(path);
+  ASSERT_TRUE(content.ok()) << content.status();
+  EXPECT_EQ(*content, "secret");
+}
+
+TEST(SecureFileTest, RefusesToOverwriteAndKeepsTheOldContent) {
+  std::string path = TempDir() + "/ca.crt";
+  ASSERT_TRUE(WriteFileAtomically(path, "first", 0644, Overwrite::kRefuse).ok());
+  absl::Status again = WriteFileAtomically(path, "second", 0644, Overwrite::kRefuse);
+  EXPECT_EQ(again.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_NE(again.message().find("--force"), absl::string_view::npos);
+  EXPECT_EQ(*ReadSmallFile(path), "first");
+  ASSERT_TRUE(WriteFileAtomically(path, "second", 0644, Overwrite::kReplace).ok());
+  EXPECT_EQ(*ReadSmallFile(path), "second");
+}
+
+TEST(SecureFileTest, ReadErrorsNameTheFile) {
+  std::string dir = TempDir();
+  absl::StatusOr<std::string> missing = ReadSmallFile(dir + "/nope");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find(dir + "/nope"), absl::string_view::npos);
+  absl::StatusOr<std::string> folder = ReadSmallFile(dir);
+  EXPECT_EQ(folder.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SecureFileTest, MissingFolderFailsCleanly) {
+  absl::Status status =
+      WriteFileAtomically(TempDir() + "/no/such/dir/file", "x", 0600, Overwrite::kRefuse);
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace cloudha
