@@ -3,6 +3,7 @@
 #include <openssl/x509.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "crypto/openssl_util.h"
 #include "crypto/secure_file.h"
 #include "grpc/grpc_security_constants.h"
@@ -73,11 +74,17 @@ absl::StatusOr<TlsMaterial> LoadTlsMaterial(const TlsFiles& files, absl::Time no
   if (material.ok()) return material;
   // Name the file the problem is in.
   absl::string_view message = material.status().message();
-  auto starts = [&](absl::string_view prefix) { return message.substr(0, prefix.size()) == prefix; };
-  std::string file = starts("CA certificate") ? files.ca_file
-                     : starts("key")          ? files.key_file
-                                              : files.cert_file;
-  return absl::Status(material.status().code(), absl::StrCat(file, ": ", message));
+  const std::string* file = &files.cert_file;
+  for (const auto& [label, path] : {std::pair<absl::string_view, const std::string*>{
+                                        "CA certificate: ", &files.ca_file},
+                                    {"certificate: ", &files.cert_file},
+                                    {"key: ", &files.key_file}}) {
+    if (absl::ConsumePrefix(&message, label)) {
+      file = path;
+      break;
+    }
+  }
+  return absl::Status(material.status().code(), absl::StrCat(*file, ": ", message));
 }
 
 std::shared_ptr<grpc::ServerCredentials> PeerServerCredentials(

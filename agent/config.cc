@@ -1,0 +1,353 @@
+#include "agent/config.h"
+
+#include <unistd.h>
+
+#include <set>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "crypto/node_identity.h"
+#include "crypto/secure_file.h"
+#include "crypto/tls_material.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace cloudha {
+namespace {
+
+using ::cloudha::v1::AgentConfig;
+using ::google::protobuf::Descriptor;
+using ::google::protobuf::FieldDescriptor;
+using ::google::protobuf::TextFormat;
+
+// A step of a field path: a field name and, for repeated fields, an index.
+struct FieldStep {
+  const char* name;
+  int index = -1;
+};
+
+// Finds the line of a field in the parsed textproto (0 when unknown, e.g.
+// for JSON or for a field that is absent: then the nearest present parent's
+// line is the best we can say).
+class Locator {
+ public:
+  explicit Locator(const TextFormat::ParseInfoTree* tree) : tree_(tree) {}
+
+  int Line(std::initializer_list<FieldStep> path) const {
+    if (tree_ == nullptr) return 0;
+    const TextFormat::ParseInfoTree* tree = tree_;
+    const Descriptor* descriptor = AgentConfig::descriptor();
+    int line = 0;
+    for (const FieldStep& step : path) {
+      const FieldDescriptor* field = descriptor->FindFieldByName(step.name);
+      if (field == nullptr || tree == nullptr) break;
+      auto location = tree->GetLocation(field, step.index);
+      if (location.line < 0) break;
+      line = location.line + 1;
+      if (field->type() != FieldDescriptor::TYPE_MESSAGE) break;
+      tree = tree->GetTreeForNested(field, step.index);
+      descriptor = field->message_type();
+    }
+    return line;
+  }
+
+ private:
+  const TextFormat::ParseInfoTree* tree_;
+};
+
+class TextErrors : public google::protobuf::io::ErrorCollector {
+ public:
+  TextErrors(std::string file, std::vector<ConfigProblem>* problems)
+      : file_(std::move(file)), problems_(problems) {}
+  void AddError(int line, int /*column*/, const std::string& message) override {
+    problems_->push_back({file_, line + 1, message});
+  }
+  void AddWarning(int line, int /*column*/, const std::string& message) override {
+    problems_->push_back({file_, line + 1, message});
+  }
+
+ private:
+  std::string file_;
+  std::vector<ConfigProblem>* problems_;
+};
+
+std::string Folder(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+std::string Absolute(const std::string& path) {
+  if (absl::StartsWith(path, "/")) return path;
+  char cwd[4096];
+  if (getcwd(cwd, sizeof(cwd)) == nullptr) return path;
+  return absl::StrCat(cwd, "/", path);
+}
+
+void Resolve(const std::string& folder, std::string* path) {
+  if (!path->empty() && !absl::StartsWith(*path, "/")) {
+    *path = absl::StrCat(folder, "/", *path);
+  }
+}
+
+// Every semantic check, in file order where possible.
+class Checker {
+ public:
+  Checker(std::string file, const Locator& locator, std::vector<ConfigProblem>* problems)
+      : file_(std::move(file)), locator_(locator), problems_(problems) {}
+
+  void Add(std::initializer_list<FieldStep> where, std::string message) {
+    problems_->push_back({file_, locator_.Line(where), std::move(message)});
+  }
+
+  void Check(AgentConfig& c, absl::Time now) {
+    if (!c.has_cluster()) {
+      Add({}, "cluster { name: \"...\" group_id: N } is required");
+    } else {
+      if (absl::Status s = ValidateName("cluster.name", c.cluster().name()); !s.ok()) {
+        Add({{"cluster"}, {"name"}}, std::string(s.message()));
+      }
+      if (c.cluster().group_id() > 65535) {
+        Add({{"cluster"}, {"group_id"}},
+            absl::StrCat("cluster.group_id must be 0..65535, got ", c.cluster().group_id()));
+      }
+    }
+    if (!c.has_node()) {
+      Add({}, "node { id: \"...\" } is required");
+    } else {
+      if (absl::Status s = ValidateName("node.id", c.node().id()); !s.ok()) {
+        Add({{"node"}, {"id"}}, std::string(s.message()));
+      }
+      if (c.node().priority() > 255) {
+        Add({{"node"}, {"priority"}},
+            absl::StrCat("node.priority must be 0..255, got ", c.node().priority()));
+      }
+    }
+    if (c.listen().empty()) {
+      Add({}, "listen: \"HOST:PORT\" is required (the peer listener)");
+    } else {
+      CheckAddress({{"listen"}}, "listen", c.listen());
+    }
+    CheckPeers(c);
+    CheckHeartbeat(c);
+    if (!absl::StartsWith(c.admin().socket(), "/")) {
+      Add({{"admin"}, {"socket"}}, "admin.socket must be a path");
+    } else if (c.admin().socket().size() > 107) {
+      Add({{"admin"}, {"socket"}},
+          absl::StrCat("admin.socket is ", c.admin().socket().size(),
+                       " characters; a Unix socket path holds at most 107"));
+    }
+    if (!c.health().listen().empty()) {
+      CheckAddress({{"health"}, {"listen"}}, "health.listen", c.health().listen());
+      if (c.health().listen() == c.listen()) {
+        Add({{"health"}, {"listen"}},
+            "health.listen must differ from listen: the peer port never accepts plaintext");
+      }
+    }
+    CheckTls(c, now);
+  }
+
+ private:
+  void CheckAddress(std::initializer_list<FieldStep> where, absl::string_view what,
+                    const std::string& address) {
+    absl::StatusOr<HostPort> hp = ParseHostPort(what, address);
+    if (!hp.ok()) Add(where, std::string(hp.status().message()));
+  }
+
+  void CheckPeers(const AgentConfig& c) {
+    if (c.peers_size() == 0) {
+      Add({}, "peers: at least one peer { id: \"...\" addresses: \"HOST:PORT\" } is required");
+    }
+    if (c.peers_size() > 7) {
+      Add({{"peers", 7}}, absl::StrCat("at most 7 peers (8 nodes), got ", c.peers_size()));
+    }
+    std::set<std::string> ids;
+    for (int i = 0; i < c.peers_size(); ++i) {
+      const auto& peer = c.peers(i);
+      std::string what = absl::StrCat("peers[", i, "]");
+      if (absl::Status s = ValidateName(what + ".id", peer.id()); !s.ok()) {
+        Add({{"peers", i}, {"id"}}, std::string(s.message()));
+      } else if (peer.id() == c.node().id()) {
+        Add({{"peers", i}, {"id"}},
+            absl::StrCat(what, ".id \"", peer.id(), "\" is this node's own id (node.id)"));
+      } else if (!ids.insert(peer.id()).second) {
+        Add({{"peers", i}, {"id"}}, absl::StrCat(what, ".id \"", peer.id(), "\" appears twice"));
+      }
+      if (peer.addresses_size() < 1 || peer.addresses_size() > 4) {
+        Add({{"peers", i}},
+            absl::StrCat(what, " needs 1 to 4 addresses (heartbeat paths), got ",
+                         peer.addresses_size()));
+      }
+      std::set<std::string> addresses;
+      for (int j = 0; j < peer.addresses_size(); ++j) {
+        CheckAddress({{"peers", i}, {"addresses", j}},
+                     absl::StrCat(what, ".addresses[", j, "]"), peer.addresses(j));
+        if (!addresses.insert(peer.addresses(j)).second) {
+          Add({{"peers", i}, {"addresses", j}},
+              absl::StrCat(what, ".addresses[", j, "] \"", peer.addresses(j),
+                           "\" appears twice"));
+        }
+      }
+    }
+  }
+
+  void CheckHeartbeat(const AgentConfig& c) {
+    uint32_t interval = c.heartbeat().interval_ms();
+    if (interval < 10 || interval > 60000) {
+      Add({{"heartbeat"}, {"interval_ms"}},
+          absl::StrCat("heartbeat.interval_ms must be 10..60000, got ", interval));
+    }
+    uint32_t threshold = c.heartbeat().lost_threshold();
+    if (threshold < 1 || threshold > 60) {
+      Add({{"heartbeat"}, {"lost_threshold"}},
+          absl::StrCat("heartbeat.lost_threshold must be 1..60, got ", threshold));
+    }
+  }
+
+  void CheckTls(const AgentConfig& c, absl::Time now) {
+    const auto& tls = c.tls();
+    bool complete = true;
+    for (const auto& [name, value] : {std::pair<const char*, const std::string&>{"ca_file", tls.ca_file()},
+                                      {"cert_file", tls.cert_file()},
+                                      {"key_file", tls.key_file()}}) {
+      if (value.empty()) {
+        Add({{"tls"}}, absl::StrCat("tls.", name, " is required"));
+        complete = false;
+      }
+    }
+    if (!complete) return;
+    // Without a valid cluster name and node id there is nothing to compare
+    // the certificate with; those fields already have their own errors.
+    bool names_valid = ValidateName("", c.cluster().name()).ok() &&
+                       ValidateName("", c.node().id()).ok();
+    absl::StatusOr<TlsMaterial> material =
+        LoadTlsMaterial({tls.ca_file(), tls.cert_file(), tls.key_file()}, now);
+    if (!material.ok()) {
+      absl::string_view message = material.status().message();
+      const char* field = absl::StartsWith(message, tls.ca_file())     ? "ca_file"
+                          : absl::StartsWith(message, tls.key_file()) ? "key_file"
+                                                                      : "cert_file";
+      Add({{"tls"}, {field}}, absl::StrCat("tls.", field, ": ", message));
+      return;
+    }
+    NodeIdentity want{c.cluster().name(), c.node().id()};
+    if (names_valid && material->identity != want) {
+      Add({{"tls"}, {"cert_file"}},
+          absl::StrCat("tls.cert_file: ", tls.cert_file(), " is for node \"",
+                       material->identity.node, "\" of cluster \"", material->identity.cluster,
+                       "\", but this is node \"", want.node, "\" of cluster \"", want.cluster,
+                       "\""));
+    }
+  }
+
+  std::string file_;
+  const Locator& locator_;
+  std::vector<ConfigProblem>* problems_;
+};
+
+void FillDefaults(const std::string& folder, AgentConfig* c) {
+  if (!c->node().has_priority()) c->mutable_node()->set_priority(kDefaultPriority);
+  if (!c->heartbeat().has_interval_ms()) c->mutable_heartbeat()->set_interval_ms(kDefaultIntervalMs);
+  if (!c->heartbeat().has_lost_threshold()) {
+    c->mutable_heartbeat()->set_lost_threshold(kDefaultLostThreshold);
+  }
+  if (c->admin().socket().empty()) c->mutable_admin()->set_socket(kDefaultAdminSocket);
+  if (c->state_dir().empty()) c->set_state_dir(kDefaultStateDir);
+  if (c->log().format() == v1::LogConfig::FORMAT_UNSPECIFIED) {
+    c->mutable_log()->set_format(v1::LogConfig::TEXT);
+  }
+  if (c->log().level() == v1::LogConfig::LEVEL_UNSPECIFIED) {
+    c->mutable_log()->set_level(v1::LogConfig::INFO);
+  }
+  Resolve(folder, c->mutable_tls()->mutable_ca_file());
+  Resolve(folder, c->mutable_tls()->mutable_cert_file());
+  Resolve(folder, c->mutable_tls()->mutable_key_file());
+  Resolve(folder, c->mutable_admin()->mutable_socket());
+  Resolve(folder, c->mutable_state_dir());
+}
+
+}  // namespace
+
+std::string ConfigProblem::ToString() const {
+  return absl::StrCat(file, ":", line, ": ", message);
+}
+
+absl::StatusOr<HostPort> ParseHostPort(absl::string_view what, absl::string_view address) {
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " \"", address, "\" ", why, " (want HOST:PORT or [IPV6]:PORT)"));
+  };
+  HostPort result;
+  absl::string_view port;
+  if (absl::StartsWith(address, "[")) {
+    size_t close = address.find(']');
+    if (close == absl::string_view::npos || close + 1 >= address.size() ||
+        address[close + 1] != ':') {
+      return bad("is not a bracketed IPv6 address with a port");
+    }
+    result.host = std::string(address.substr(1, close - 1));
+    port = address.substr(close + 2);
+  } else {
+    size_t colon = address.rfind(':');
+    if (colon == absl::string_view::npos) return bad("has no port");
+    result.host = std::string(address.substr(0, colon));
+    if (absl::StrContains(result.host, ":")) return bad("has an IPv6 address without brackets");
+    port = address.substr(colon + 1);
+  }
+  if (result.host.empty()) return bad("has no host");
+  if (!absl::SimpleAtoi(port, &result.port) || result.port < 1 || result.port > 65535) {
+    return bad("has a port outside 1..65535");
+  }
+  return result;
+}
+
+LoadedConfig ParseAgentConfig(const std::string& path, const std::string& text,
+                              absl::Time now) {
+  LoadedConfig loaded;
+  std::vector<ConfigProblem>& problems = loaded.problems;
+  TextFormat::ParseInfoTree tree;
+  const TextFormat::ParseInfoTree* locations = nullptr;
+  if (absl::EndsWith(path, ".json")) {
+    google::protobuf::util::JsonParseOptions options;
+    auto status = google::protobuf::util::JsonStringToMessage(text, &loaded.config, options);
+    if (!status.ok()) {
+      problems.push_back({path, 0, absl::StrCat("not a valid JSON AgentConfig: ",
+                                                std::string(status.message()))});
+      return loaded;
+    }
+  } else if (absl::EndsWith(path, ".textproto") || absl::EndsWith(path, ".txtpb")) {
+    TextFormat::Parser parser;
+    TextErrors errors(path, &problems);
+    parser.RecordErrorsTo(&errors);
+    parser.WriteLocationsTo(&tree);
+    if (!parser.ParseFromString(text, &loaded.config)) {
+      if (problems.empty()) problems.push_back({path, 0, "not a valid textproto AgentConfig"});
+      return loaded;
+    }
+    locations = &tree;
+  } else {
+    problems.push_back(
+        {path, 0, "unknown format: the file name must end in .textproto, .txtpb or .json"});
+    return loaded;
+  }
+  FillDefaults(Folder(Absolute(path)), &loaded.config);
+  Locator locator(locations);
+  Checker(path, locator, &problems).Check(loaded.config, now);
+  return loaded;
+}
+
+LoadedConfig LoadAgentConfig(const std::string& path, absl::Time now) {
+  absl::StatusOr<std::string> text = ReadSmallFile(path);
+  if (!text.ok()) {
+    LoadedConfig loaded;
+    loaded.problems.push_back({path, 0, std::string(text.status().message())});
+    return loaded;
+  }
+  return ParseAgentConfig(path, *text, now);
+}
+
+}  // namespace cloudha

@@ -1,0 +1,65 @@
+// Loading and checking the agent's configuration file.
+//
+// A configuration is a textproto (.textproto, .txtpb) or JSON (.json)
+// AgentConfig (proto/cloudha/v1/config.proto). Loading parses it with
+// protobuf's own parsers, fills defaults, resolves relative paths against the
+// file's folder and checks everything the agent would trip over later:
+// ranges, names, addresses, unique ids, and the TLS files as a whole.
+//
+// Thread-safe: the functions keep no state.
+#ifndef CLOUDHA_AGENT_CONFIG_H_
+#define CLOUDHA_AGENT_CONFIG_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "cloudha/v1/config.pb.h"
+
+namespace cloudha {
+
+inline constexpr uint32_t kDefaultPriority = 128;
+inline constexpr uint32_t kDefaultIntervalMs = 200;
+inline constexpr uint32_t kDefaultLostThreshold = 6;
+inline constexpr char kDefaultAdminSocket[] = "/run/cloudha/admin.sock";
+inline constexpr char kDefaultStateDir[] = "/var/lib/cloudha";
+
+// One thing wrong with a configuration file.
+struct ConfigProblem {
+  std::string file;
+  // 1-based line of the offending field; 0 when no line applies.
+  int line = 0;
+  std::string message;
+
+  // "FILE:LINE: message".
+  std::string ToString() const;
+};
+
+struct LoadedConfig {
+  // The configuration with defaults filled and paths resolved. Meaningful
+  // only when `problems` is empty.
+  cloudha::v1::AgentConfig config;
+  std::vector<ConfigProblem> problems;
+};
+
+// Reads, parses and checks `path`. `now` is the wall-clock time against which
+// certificates must be valid.
+LoadedConfig LoadAgentConfig(const std::string& path, absl::Time now);
+
+// Parses and checks configuration `text` as if read from `path` (whose
+// extension chooses the format and whose folder anchors relative paths).
+LoadedConfig ParseAgentConfig(const std::string& path, const std::string& text,
+                              absl::Time now);
+
+// Splits "host:port" or "[v6]:port". INVALID_ARGUMENT names `what`.
+struct HostPort {
+  std::string host;
+  int port = 0;
+};
+absl::StatusOr<HostPort> ParseHostPort(absl::string_view what, absl::string_view address);
+
+}  // namespace cloudha
+
+#endif  // CLOUDHA_AGENT_CONFIG_H_

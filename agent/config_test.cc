@@ -1,0 +1,174 @@
+#include "agent/config.h"
+
+#include <cstdlib>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "crypto/certificate_authority.h"
+#include "crypto/secure_file.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace cloudha {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+const absl::Time kNow = absl::FromUnixSeconds(1'800'000'000);
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(absl::StrCat(getenv("TEST_TMPDIR"), "/config_test"));
+    mkdir(dir_->c_str(), 0755);
+    mkdir((*dir_ + "/certs").c_str(), 0755);
+    Validity validity{kNow - absl::Hours(1), absl::Hours(48)};
+    PemPair ca = *CreateClusterCa("demo", validity);
+    Write("certs/ca.crt", ca.cert_pem);
+    for (const char* node : {"a", "b"}) {
+      PemPair pair = *IssueNodeCertificate(ca, {"demo", node}, validity);
+      Write(absl::StrCat("certs/", node, ".crt"), pair.cert_pem);
+      Write(absl::StrCat("certs/", node, ".key"), pair.key_pem);
+    }
+  }
+
+  static void Write(const std::string& name, const std::string& content) {
+    ASSERT_TRUE(
+        WriteFileAtomically(*dir_ + "/" + name, content, 0600, Overwrite::kReplace).ok());
+  }
+
+  static std::string Good() {
+    return R"(cluster { name: "demo" group_id: 7 }
+node { id: "a" priority: 200 }
+listen: "127.0.0.1:7801"
+peers { id: "b" addresses: "127.0.0.1:7802" }
+tls { ca_file: "certs/ca.crt" cert_file: "certs/a.crt" key_file: "certs/a.key" }
+heartbeat { interval_ms: 200 lost_threshold: 6 }
+admin { socket: "/tmp/cloudha-config-test.sock" }
+health { listen: "127.0.0.1:7901" }
+state_dir: "state/a"
+)";
+  }
+
+  LoadedConfig Parse(const std::string& text, const std::string& name = "a.textproto") {
+    return ParseAgentConfig(*dir_ + "/" + name, text, kNow);
+  }
+
+  static std::string* dir_;
+};
+
+std::string* ConfigTest::dir_ = nullptr;
+
+TEST_F(ConfigTest, GoodTextprotoResolvesPathsAndFillsDefaults) {
+  LoadedConfig loaded = Parse(absl::StrReplaceAll(Good(), {{"heartbeat { interval_ms: 200 lost_threshold: 6 }\n", ""}}));
+  ASSERT_THAT(loaded.problems, IsEmpty()) << loaded.problems[0].ToString();
+  EXPECT_EQ(loaded.config.tls().ca_file(), *dir_ + "/certs/ca.crt");
+  EXPECT_EQ(loaded.config.admin().socket(), "/tmp/cloudha-config-test.sock");
+  EXPECT_EQ(loaded.config.state_dir(), *dir_ + "/state/a");
+  EXPECT_EQ(loaded.config.heartbeat().interval_ms(), kDefaultIntervalMs);
+  EXPECT_EQ(loaded.config.heartbeat().lost_threshold(), kDefaultLostThreshold);
+  EXPECT_EQ(loaded.config.node().priority(), 200u);
+}
+
+TEST_F(ConfigTest, GoodJson) {
+  LoadedConfig loaded = Parse(R"({
+  "cluster": {"name": "demo", "groupId": 7},
+  "node": {"id": "a"},
+  "listen": "127.0.0.1:7801",
+  "peers": [{"id": "b", "addresses": ["127.0.0.1:7802", "127.0.0.2:7802"]}],
+  "tls": {"caFile": "certs/ca.crt", "certFile": "certs/a.crt", "keyFile": "certs/a.key"}
+})", "a.json");
+  ASSERT_THAT(loaded.problems, IsEmpty()) << loaded.problems[0].ToString();
+  EXPECT_EQ(loaded.config.node().priority(), kDefaultPriority);
+  EXPECT_EQ(loaded.config.admin().socket(), kDefaultAdminSocket);
+  EXPECT_EQ(loaded.config.peers(0).addresses_size(), 2);
+}
+
+TEST_F(ConfigTest, SyntaxErrorHasTheLine) {
+  LoadedConfig loaded = Parse("cluster { name: \"demo\" }\nnode { id: \"a\" \nlisten: 5\n");
+  ASSERT_FALSE(loaded.problems.empty());
+  EXPECT_EQ(loaded.problems[0].line, 3);
+  EXPECT_THAT(loaded.problems[0].ToString(), HasSubstr("a.textproto:3: "));
+}
+
+TEST_F(ConfigTest, UnknownFieldHasTheLine) {
+  LoadedConfig loaded = Parse(Good() + "bogus_field: 1\n");
+  ASSERT_EQ(loaded.problems.size(), 1u);
+  EXPECT_EQ(loaded.problems[0].line, 10);
+  EXPECT_THAT(loaded.problems[0].message, HasSubstr("bogus_field"));
+}
+
+struct BadCase {
+  const char* from;
+  const char* to;
+  int line;
+  const char* message;
+};
+
+TEST_F(ConfigTest, SemanticErrorsNameFieldAndLine) {
+  const BadCase cases[] = {
+      {"name: \"demo\"", "name: \"Demo!\"", 1, "cluster.name"},
+      {"group_id: 7", "group_id: 70000", 1, "cluster.group_id must be 0..65535, got 70000"},
+      {"priority: 200", "priority: 300", 2, "node.priority must be 0..255"},
+      {"listen: \"127.0.0.1:7801\"", "listen: \"127.0.0.1\"", 3, "has no port"},
+      {"id: \"b\"", "id: \"a\"", 4, "is this node's own id"},
+      {"addresses: \"127.0.0.1:7802\"", "addresses: \"127.0.0.1:99999\"", 4, "outside 1..65535"},
+      {"interval_ms: 200", "interval_ms: 0", 6,
+       "heartbeat.interval_ms must be 10..60000, got 0"},
+      {"lost_threshold: 6", "lost_threshold: 61", 6, "heartbeat.lost_threshold must be 1..60"},
+      {"cert_file: \"certs/a.crt\" key_file: \"certs/a.key\"",
+       "cert_file: \"certs/b.crt\" key_file: \"certs/b.key\"", 5, "is for node \"b\""},
+      {"key_file: \"certs/a.key\"", "key_file: \"certs/b.key\"", 5,
+       "b.key: the private key does not belong to the certificate"},
+      {"ca_file: \"certs/ca.crt\"", "ca_file: \"certs/none.crt\"", 5, "none.crt"},
+      {"health { listen: \"127.0.0.1:7901\" }", "health { listen: \"127.0.0.1:7801\" }", 8,
+       "never accepts plaintext"},
+  };
+  for (const BadCase& c : cases) {
+    std::string text = absl::StrReplaceAll(Good(), {{c.from, c.to}});
+    ASSERT_NE(text, Good()) << c.from;
+    LoadedConfig loaded = Parse(text);
+    ASSERT_EQ(loaded.problems.size(), 1u) << c.to;
+    EXPECT_EQ(loaded.problems[0].line, c.line) << c.to << ": " << loaded.problems[0].ToString();
+    EXPECT_THAT(loaded.problems[0].message, HasSubstr(c.message)) << c.to;
+  }
+}
+
+TEST_F(ConfigTest, DuplicatePeersAndMissingSections) {
+  LoadedConfig dup = Parse(Good() + "peers { id: \"b\" addresses: \"127.0.0.1:7803\" }\n");
+  ASSERT_EQ(dup.problems.size(), 1u) << dup.problems[1].ToString();
+  EXPECT_EQ(dup.problems[0].line, 10);
+  EXPECT_THAT(dup.problems[0].message, HasSubstr("appears twice"));
+
+  LoadedConfig empty = Parse("");
+  EXPECT_GE(empty.problems.size(), 4u);
+  for (const ConfigProblem& p : empty.problems) EXPECT_EQ(p.line, 0) << p.ToString();
+}
+
+TEST_F(ConfigTest, UnknownExtensionAndMissingFile) {
+  LoadedConfig yaml = Parse(Good(), "a.yaml");
+  ASSERT_EQ(yaml.problems.size(), 1u);
+  EXPECT_THAT(yaml.problems[0].message, HasSubstr(".textproto, .txtpb or .json"));
+  LoadedConfig missing = LoadAgentConfig(*dir_ + "/nope.textproto", kNow);
+  ASSERT_EQ(missing.problems.size(), 1u);
+  EXPECT_THAT(missing.problems[0].ToString(), HasSubstr("nope.textproto:0: "));
+}
+
+TEST_F(ConfigTest, BadJsonIsRefused) {
+  LoadedConfig loaded = Parse("{\"cluster\": ", "a.json");
+  ASSERT_EQ(loaded.problems.size(), 1u);
+  EXPECT_THAT(loaded.problems[0].message, HasSubstr("JSON"));
+}
+
+TEST(HostPortTest, Forms) {
+  EXPECT_EQ(ParseHostPort("x", "[::1]:80")->host, "::1");
+  EXPECT_EQ(ParseHostPort("x", "host.example:443")->port, 443);
+  EXPECT_FALSE(ParseHostPort("x", "::1:80").ok());
+  EXPECT_FALSE(ParseHostPort("x", ":80").ok());
+  EXPECT_FALSE(ParseHostPort("x", "[::1]80").ok());
+}
+
+}  // namespace
+}  // namespace cloudha

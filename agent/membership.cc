@@ -1,0 +1,159 @@
+#include "agent/membership.h"
+
+namespace cloudha {
+namespace {
+
+// Weight of a new sample in the smoothed round-trip time (TCP's SRTT uses
+// the same 1/8).
+constexpr double kRttGain = 0.125;
+
+double Smooth(double old, double sample) {
+  return old == 0 ? sample : old + kRttGain * (sample - old);
+}
+
+}  // namespace
+
+Membership::Membership(const v1::AgentConfig& config)
+    : lost_after_(absl::Milliseconds(config.heartbeat().interval_ms()) *
+                  config.heartbeat().lost_threshold()) {
+  for (const auto& pc : config.peers()) {
+    Peer peer;
+    peer.id = pc.id();
+    for (const auto& address : pc.addresses()) {
+      Path path;
+      path.address = address;
+      peer.paths.push_back(path);
+    }
+    peers_.push_back(std::move(peer));
+  }
+}
+
+Membership::Peer* Membership::Find(const std::string& id) {
+  for (Peer& peer : peers_) {
+    if (peer.id == id) return &peer;
+  }
+  return nullptr;
+}
+
+bool Membership::Fresh(const std::optional<absl::Time>& t, absl::Time now) const {
+  return t.has_value() && now - *t < lost_after_;
+}
+
+void Membership::Observe(Peer& peer, const v1::Hello& hello, absl::Time now) {
+  if (peer.last.boot_id() != 0 && hello.boot_id() != peer.last.boot_id()) {
+    ++peer.restarts;
+    pending_.push_back({Change::Kind::kPeerRestarted, peer.id});
+  }
+  peer.last = hello;
+  peer.last_hello = now;
+  peer.last_error.clear();
+}
+
+void Membership::OnHelloSent(const std::string& peer_id, int path) {
+  absl::MutexLock lock(&mu_);
+  Peer* peer = Find(peer_id);
+  if (peer == nullptr || path < 0 || path >= static_cast<int>(peer->paths.size())) return;
+  ++peer->paths[path].sent;
+}
+
+void Membership::OnReply(const std::string& peer_id, int path_index, const v1::Hello& reply,
+                         absl::Duration rtt, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  Peer* peer = Find(peer_id);
+  if (peer == nullptr || path_index < 0 ||
+      path_index >= static_cast<int>(peer->paths.size())) {
+    return;
+  }
+  Path& path = peer->paths[path_index];
+  double ms = absl::ToDoubleMilliseconds(rtt);
+  ++path.received;
+  path.last_reply = now;
+  path.last_rtt_ms = ms;
+  path.rtt_ms = Smooth(path.rtt_ms, ms);
+  peer->rtt_ms = Smooth(peer->rtt_ms, ms);
+  Observe(*peer, reply, now);
+}
+
+void Membership::OnInboundHello(const std::string& peer_id, const v1::Hello& hello,
+                                absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  Peer* peer = Find(peer_id);
+  if (peer == nullptr) return;
+  ++peer->inbound;
+  Observe(*peer, hello, now);
+}
+
+void Membership::OnRefused(const std::string& peer_id, const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  Peer* peer = Find(peer_id);
+  if (peer != nullptr) peer->last_error = reason;
+}
+
+std::vector<Membership::Change> Membership::Evaluate(absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  std::vector<Change> changes = std::move(pending_);
+  pending_.clear();
+  for (Peer& peer : peers_) {
+    for (size_t i = 0; i < peer.paths.size(); ++i) {
+      Path& path = peer.paths[i];
+      bool up = Fresh(path.last_reply, now);
+      if (up != path.up) {
+        path.up = up;
+        changes.push_back({up ? Change::Kind::kPathUp : Change::Kind::kPathDown, peer.id,
+                           static_cast<int>(i), path.address});
+      }
+    }
+    bool up = Fresh(peer.last_hello, now);
+    if (up != peer.up) {
+      peer.up = up;
+      changes.push_back({up ? Change::Kind::kPeerUp : Change::Kind::kPeerDown, peer.id});
+    }
+  }
+  return changes;
+}
+
+bool Membership::IsUp(const std::string& peer_id) const {
+  absl::MutexLock lock(&mu_);
+  for (const Peer& peer : peers_) {
+    if (peer.id == peer_id) return peer.up;
+  }
+  return false;
+}
+
+std::vector<v1::PeerStatus> Membership::Status(absl::Time now) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<v1::PeerStatus> out;
+  for (const Peer& peer : peers_) {
+    v1::PeerStatus s;
+    s.set_id(peer.id);
+    s.set_state(Fresh(peer.last_hello, now) ? v1::PeerStatus::UP : v1::PeerStatus::DOWN);
+    s.set_last_hello_age_ms(peer.last_hello ? absl::ToInt64Milliseconds(now - *peer.last_hello)
+                                            : -1);
+    s.set_rtt_ms(peer.rtt_ms);
+    uint64_t sent = 0;
+    uint64_t received = peer.inbound;
+    for (const Path& path : peer.paths) {
+      sent += path.sent;
+      received += path.received;
+      v1::PathStatus* p = s.add_paths();
+      p->set_address(path.address);
+      p->set_state(Fresh(path.last_reply, now) ? v1::PeerStatus::UP : v1::PeerStatus::DOWN);
+      p->set_rtt_ms(path.rtt_ms);
+      p->set_last_rtt_ms(path.last_rtt_ms);
+      p->set_hellos_sent(path.sent);
+      p->set_hellos_received(path.received);
+    }
+    s.set_hellos_sent(sent);
+    s.set_hellos_received(received);
+    s.set_role(peer.last.role());
+    s.set_boot_id(peer.last.boot_id());
+    s.set_restarts(peer.restarts);
+    s.set_uptime_ms(peer.last.uptime_ms());
+    s.set_priority(peer.last.priority());
+    s.set_last_error(peer.last_error);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace cloudha

@@ -1,0 +1,104 @@
+// The peers as this node sees them: their hellos, heartbeat paths,
+// round-trip times, and whether each peer is alive.
+//
+// The failure detector is time-driven and deterministic: every method takes
+// the current monotonic time, so tests drive it without a clock or threads.
+// A peer is UP while a hello arrived from it on any path (a reply on one of
+// our paths, or a hello on a stream it dialed) within
+// interval * lost_threshold; a path is UP while a reply arrived on it within
+// the same window. A change of the peer's boot id is a restart, noticed even
+// when no hello was missed.
+#ifndef CLOUDHA_AGENT_MEMBERSHIP_H_
+#define CLOUDHA_AGENT_MEMBERSHIP_H_
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "cloudha/v1/admin.pb.h"
+#include "cloudha/v1/config.pb.h"
+#include "cloudha/v1/peer.pb.h"
+
+namespace cloudha {
+
+// Thread-safe: every method takes an internal lock.
+class Membership {
+ public:
+  // Something that changed, for the log and the event history.
+  struct Change {
+    enum class Kind { kPeerUp, kPeerDown, kPeerRestarted, kPathUp, kPathDown };
+    Kind kind;
+    std::string peer;
+    // For path changes: the path's index and address.
+    int path = -1;
+    std::string address;
+  };
+
+  explicit Membership(const v1::AgentConfig& config);
+  Membership(const Membership&) = delete;
+  Membership& operator=(const Membership&) = delete;
+
+  // A hello went out on `path` of `peer`.
+  void OnHelloSent(const std::string& peer, int path);
+
+  // A reply to one of our hellos arrived on `path`, `rtt` after the hello it
+  // answers left.
+  void OnReply(const std::string& peer, int path, const v1::Hello& reply, absl::Duration rtt,
+               absl::Time now);
+
+  // A hello arrived on a stream the peer dialed.
+  void OnInboundHello(const std::string& peer, const v1::Hello& hello, absl::Time now);
+
+  // A stream to or from the peer was refused; `reason` shows in status.
+  void OnRefused(const std::string& peer, const std::string& reason);
+
+  // Re-evaluates every peer and path at `now` and returns what changed since
+  // the previous call (restarts first, then path and peer transitions).
+  std::vector<Change> Evaluate(absl::Time now);
+
+  // Peer and path status as of `now`, in configuration order.
+  std::vector<v1::PeerStatus> Status(absl::Time now) const;
+
+  // Whether `peer` is UP as of the last Evaluate().
+  bool IsUp(const std::string& peer) const;
+
+ private:
+  struct Path {
+    std::string address;
+    std::optional<absl::Time> last_reply;
+    bool up = false;
+    uint64_t sent = 0;
+    uint64_t received = 0;
+    double rtt_ms = 0;
+    double last_rtt_ms = 0;
+  };
+  struct Peer {
+    std::string id;
+    std::vector<Path> paths;
+    std::optional<absl::Time> last_hello;
+    bool up = false;
+    uint64_t inbound = 0;
+    v1::Hello last;
+    uint64_t restarts = 0;
+    double rtt_ms = 0;
+    std::string last_error;
+  };
+
+  Peer* Find(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Observe(Peer& peer, const v1::Hello& hello, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool Fresh(const std::optional<absl::Time>& t, absl::Time now) const;
+
+  const absl::Duration lost_after_;
+  mutable absl::Mutex mu_;
+  std::vector<Peer> peers_ ABSL_GUARDED_BY(mu_);
+  std::vector<Change> pending_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace cloudha
+
+#endif  // CLOUDHA_AGENT_MEMBERSHIP_H_

@@ -1,0 +1,20 @@
+// The system's clocks: CLOCK_MONOTONIC for Now(), CLOCK_REALTIME for
+// WallNow().
+#ifndef CLOUDHA_AGENT_REAL_CLOCK_H_
+#define CLOUDHA_AGENT_REAL_CLOCK_H_
+
+#include "agent/clock.h"
+
+namespace cloudha {
+
+// Thread-safe and stateless.
+class RealClock : public Clock {
+ public:
+  absl::Time Now() override;
+  absl::Time WallNow() override;
+  bool SleepUntil(absl::Time deadline, absl::Notification& stop) override;
+};
+
+}  // namespace cloudha
+
+#endif  // CLOUDHA_AGENT_REAL_CLOCK_H_
