@@ -44,14 +44,19 @@ struct LoadedConfig {
   std::vector<ConfigProblem> problems;
 };
 
+// Whether loading reads and judges the TLS files. Clients that only need the
+// admin socket skip them: they need not be able to read the agent's key.
+enum class TlsCheck { kFull, kSkip };
+
 // Reads, parses and checks `path`. `now` is the wall-clock time against which
 // certificates must be valid.
-LoadedConfig LoadAgentConfig(const std::string& path, absl::Time now);
+LoadedConfig LoadAgentConfig(const std::string& path, absl::Time now,
+                             TlsCheck tls_check = TlsCheck::kFull);
 
 // Parses and checks configuration `text` as if read from `path` (whose
 // extension chooses the format and whose folder anchors relative paths).
 LoadedConfig ParseAgentConfig(const std::string& path, const std::string& text,
-                              absl::Time now);
+                              absl::Time now, TlsCheck tls_check = TlsCheck::kFull);
 
 // Splits "host:port" or "[v6]:port". INVALID_ARGUMENT names `what`.
 struct HostPort {

@@ -1,0 +1,26 @@
+#include "agent/cli/admin_client.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "agent/config.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+
+namespace cloudha {
+
+absl::StatusOr<std::string> ResolveAdminSocket(const AdminTarget& target) {
+  if (!target.socket.empty()) return target.socket;
+  if (target.config.empty()) return std::string(kDefaultAdminSocket);
+  LoadedConfig loaded = LoadAgentConfig(target.config, absl::Now(), TlsCheck::kSkip);
+  if (!loaded.problems.empty()) {
+    return absl::InvalidArgumentError(loaded.problems[0].ToString());
+  }
+  return loaded.config.admin().socket();
+}
+
+std::unique_ptr<v1::AdminService::Stub> ConnectAdmin(const std::string& socket) {
+  return v1::AdminService::NewStub(
+      grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials()));
+}
+
+}  // namespace cloudha

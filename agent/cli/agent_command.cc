@@ -1,0 +1,94 @@
+#include "agent/cli/agent_command.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <iostream>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "grpc/support/log.h"
+#include "agent/agent.h"
+#include "agent/cli/check_config_command.h"
+#include "agent/config.h"
+#include "agent/log.h"
+#include "agent/real_clock.h"
+
+namespace cloudha {
+namespace {
+
+LogFormat ToFormat(v1::LogConfig::Format format) {
+  return format == v1::LogConfig::JSON ? LogFormat::kJson : LogFormat::kText;
+}
+
+LogLevel ToLevel(v1::LogConfig::Level level) {
+  switch (level) {
+    case v1::LogConfig::DEBUG:
+      return LogLevel::kDebug;
+    case v1::LogConfig::WARN:
+      return LogLevel::kWarn;
+    case v1::LogConfig::ERROR:
+      return LogLevel::kError;
+    default:
+      return LogLevel::kInfo;
+  }
+}
+
+// gRPC's own diagnostics (a TLS handshake a stranger failed, say) go to the
+// agent's log as events, in its format, instead of gRPC's stderr lines.
+void LogGrpcMessage(gpr_log_func_args* args) {
+  LogLevel level = args->severity == GPR_LOG_SEVERITY_ERROR   ? LogLevel::kWarn
+                   : args->severity == GPR_LOG_SEVERITY_INFO ? LogLevel::kInfo
+                                                              : LogLevel::kDebug;
+  LogEvent(level, "grpc", {{"source", absl::StrCat(args->file, ":", args->line)},
+                           {"message", args->message}});
+}
+
+}  // namespace
+
+int RunAgent(const std::string& config_path) {
+  // Signals are taken by sigwait() below, never by a random thread; the mask
+  // is inherited by every thread started after this line.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  // Everything the agent creates (state, sockets) is private to it.
+  umask(077);
+
+  RealClock clock;
+  LoadedConfig loaded = LoadAgentConfig(config_path, clock.WallNow());
+  if (!loaded.problems.empty()) {
+    for (const ConfigProblem& problem : loaded.problems) std::cerr << problem.ToString() << "\n";
+    std::cerr << "cloudha agent: refusing to start: " << loaded.problems.size()
+              << " problem(s) in " << config_path << "\n";
+    return kExitBadConfig;
+  }
+  ConfigureLogging(ToFormat(loaded.config.log().format()), ToLevel(loaded.config.log().level()));
+  gpr_set_log_function(&LogGrpcMessage);
+
+  absl::BitGen random;
+  uint64_t boot_id = 0;
+  while (boot_id == 0) boot_id = absl::Uniform<uint64_t>(random);
+
+  absl::StatusOr<std::unique_ptr<Agent>> agent =
+      Agent::Create(loaded.config, boot_id, &clock);
+  if (!agent.ok()) {
+    LogEvent(LogLevel::kError, "agent_failed", {{"reason", agent.status().message()}});
+    return 1;
+  }
+  if (absl::Status s = (*agent)->Start(); !s.ok()) {
+    LogEvent(LogLevel::kError, "agent_failed", {{"reason", s.message()}});
+    return 1;
+  }
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  LogEvent(LogLevel::kInfo, "agent_stopping", {{"signal", strsignal(signal_number)}});
+  (*agent)->Shutdown();
+  return 0;
+}
+
+}  // namespace cloudha

@@ -1,0 +1,86 @@
+#include "agent/cli/status_command.h"
+
+#include <chrono>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "cloudha/v1/peer.pb.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace cloudha {
+namespace {
+
+std::string Age(int64_t ms) {
+  if (ms < 0) return "never";
+  return absl::StrCat(absl::FormatDuration(absl::Milliseconds(ms)), " ago");
+}
+
+std::string Ms(double ms) { return absl::StrFormat("%.2fms", ms); }
+
+}  // namespace
+
+std::string FormatStatus(const v1::StatusResponse& s) {
+  std::string out = absl::StrFormat(
+      "node %s  cluster %s (group %d)  up %s  priority %d  listen %s\n", s.node_id(),
+      s.cluster(), s.group_id(), absl::FormatDuration(absl::Seconds(s.uptime_ms() / 1000)),
+      s.priority(), s.listen());
+  if (s.role() != v1::ROLE_UNSPECIFIED) {
+    absl::StrAppendFormat(&out, "role %s  epoch %d  selected by %s  health %d\n",
+                          v1::Role_Name(s.role()), s.epoch(), s.selected_by(), s.health_score());
+  }
+  absl::StrAppendFormat(&out, "heartbeat every %dms, peer lost after %d missed\n\n",
+                        s.heartbeat_interval_ms(), s.lost_threshold());
+  absl::StrAppendFormat(&out, "%-12s %-5s %-14s %-9s %9s %9s %8s\n", "PEER", "STATE",
+                        "LAST HELLO", "RTT", "SENT", "RECEIVED", "RESTARTS");
+  for (const v1::PeerStatus& p : s.peers()) {
+    absl::StrAppendFormat(&out, "%-12s %-5s %-14s %-9s %9d %9d %8d\n", p.id(),
+                          v1::PeerStatus::State_Name(p.state()), Age(p.last_hello_age_ms()),
+                          Ms(p.rtt_ms()), p.hellos_sent(), p.hellos_received(), p.restarts());
+    for (int i = 0; i < p.paths_size(); ++i) {
+      const v1::PathStatus& path = p.paths(i);
+      absl::StrAppendFormat(&out, "  path %d %-24s %-5s rtt %s (last %s)  sent %d  received %d\n",
+                            i, path.address(), v1::PeerStatus::State_Name(path.state()),
+                            Ms(path.rtt_ms()), Ms(path.last_rtt_ms()), path.hellos_sent(),
+                            path.hellos_received());
+    }
+    if (!p.last_error().empty()) absl::StrAppendFormat(&out, "  last error: %s\n", p.last_error());
+  }
+  return out;
+}
+
+int RunStatus(const AdminTarget& target, bool json) {
+  absl::StatusOr<std::string> socket = ResolveAdminSocket(target);
+  if (!socket.ok()) {
+    std::cerr << "cloudha status: " << socket.status().message() << "\n";
+    return 1;
+  }
+  auto stub = ConnectAdmin(*socket);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  v1::StatusResponse status;
+  grpc::Status rpc = stub->GetStatus(&context, v1::GetStatusRequest(), &status);
+  if (!rpc.ok()) {
+    std::cerr << "cloudha status: cannot reach the agent at " << *socket << ": "
+              << rpc.error_message() << " (is `cloudha agent` running? is --socket right?)\n";
+    return 1;
+  }
+  if (json) {
+    google::protobuf::util::JsonPrintOptions options;
+    options.preserve_proto_field_names = true;
+    options.always_print_primitive_fields = true;
+    options.always_print_enums_as_ints = false;
+    std::string text;
+    if (!google::protobuf::util::MessageToJsonString(status, &text, options).ok()) {
+      std::cerr << "cloudha status: cannot print JSON\n";
+      return 1;
+    }
+    std::cout << text << "\n";
+  } else {
+    std::cout << FormatStatus(status);
+  }
+  return 0;
+}
+
+}  // namespace cloudha

@@ -1,0 +1,28 @@
+#include "agent/health_publisher.h"
+
+namespace cloudha {
+
+void HealthPublisher::Attach(grpc::HealthCheckServiceInterface* service) {
+  if (service == nullptr) return;
+  absl::MutexLock lock(&mu_);
+  targets_.push_back(service);
+  for (const auto& [name, serving] : states_) service->SetServingStatus(name, serving);
+  if (shut_down_) service->Shutdown();
+}
+
+void HealthPublisher::SetServing(const std::string& service, bool serving) {
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return;
+  states_[service] = serving;
+  for (auto* target : targets_) target->SetServingStatus(service, serving);
+}
+
+void HealthPublisher::Shutdown() {
+  absl::MutexLock lock(&mu_);
+  shut_down_ = true;
+  for (auto& [name, serving] : states_) serving = false;
+  // Sets every service NOT_SERVING and ignores later updates.
+  for (auto* target : targets_) target->Shutdown();
+}
+
+}  // namespace cloudha

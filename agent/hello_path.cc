@@ -1,0 +1,154 @@
+#include "agent/hello_path.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "agent/log.h"
+#include "crypto/tls_material.h"
+
+namespace cloudha {
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+}  // namespace
+
+HelloPath::HelloPath(HelloPathOptions options, std::shared_ptr<grpc::Channel> channel,
+                     const LocalNode* local, const PeerVerifier* verifier,
+                     Membership* membership, Clock* clock)
+    : options_(std::move(options)),
+      channel_(std::move(channel)),
+      stub_(v1::PeerService::NewStub(channel_)),
+      local_(local),
+      verifier_(verifier),
+      membership_(membership),
+      clock_(clock) {}
+
+HelloPath::~HelloPath() { Stop(); }
+
+void HelloPath::Start() { thread_ = std::thread([this] { Run(); }); }
+
+void HelloPath::Stop() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (thread_.joinable()) thread_.join();
+}
+
+void HelloPath::Run() {
+  absl::Duration backoff = options_.min_backoff;
+  std::string last_logged;
+  while (!stop_.HasBeenNotified()) {
+    bool had_reply = false;
+    absl::Status ended = RunStream(&had_reply);
+    if (stop_.HasBeenNotified()) break;
+    if (had_reply) {
+      backoff = options_.min_backoff;
+      last_logged.clear();
+    }
+    std::string reason(ended.message());
+    membership_->OnRefused(options_.peer, reason);
+    // One line per distinct failure, not one per redial.
+    if (reason != last_logged) {
+      LogEvent(ended.code() == absl::StatusCode::kPermissionDenied ||
+                       ended.code() == absl::StatusCode::kFailedPrecondition
+                   ? LogLevel::kError
+                   : LogLevel::kWarn,
+               "path_failed",
+               {{"peer", options_.peer},
+                {"path", options_.index},
+                {"address", options_.address},
+                {"code", absl::StatusCodeToString(ended.code())},
+                {"reason", reason}});
+      last_logged = reason;
+    }
+    clock_->SleepUntil(clock_->Now() + backoff, stop_);
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+absl::Status HelloPath::RunStream(bool* had_reply) {
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::Hello, v1::Hello>> stream =
+      stub_->Hello(&context);
+
+  absl::Mutex mu;
+  absl::Status refused;                  // guarded by mu
+  absl::Time last_reply = clock_->Now();  // guarded by mu
+  bool reader_done = false;              // guarded by mu
+
+  std::thread reader([&] {
+    v1::Hello reply;
+    while (stream->Read(&reply)) {
+      absl::Time now = clock_->Now();
+      absl::StatusOr<NodeIdentity> id = PeerIdentityFromAuthContext(*context.auth_context());
+      absl::Status s = id.ok() ? verifier_->CheckCertificate(*id) : id.status();
+      if (s.ok() && id->node != options_.peer) {
+        s = absl::PermissionDeniedError(absl::StrCat("dialed peer \"", options_.peer,
+                                                     "\" but its certificate is for node \"",
+                                                     id->node, "\""));
+      }
+      if (s.ok()) s = verifier_->CheckHello(*id, reply);
+      if (!s.ok()) {
+        absl::MutexLock lock(&mu);
+        refused = s;
+        context.TryCancel();
+        break;
+      }
+      absl::Duration rtt = reply.echo_send_time_us() != 0
+                               ? now - absl::FromUnixMicros(reply.echo_send_time_us())
+                               : absl::ZeroDuration();
+      membership_->OnReply(options_.peer, options_.index, reply, rtt, now);
+      absl::MutexLock lock(&mu);
+      last_reply = now;
+      *had_reply = true;
+    }
+    absl::MutexLock lock(&mu);
+    reader_done = true;
+  });
+
+  absl::Status silence;
+  bool cancel = true;
+  uint64_t sequence = 0;
+  absl::Time next = clock_->Now();
+  while (!stop_.HasBeenNotified()) {
+    absl::Time now = clock_->Now();
+    {
+      absl::MutexLock lock(&mu);
+      if (reader_done) {
+        cancel = false;
+        break;
+      }
+      if (now - last_reply >= options_.lost_after) {
+        silence = absl::DeadlineExceededError(
+            absl::StrCat("no reply for ", absl::FormatDuration(now - last_reply)));
+        break;
+      }
+    }
+    v1::Hello hello = local_->MakeHello(now);
+    hello.set_sequence(++sequence);
+    hello.set_send_time_us(absl::ToUnixMicros(now));
+    hello.set_path_index(options_.index);
+    if (!stream->Write(hello)) {
+      // The call is over; Finish() below says why.
+      cancel = false;
+      break;
+    }
+    membership_->OnHelloSent(options_.peer, options_.index);
+    next += options_.interval;
+    if (next <= now) next = now + options_.interval;
+    clock_->SleepUntil(next, stop_);
+  }
+  if (cancel) context.TryCancel();
+  reader.join();
+  grpc::Status finished = stream->Finish();
+  if (stop_.HasBeenNotified()) return absl::OkStatus();
+  absl::MutexLock lock(&mu);
+  if (!refused.ok()) return refused;
+  if (!silence.ok()) return silence;
+  if (finished.ok()) return absl::UnavailableError("the peer ended the stream");
+  return FromGrpc(finished);
+}
+
+}  // namespace cloudha

@@ -1,0 +1,42 @@
+#include "agent/peer_service.h"
+
+#include "agent/log.h"
+#include "crypto/tls_material.h"
+
+namespace cloudha {
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context,
+                                    grpc::ServerReaderWriter<v1::Hello, v1::Hello>* stream) {
+  absl::StatusOr<NodeIdentity> id = PeerIdentityFromAuthContext(*context->auth_context());
+  absl::Status accepted = id.ok() ? verifier_->CheckCertificate(*id) : id.status();
+  if (!accepted.ok()) {
+    LogEvent(LogLevel::kWarn, "peer_refused",
+             {{"from", context->peer()}, {"reason", accepted.message()}});
+    if (id.ok()) membership_->OnRefused(id->node, std::string(accepted.message()));
+    return ToGrpcStatus(accepted);
+  }
+  v1::Hello in;
+  while (stream->Read(&in)) {
+    absl::Time now = clock_->Now();
+    if (absl::Status s = verifier_->CheckHello(*id, in); !s.ok()) {
+      LogEvent(LogLevel::kWarn, "peer_refused",
+               {{"peer", id->node}, {"from", context->peer()}, {"reason", s.message()}});
+      membership_->OnRefused(id->node, std::string(s.message()));
+      return ToGrpcStatus(s);
+    }
+    membership_->OnInboundHello(id->node, in, now);
+    v1::Hello reply = local_->MakeHello(now);
+    reply.set_echo_sequence(in.sequence());
+    reply.set_echo_send_time_us(in.send_time_us());
+    reply.set_path_index(in.path_index());
+    if (!stream->Write(reply)) break;
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace cloudha

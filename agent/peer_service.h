@@ -1,0 +1,42 @@
+// The server side of PeerService: answers the hello streams peers dial.
+//
+// Every stream is checked before anything it says is believed: the client
+// certificate (already verified against the cluster CA by TLS) must name a
+// configured peer of this cluster, and each hello must carry that node id,
+// this cluster's name and group id. A refused stream ends with
+// PERMISSION_DENIED or FAILED_PRECONDITION and a reason, which is logged.
+#ifndef CLOUDHA_AGENT_PEER_SERVICE_H_
+#define CLOUDHA_AGENT_PEER_SERVICE_H_
+
+#include "agent/clock.h"
+#include "agent/local_node.h"
+#include "agent/membership.h"
+#include "agent/peer_verifier.h"
+#include "cloudha/v1/peer.grpc.pb.h"
+
+namespace cloudha {
+
+// Thread-safe: gRPC calls Hello on many threads; the collaborators are
+// thread-safe and outlive the service.
+class PeerServiceImpl final : public v1::PeerService::Service {
+ public:
+  PeerServiceImpl(const LocalNode* local, const PeerVerifier* verifier, Membership* membership,
+                  Clock* clock)
+      : local_(local), verifier_(verifier), membership_(membership), clock_(clock) {}
+
+  grpc::Status Hello(grpc::ServerContext* context,
+                     grpc::ServerReaderWriter<v1::Hello, v1::Hello>* stream) override;
+
+ private:
+  const LocalNode* local_;
+  const PeerVerifier* verifier_;
+  Membership* membership_;
+  Clock* clock_;
+};
+
+// absl::Status -> grpc::Status with the same code and message.
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+}  // namespace cloudha
+
+#endif  // CLOUDHA_AGENT_PEER_SERVICE_H_
