@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs a local cloudha cluster: two
+# agents, a and b, on 127.0.0.1 with a throw-away CA, showing their events and
+# their status once a second until Ctrl-C, or for --for SECONDS.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+usage() { echo "usage: ./run.sh [--for SECONDS]" >&2; exit 1; }
+duration=0
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --for) [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || usage; duration=$2; shift 2 ;;
+    --for=*) duration=${1#--for=}; [[ "$duration" =~ ^[0-9]+$ ]] || usage; shift ;;
+    -h|--help) usage ;;
+    *) usage ;;
+  esac
+done
+
+# shellcheck source=deploy/debian-packages.sh
+source deploy/debian-packages.sh
+cloudha_install_packages
+bazel build //agent/cli:cloudha --noshow_progress --ui_event_filters=-info 2>&1 |
+  grep -v -e '^Loading' -e '^Analyzing' -e '^INFO:' -e '^Target //' -e '^  bazel-bin' || true
+cloudha="$(bazel info bazel-bin 2>/dev/null)/agent/cli/cloudha"
+[[ -x "$cloudha" ]] || { echo "build failed" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/cloudha-run.XXXXXX)
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+"$cloudha" certs init --cluster demo --nodes a,b --out "$work/certs" >/dev/null
+
+port_a=${CLOUDHA_PORT_BASE:-7800}
+write_config() {  # node peer listen_port peer_port health_port
+  cat >"$work/$1.textproto" <<CONFIG
+cluster { name: "demo" group_id: 7 }
+node { id: "$1" priority: 200 }
+listen: "127.0.0.1:$3"
+peers { id: "$2" addresses: "127.0.0.1:$4" }
+tls { ca_file: "certs/ca.crt" cert_file: "certs/$1.crt" key_file: "certs/$1.key" }
+heartbeat { interval_ms: 200 lost_threshold: 6 }
+admin { socket: "$1.sock" }
+health { listen: "127.0.0.1:$5" }
+state_dir: "state/$1"
+CONFIG
+}
+write_config a b $((port_a + 1)) $((port_a + 2)) $((port_a + 101))
+write_config b a $((port_a + 2)) $((port_a + 1)) $((port_a + 102))
+
+for node in a b; do
+  # $! is the agent itself (not a pipeline's last process), so cleanup can
+  # stop it with SIGTERM and wait for its clean shutdown.
+  "$cloudha" agent --config "$work/$node.textproto" > >(sed -u "s/^/[$node] /") 2>&1 &
+  pids+=($!)
+done
+
+echo "cloudha: agents a and b on 127.0.0.1:$((port_a + 1)) and :$((port_a + 2)) (mutual TLS);" \
+  "files in $work"
+[[ $duration -gt 0 ]] && echo "cloudha: stopping by itself after ${duration}s" ||
+  echo "cloudha: Ctrl-C to stop"
+second=0
+while [[ $duration -eq 0 || $second -lt $duration ]]; do
+  sleep 1
+  second=$((second + 1))
+  for node in a b; do
+    echo "--- $node, ${second}s ---"
+    "$cloudha" status --socket "$work/$node.sock" 2>&1 | sed -n '1p;5,$p' || true
+  done
+done

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, runs every test, and ends with one line:
+#   tests: N passed, M failed[, K skipped]
+# Exit code 0 only when nothing failed.
+set -euo pipefail
+cd "$(dirname "$0")"
+# shellcheck source=deploy/debian-packages.sh
+source deploy/debian-packages.sh
+cloudha_install_packages
+
+stamp=$(mktemp)
+trap 'rm -f "$stamp"' EXIT
+sleep 1  # test.xml files written from now on are newer than the stamp
+
+bazel_rc=0
+# Every test runs every time (no cached results): this is the suite's verdict.
+bazel test //... --cache_test_results=no "$@" || bazel_rc=$?
+
+passed=0 failed=0 skipped=0
+testlogs=$(bazel info bazel-testlogs 2>/dev/null)
+while IFS= read -r label; do
+  [[ -z "$label" ]] && continue
+  path=${label#//}
+  xml="$testlogs/${path/://}/test.xml"
+  if [[ ! -f "$xml" || ! "$xml" -nt "$stamp" ]]; then
+    echo "not run (did not build): $label" >&2
+    failed=$((failed + 1))
+    continue
+  fi
+  # One record per XML tag; a testcase fails on a <failure> or <error>
+  # inside it and is skipped when gtest says so.
+  read -r p f s < <(awk '
+    BEGIN { RS = "<"; open = 0 }
+    function finish() { if (bad) failed++; else if (skip) skipped++; else passed++; open = 0 }
+    /^testcase[ \t\r\n]/ {
+      if (open) finish()
+      open = 1; bad = 0; skip = ($0 ~ /result="skipped"/)
+      if ($0 ~ /\/>[ \t\r\n]*$/) finish()
+      next
+    }
+    /^(failure|error)[ \t\r\n>\/]/ { if (open) bad = 1; next }
+    /^skipped[ \t\r\n>\/]/ { if (open) skip = 1; next }
+    /^\/testcase>/ { if (open) finish(); next }
+    END { if (open) finish(); printf "%d %d %d\n", passed, failed, skipped }
+  ' "$xml")
+  passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+done < <(bazel query 'tests(//...)' --output=label 2>/dev/null)
+
+if [[ $bazel_rc -ne 0 && $bazel_rc -ne 3 && $failed -eq 0 ]]; then
+  echo "bazel failed (exit $bazel_rc) before any test could fail" >&2
+  failed=1
+fi
+line="tests: $passed passed, $failed failed"
+[[ $skipped -gt 0 ]] && line+=", $skipped skipped"
+echo "$line"
+[[ $failed -eq 0 ]]
