@@ -110,6 +110,23 @@ TEST_F(CliTest, CheckConfig) {
   EXPECT_THAT(missing.err, HasSubstr("none.json:0: cannot open"));
 }
 
+TEST_F(CliTest, ShippedExampleConfigurationIsValid) {
+  std::string example = ReadSmallFile(absl::StrCat(getenv("TEST_SRCDIR"), "/",
+                                                   getenv("TEST_WORKSPACE"),
+                                                   "/deploy/config/agent.textproto"))
+                            .value_or("");
+  ASSERT_FALSE(example.empty());
+  ASSERT_EQ(cluster_.Cli({"certs", "init", "--cluster", "prod", "--nodes", "a,b", "--out",
+                          cluster_.dir() + "/certs"})
+                .exit_code,
+            0);
+  ASSERT_TRUE(WriteFileAtomically(cluster_.dir() + "/agent.textproto", example, 0644,
+                                  Overwrite::kReplace)
+                  .ok());
+  CommandResult r = cluster_.Cli({"check-config", cluster_.dir() + "/agent.textproto"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
 TEST_F(CliTest, StatusWithoutAgentSaysWhy) {
   CommandResult r = cluster_.Cli({"status", "--socket", cluster_.dir() + "/nobody.sock"});
   EXPECT_EQ(r.exit_code, 1);
