@@ -1,0 +1,47 @@
+#include "agent/command_runner.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace cloudha {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(CommandRunnerTest, ExitCodeOutputAndEnvironment) {
+  CommandOutcome r = RunCommand({"/bin/sh", "-c", "echo out; echo err >&2; echo $CLOUDHA_X; exit 3"},
+                                {{"CLOUDHA_X", "hello"}}, absl::Seconds(10));
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.summary, "exit 3");
+  EXPECT_THAT(r.output, HasSubstr("out\n"));
+  EXPECT_THAT(r.output, HasSubstr("err\n"));
+  EXPECT_THAT(r.output, HasSubstr("hello\n"));
+}
+
+TEST(CommandRunnerTest, Success) {
+  CommandOutcome r = RunCommand({"/bin/true"}, {}, absl::Seconds(10));
+  EXPECT_TRUE(r.ok());
+}
+
+TEST(CommandRunnerTest, TimeoutKillsTheProcessGroup) {
+  CommandOutcome r = RunCommand({"/bin/sh", "-c", "sleep 30 & sleep 30"}, {}, absl::Milliseconds(200));
+  EXPECT_TRUE(r.timed_out);
+  EXPECT_FALSE(r.ok());
+  EXPECT_THAT(r.summary, HasSubstr("timed out after 200ms"));
+}
+
+TEST(CommandRunnerTest, MissingExecutable) {
+  CommandOutcome r = RunCommand({"/no/such/hook"}, {}, absl::Seconds(1));
+  EXPECT_FALSE(r.ok());
+  EXPECT_THAT(r.summary, HasSubstr("/no/such/hook"));
+}
+
+TEST(CommandRunnerTest, OutputIsCapped) {
+  CommandOutcome r = RunCommand({"/bin/sh", "-c", "head -c 200000 /dev/zero"}, {}, absl::Seconds(10));
+  EXPECT_TRUE(r.ok()) << r.summary;
+  EXPECT_EQ(r.output.size(), kMaxCapturedOutput);
+}
+
+}  // namespace
+}  // namespace cloudha

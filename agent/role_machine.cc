@@ -1,0 +1,288 @@
+#include "agent/role_machine.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace cloudha {
+
+RoleMachine::RoleMachine(Options options, uint64_t stored_epoch, absl::Time started)
+    : options_(std::move(options)),
+      started_(started),
+      role_since_(started),
+      known_epoch_(stored_epoch),
+      primary_since_(started) {}
+
+uint64_t RoleMachine::hello_epoch() const {
+  return role_ == v1::PRIMARY ? primary_epoch_ : known_epoch_;
+}
+
+Candidate RoleMachine::Self(const RoleInputs& in) const {
+  return Candidate{options_.node_id, in.health_penalty, in.now - started_, options_.priority};
+}
+
+Candidate RoleMachine::AsCandidate(const PeerView& p) {
+  return Candidate{p.id, p.health_penalty, p.uptime, p.priority};
+}
+
+RoleChange RoleMachine::Change(v1::Role to, std::string reason, absl::Time now) {
+  RoleChange change{role_, to, 0, reason};
+  role_ = to;
+  reason_ = std::move(reason);
+  role_since_ = now;
+  if (to != v1::SECONDARY) handover_to_.clear();
+  better_since_.reset();
+  return change;
+}
+
+void RoleMachine::TrackPrimary(const std::string& id, absl::Time now) {
+  if (id != primary_) {
+    if (!id.empty()) primary_since_ = now;
+    primary_ = id;
+  }
+}
+
+RoleChange RoleMachine::Promote(std::string reason, std::string selected_by,
+                                const RoleInputs& in) {
+  primary_epoch_ = ++known_epoch_;
+  selected_by_ = std::move(selected_by);
+  awaited_handover_.clear();
+  RoleChange change = Change(v1::PRIMARY, std::move(reason), in.now);
+  change.epoch = primary_epoch_;
+  TrackPrimary(options_.node_id, in.now);
+  return change;
+}
+
+RoleChange RoleMachine::HandOver(const std::string& target, std::string reason,
+                                 const RoleInputs& in) {
+  RoleChange change = Change(v1::SECONDARY, std::move(reason), in.now);
+  handover_to_ = target;
+  handover_started_ = in.now;
+  TrackPrimary("", in.now);
+  return change;
+}
+
+std::vector<const PeerView*> RoleMachine::EligibleSecondaries(const RoleInputs& in) const {
+  std::vector<const PeerView*> out;
+  for (const PeerView& p : in.live_peers) {
+    if (p.role == v1::SECONDARY && p.in_sync && p.handover_to.empty()) out.push_back(&p);
+  }
+  return out;
+}
+
+std::optional<RoleChange> RoleMachine::Evaluate(const RoleInputs& in) {
+  for (const PeerView& p : in.live_peers) known_epoch_ = std::max(known_epoch_, p.epoch);
+
+  // Own health first: a node whose every monitor fails may hold no role.
+  if (in.all_monitors_failing) {
+    if (role_ == v1::FAULT && fault_from_monitors_) return std::nullopt;
+    fault_from_monitors_ = true;
+    if (role_ == v1::PRIMARY) TrackPrimary("", in.now);
+    return Change(v1::FAULT, "all monitors failing", in.now);
+  }
+  if (role_ == v1::FAULT) {
+    if (fault_from_monitors_) {
+      fault_from_monitors_ = false;
+      return Change(v1::SECONDARY, "monitors recovered", in.now);
+    }
+    if (in.now < fault_until_) return std::nullopt;
+    return Change(v1::SECONDARY, "fault hold-down over", in.now);
+  }
+  if (role_ == v1::PRIMARY) return EvaluatePrimary(in);
+  return EvaluateFollower(in);
+}
+
+std::optional<RoleChange> RoleMachine::EvaluatePrimary(const RoleInputs& in) {
+  const Candidate self = Self(in);
+  // Another primary: the lower epoch, or the same epoch and the worse rank,
+  // steps down.
+  for (const PeerView& p : in.live_peers) {
+    if (p.role != v1::PRIMARY) continue;
+    std::string criterion;
+    bool yield = p.epoch > primary_epoch_ ||
+                 (p.epoch == primary_epoch_ &&
+                  RanksAbove(AsCandidate(p), self, options_.rules, &criterion));
+    if (yield) {
+      RoleChange change = Change(
+          v1::SECONDARY,
+          p.epoch > primary_epoch_
+              ? absl::StrCat("peer ", p.id, " is primary at higher epoch ", p.epoch)
+              : absl::StrCat("peer ", p.id, " is primary at the same epoch ", p.epoch,
+                             " and ranks above by ", criterion),
+          in.now);
+      TrackPrimary(p.id, in.now);
+      selected_by_ = p.selected_by;
+      return change;
+    }
+  }
+  // Somebody promoted above this node's epoch while it could not see them:
+  // claim the role again above it.
+  if (known_epoch_ > primary_epoch_) {
+    return Promote(absl::StrCat("epoch ", known_epoch_, " seen while primary at ", primary_epoch_,
+                                "; re-asserting"),
+                   selected_by_, in);
+  }
+
+  const bool hold = in.now - primary_since_ < options_.failover_hold;
+  std::vector<const PeerView*> eligible = EligibleSecondaries(in);
+
+  // Health: hand over to a healthier eligible secondary.
+  if (in.health_penalty > 0 && !hold) {
+    std::vector<Candidate> healthier;
+    for (const PeerView* p : eligible) {
+      if (p->health_penalty < in.health_penalty) healthier.push_back(AsCandidate(*p));
+    }
+    if (!healthier.empty()) {
+      ElectionResult best = Elect(healthier, options_.rules);
+      return HandOver(best.winner,
+                      absl::StrCat("health: penalty ", in.health_penalty, ", ", best.winner,
+                                   " is healthier"),
+                      in);
+    }
+  }
+
+  // Override: a better node takes the role back after override_wait.
+  if (options_.rules.override) {
+    std::vector<Candidate> all = {self};
+    for (const PeerView* p : eligible) all.push_back(AsCandidate(*p));
+    ElectionResult best = Elect(all, options_.rules);
+    if (best.winner != options_.node_id) {
+      if (!better_since_.has_value()) better_since_ = in.now;
+      if (in.now - *better_since_ >= options_.override_wait && !hold) {
+        std::string criterion;
+        for (const Candidate& c : all) {
+          if (c.id == best.winner) RanksAbove(c, self, options_.rules, &criterion);
+        }
+        return HandOver(best.winner,
+                        absl::StrCat("override: ", best.winner, " ranks above by ", criterion),
+                        in);
+      }
+    } else {
+      better_since_.reset();
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<RoleChange> RoleMachine::EvaluateFollower(const RoleInputs& in) {
+  if (!handover_to_.empty() && in.now - handover_started_ >= options_.handover_timeout) {
+    handover_to_.clear();
+  }
+  // A live primary: follow it.
+  const PeerView* primary = nullptr;
+  for (const PeerView& p : in.live_peers) {
+    if (p.role == v1::PRIMARY && (primary == nullptr || p.epoch > primary->epoch)) primary = &p;
+  }
+  if (primary != nullptr) {
+    TrackPrimary(primary->id, in.now);
+    selected_by_ = primary->selected_by;
+    awaited_handover_.clear();
+    if (!handover_to_.empty() && primary->id == handover_to_) handover_to_.clear();
+    if (role_ == v1::STARTING) {
+      return Change(v1::SECONDARY, absl::StrCat("primary ", primary->id, " is up"), in.now);
+    }
+    return std::nullopt;
+  }
+  TrackPrimary("", in.now);
+
+  // A handover names this node: take the role now.
+  for (const PeerView& p : in.live_peers) {
+    if (p.handover_to == options_.node_id) {
+      return Promote(absl::StrCat("handover from ", p.id), "handover", in);
+    }
+  }
+  // A handover names another live node: give it time.
+  for (const PeerView& p : in.live_peers) {
+    if (p.handover_to.empty() || p.handover_to == options_.node_id) continue;
+    bool target_live = std::any_of(in.live_peers.begin(), in.live_peers.end(),
+                                   [&](const PeerView& q) { return q.id == p.handover_to; });
+    if (!target_live) continue;
+    if (awaited_handover_ != p.handover_to) {
+      awaited_handover_ = p.handover_to;
+      awaited_since_ = in.now;
+    }
+    if (in.now - awaited_since_ < options_.handover_timeout) return std::nullopt;
+  }
+  // This node just handed the role over: it stays out of the election.
+  if (!handover_to_.empty()) return std::nullopt;
+
+  if (role_ == v1::STARTING) {
+    bool all_up = static_cast<int>(in.live_peers.size()) >= in.configured_peers;
+    if (!all_up && in.now - started_ < options_.hello_holddown) return std::nullopt;
+  }
+
+  std::vector<Candidate> candidates = {Self(in)};
+  for (const PeerView& p : in.live_peers) {
+    if (p.role == v1::SECONDARY || p.role == v1::STARTING) {
+      if (p.handover_to.empty()) candidates.push_back(AsCandidate(p));
+    }
+  }
+  ElectionResult result = Elect(candidates, options_.rules);
+  if (result.winner == options_.node_id) {
+    std::string why = in.live_peers.empty()
+                          ? std::string("no live peer")
+                          : absl::StrCat("elected by ", result.selected_by);
+    return Promote(why, result.selected_by, in);
+  }
+  if (role_ == v1::STARTING) {
+    return Change(v1::SECONDARY,
+                  absl::StrCat(result.winner, " ranks above by ", result.selected_by,
+                               "; waiting for it to promote"),
+                  in.now);
+  }
+  return std::nullopt;
+}
+
+std::optional<RoleChange> RoleMachine::OnPromotionFailed(uint64_t epoch, const std::string& why,
+                                                         absl::Time now) {
+  if (role_ != v1::PRIMARY || epoch != primary_epoch_) return std::nullopt;
+  fault_from_monitors_ = false;
+  fault_until_ = now + std::max(options_.failover_hold, absl::Seconds(1));
+  TrackPrimary("", now);
+  return Change(v1::FAULT, absl::StrCat("promotion to epoch ", epoch, " failed: ", why), now);
+}
+
+absl::StatusOr<RoleChange> RoleMachine::RequestHandover(const std::string& to,
+                                                        const RoleInputs& in) {
+  if (role_ != v1::PRIMARY) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this node is ", v1::Role_Name(role_),
+        primary_.empty() ? std::string(", and no primary is known")
+                         : absl::StrCat("; run it on the primary, ", primary_)));
+  }
+  std::vector<const PeerView*> eligible = EligibleSecondaries(in);
+  std::string target = to;
+  if (target.empty()) {
+    if (eligible.empty()) {
+      return absl::FailedPreconditionError(
+          "no eligible peer: none is up, SECONDARY and in sync");
+    }
+    std::vector<Candidate> candidates;
+    for (const PeerView* p : eligible) candidates.push_back(AsCandidate(*p));
+    target = Elect(candidates, options_.rules).winner;
+  } else {
+    if (target == options_.node_id) {
+      return absl::FailedPreconditionError(absl::StrCat(target, " is already the primary"));
+    }
+    const PeerView* peer = nullptr;
+    for (const PeerView& p : in.live_peers) {
+      if (p.id == target) peer = &p;
+    }
+    if (peer == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(target, " is not eligible: it is not a live peer"));
+    }
+    if (peer->role != v1::SECONDARY) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(target, " is not eligible: it is ", v1::Role_Name(peer->role)));
+    }
+    if (!peer->in_sync) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(target, " is not eligible: its bulk sync has not finished"));
+    }
+  }
+  return HandOver(target, absl::StrCat("handover to ", target, " requested by the operator"), in);
+}
+
+}  // namespace cloudha

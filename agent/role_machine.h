@@ -1,0 +1,159 @@
+// The node's role: STARTING -> SECONDARY or PRIMARY, FAULT when its own
+// health fails, with epoch fencing and anti-flap hold-down.
+//
+// The machine is deterministic: it decides from what the caller tells it
+// (the time, the live peers' last hellos, the node's own health) and returns
+// the change to apply. The caller stores a promotion's epoch durably before
+// announcing it, runs the hooks, and reports a promotion whose hooks failed.
+//
+// Rules (DESIGN.md, Election):
+//  - A starting node waits hello_holddown for its peers (or until all are
+//    up) before it may become primary alone; a live primary makes it
+//    secondary at once.
+//  - With no live primary, the best of the live, non-FAULT nodes (election.h)
+//    promotes; every promotion takes epoch = (highest epoch known) + 1.
+//  - While a primary lives there is no election: a recovered node does not
+//    take the role back, except with override after override_wait, or when
+//    the primary's health is worse than an eligible secondary's. Those
+//    voluntary handovers wait failover_hold after any change of primary.
+//  - Two primaries: the one with the lower epoch, or the same epoch and the
+//    worse rank, steps down. A primary that learns of a higher epoch than its
+//    own (a partition in which another node promoted) promotes again above
+//    it, so its hooks re-claim the cloud resources with a fresh epoch.
+//  - A handover (operator, health, override): the primary turns secondary and
+//    names the target in its hellos; the target promotes at once; the old
+//    primary stays out of elections until the handover times out.
+//
+// Not thread-safe: the owner serializes every call.
+#ifndef CLOUDHA_AGENT_ROLE_MACHINE_H_
+#define CLOUDHA_AGENT_ROLE_MACHINE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "agent/election.h"
+#include "cloudha/v1/peer.pb.h"
+
+namespace cloudha {
+
+// A live peer as its last hello describes it.
+struct PeerView {
+  std::string id;
+  v1::Role role = v1::ROLE_UNSPECIFIED;
+  uint64_t epoch = 0;
+  uint32_t priority = 0;
+  uint32_t health_penalty = 0;
+  absl::Duration uptime;
+  bool in_sync = true;
+  std::string handover_to;
+  std::string selected_by;
+};
+
+struct RoleInputs {
+  absl::Time now;
+  // Peers that are UP (a hello within interval * lost_threshold).
+  std::vector<PeerView> live_peers;
+  // How many peers the configuration names.
+  int configured_peers = 0;
+  // This node's health.
+  uint32_t health_penalty = 0;
+  // Every monitor of this node fails (false when it has none).
+  bool all_monitors_failing = false;
+  // This node holds a complete replica.
+  bool in_sync = true;
+};
+
+struct RoleChange {
+  v1::Role from = v1::ROLE_UNSPECIFIED;
+  v1::Role to = v1::ROLE_UNSPECIFIED;
+  // For a promotion: the new epoch, to be stored before it is announced.
+  uint64_t epoch = 0;
+  std::string reason;
+};
+
+class RoleMachine {
+ public:
+  struct Options {
+    std::string node_id;
+    uint32_t priority = 128;
+    ElectionRules rules;
+    absl::Duration hello_holddown = absl::Seconds(5);
+    absl::Duration override_wait = absl::Seconds(5);
+    absl::Duration failover_hold = absl::Seconds(10);
+    // How long a handover may take before the others elect without it.
+    absl::Duration handover_timeout = absl::Seconds(5);
+  };
+
+  // `stored_epoch` is the highest epoch this node stored before (0 if none);
+  // `started` the time the agent started.
+  RoleMachine(Options options, uint64_t stored_epoch, absl::Time started);
+
+  // Decides at `in.now`. Returns the change to apply, if any.
+  std::optional<RoleChange> Evaluate(const RoleInputs& in);
+
+  // The promotion to `epoch` could not complete (its epoch could not be
+  // stored, or its TO_PRIMARY hooks failed past their retries): the node
+  // gives the role up and goes FAULT for failover_hold, so a peer can try.
+  // Ignored when the node has left that promotion already.
+  std::optional<RoleChange> OnPromotionFailed(uint64_t epoch, const std::string& why,
+                                              absl::Time now);
+
+  // The operator's `cloudha failover [--to NODE]`. On success the node is
+  // SECONDARY, names the target in its hellos, and the returned change is to
+  // be applied like Evaluate's. FAILED_PRECONDITION explains a refusal.
+  absl::StatusOr<RoleChange> RequestHandover(const std::string& to, const RoleInputs& in);
+
+  v1::Role role() const { return role_; }
+  // The epoch hellos carry: a primary's own epoch, otherwise the highest
+  // known.
+  uint64_t hello_epoch() const;
+  // The highest epoch known.
+  uint64_t known_epoch() const { return known_epoch_; }
+  const std::string& reason() const { return reason_; }
+  absl::Time role_since() const { return role_since_; }
+  // The primary as this node knows it ("" if none).
+  const std::string& primary() const { return primary_; }
+  const std::string& selected_by() const { return selected_by_; }
+  const std::string& handover_to() const { return handover_to_; }
+
+ private:
+  Candidate Self(const RoleInputs& in) const;
+  static Candidate AsCandidate(const PeerView& p);
+  RoleChange Change(v1::Role to, std::string reason, absl::Time now);
+  RoleChange Promote(std::string reason, std::string selected_by, const RoleInputs& in);
+  RoleChange HandOver(const std::string& target, std::string reason, const RoleInputs& in);
+  std::optional<RoleChange> EvaluatePrimary(const RoleInputs& in);
+  std::optional<RoleChange> EvaluateFollower(const RoleInputs& in);
+  void TrackPrimary(const std::string& id, absl::Time now);
+  std::vector<const PeerView*> EligibleSecondaries(const RoleInputs& in) const;
+
+  const Options options_;
+  const absl::Time started_;
+  v1::Role role_ = v1::STARTING;
+  std::string reason_ = "starting: waiting for peers";
+  absl::Time role_since_;
+  uint64_t known_epoch_;
+  uint64_t primary_epoch_ = 0;
+  std::string primary_;
+  absl::Time primary_since_;
+  std::string selected_by_;
+  // Handover this node started (as the old primary).
+  std::string handover_to_;
+  absl::Time handover_started_;
+  // A handover to another node that this node is waiting for.
+  std::string awaited_handover_;
+  absl::Time awaited_since_;
+  // Override: since when a better node has been seen.
+  std::optional<absl::Time> better_since_;
+  // FAULT: why, and until when (hook failures; monitors decide themselves).
+  bool fault_from_monitors_ = false;
+  absl::Time fault_until_;
+};
+
+}  // namespace cloudha
+
+#endif  // CLOUDHA_AGENT_ROLE_MACHINE_H_

@@ -1,0 +1,284 @@
+#include "agent/role_machine.h"
+
+#include "gtest/gtest.h"
+
+namespace cloudha {
+namespace {
+
+const absl::Time kT0 = absl::FromUnixSeconds(1000);
+
+RoleMachine::Options Opts(const std::string& id, uint32_t priority, bool override = false) {
+  RoleMachine::Options o;
+  o.node_id = id;
+  o.priority = priority;
+  o.rules.override = override;
+  o.rules.uptime_margin = absl::Seconds(300);
+  o.hello_holddown = absl::Seconds(5);
+  o.override_wait = absl::Seconds(5);
+  o.failover_hold = absl::Seconds(10);
+  o.handover_timeout = absl::Seconds(5);
+  return o;
+}
+
+PeerView Peer(const std::string& id, v1::Role role, uint64_t epoch = 0, uint32_t priority = 128,
+              absl::Duration uptime = absl::Seconds(10)) {
+  PeerView p;
+  p.id = id;
+  p.role = role;
+  p.epoch = epoch;
+  p.priority = priority;
+  p.uptime = uptime;
+  return p;
+}
+
+RoleInputs At(absl::Time now, std::vector<PeerView> peers, int configured = 1) {
+  RoleInputs in;
+  in.now = now;
+  in.live_peers = std::move(peers);
+  in.configured_peers = configured;
+  return in;
+}
+
+TEST(RoleMachineTest, StartingWaitsHolddownThenPromotesAlone) {
+  RoleMachine m(Opts("a", 128), 0, kT0);
+  EXPECT_EQ(m.role(), v1::STARTING);
+  EXPECT_FALSE(m.Evaluate(At(kT0 + absl::Seconds(4), {})).has_value());
+  std::optional<RoleChange> c = m.Evaluate(At(kT0 + absl::Seconds(5), {}));
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->to, v1::PRIMARY);
+  EXPECT_EQ(c->epoch, 1u);
+  EXPECT_EQ(m.selected_by(), kByOnlyCandidate);
+  EXPECT_EQ(m.hello_epoch(), 1u);
+}
+
+TEST(RoleMachineTest, StartingWithAllPeersUpElectsAtOnce) {
+  RoleMachine a(Opts("a", 200), 0, kT0);
+  RoleMachine b(Opts("b", 100), 0, kT0);
+  std::optional<RoleChange> ca = a.Evaluate(At(kT0 + absl::Milliseconds(300),
+                                               {Peer("b", v1::STARTING, 0, 100)}));
+  std::optional<RoleChange> cb = b.Evaluate(At(kT0 + absl::Milliseconds(300),
+                                               {Peer("a", v1::STARTING, 0, 200)}));
+  ASSERT_TRUE(ca.has_value() && cb.has_value());
+  EXPECT_EQ(ca->to, v1::PRIMARY);
+  EXPECT_EQ(a.selected_by(), kByPriority);
+  EXPECT_EQ(cb->to, v1::SECONDARY);
+}
+
+TEST(RoleMachineTest, StartingNodeFollowsALivePrimary) {
+  RoleMachine m(Opts("a", 255), 3, kT0);
+  PeerView b = Peer("b", v1::PRIMARY, 7, 1);
+  b.selected_by = "priority";
+  std::optional<RoleChange> c = m.Evaluate(At(kT0 + absl::Milliseconds(100), {b}));
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->to, v1::SECONDARY);
+  EXPECT_EQ(m.primary(), "b");
+  EXPECT_EQ(m.known_epoch(), 7u);
+  EXPECT_EQ(m.selected_by(), "priority");
+}
+
+TEST(RoleMachineTest, RecoveredNodeDoesNotTakeBackWithoutOverride) {
+  RoleMachine a(Opts("a", 255), 0, kT0);
+  a.Evaluate(At(kT0 + absl::Seconds(1), {Peer("b", v1::PRIMARY, 2, 1)}));
+  for (int s = 2; s < 120; ++s) {
+    EXPECT_FALSE(a.Evaluate(At(kT0 + absl::Seconds(s), {Peer("b", v1::PRIMARY, 2, 1)}))
+                     .has_value());
+  }
+  EXPECT_EQ(a.role(), v1::SECONDARY);
+}
+
+TEST(RoleMachineTest, OverrideTakesBackAfterOverrideWait) {
+  // b is primary with override; a (higher priority) comes back.
+  RoleMachine b(Opts("b", 100, true), 0, kT0);
+  ASSERT_EQ(b.Evaluate(At(kT0 + absl::Seconds(5), {}))->to, v1::PRIMARY);
+  absl::Time t = kT0 + absl::Seconds(60);
+  PeerView a = Peer("a", v1::SECONDARY, 1, 200, absl::Seconds(1));
+  EXPECT_FALSE(b.Evaluate(At(t, {a})).has_value());
+  EXPECT_FALSE(b.Evaluate(At(t + absl::Seconds(4), {a})).has_value());
+  std::optional<RoleChange> c = b.Evaluate(At(t + absl::Seconds(5), {a}));
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->to, v1::SECONDARY);
+  EXPECT_EQ(b.handover_to(), "a");
+  EXPECT_NE(c->reason.find("override: a ranks above by priority"), std::string::npos) << c->reason;
+
+  // a sees the handover and promotes above the epoch.
+  RoleMachine ma(Opts("a", 200, true), 1, kT0);
+  PeerView old = Peer("b", v1::SECONDARY, 1, 100);
+  old.handover_to = "a";
+  std::optional<RoleChange> p = ma.Evaluate(At(t + absl::Seconds(5), {old}));
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->to, v1::PRIMARY);
+  EXPECT_EQ(p->epoch, 2u);
+  EXPECT_EQ(ma.selected_by(), "handover");
+}
+
+TEST(RoleMachineTest, FailoverHoldDelaysVoluntaryHandover) {
+  RoleMachine b(Opts("b", 100, true), 0, kT0);
+  ASSERT_EQ(b.Evaluate(At(kT0 + absl::Seconds(5), {}))->to, v1::PRIMARY);
+  PeerView a = Peer("a", v1::SECONDARY, 1, 200);
+  // Became primary at 5 s; hold is 10 s: not before 15 s, even though
+  // override_wait (5 s) passes at 11 s.
+  EXPECT_FALSE(b.Evaluate(At(kT0 + absl::Seconds(6), {a})).has_value());
+  EXPECT_FALSE(b.Evaluate(At(kT0 + absl::Seconds(14), {a})).has_value());
+  EXPECT_TRUE(b.Evaluate(At(kT0 + absl::Seconds(15), {a})).has_value());
+}
+
+TEST(RoleMachineTest, LostPrimaryIsReplacedAtOnceWithAHigherEpoch) {
+  RoleMachine b(Opts("b", 100), 0, kT0);
+  b.Evaluate(At(kT0 + absl::Seconds(1), {Peer("a", v1::PRIMARY, 4, 200)}));
+  ASSERT_EQ(b.role(), v1::SECONDARY);
+  std::optional<RoleChange> c = b.Evaluate(At(kT0 + absl::Seconds(2), {}));
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->to, v1::PRIMARY);
+  EXPECT_EQ(c->epoch, 5u);
+}
+
+TEST(RoleMachineTest, TwoPrimariesLowerEpochStepsDown) {
+  RoleMachine a(Opts("a", 200), 0, kT0);
+  ASSERT_EQ(a.Evaluate(At(kT0 + absl::Seconds(5), {}))->epoch, 1u);
+  // The partition heals: b promoted to epoch 2 meanwhile.
+  std::optional<RoleChange> c =
+      a.Evaluate(At(kT0 + absl::Seconds(30), {Peer("b", v1::PRIMARY, 2, 100)}));
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->to, v1::SECONDARY);
+  EXPECT_NE(c->reason.find("higher epoch 2"), std::string::npos);
+  EXPECT_EQ(a.primary(), "b");
+
+  RoleMachine b(Opts("b", 100), 1, kT0);
+  ASSERT_EQ(b.Evaluate(At(kT0 + absl::Seconds(5), {}))->epoch, 2u);
+  EXPECT_FALSE(b.Evaluate(At(kT0 + absl::Seconds(30), {Peer("a", v1::PRIMARY, 1, 200)}))
+                   .has_value());
+  EXPECT_EQ(b.role(), v1::PRIMARY);
+}
+
+TEST(RoleMachineTest, TwoPrimariesSameEpochWorseRankStepsDown) {
+  RoleMachine a(Opts("a", 200), 0, kT0);
+  RoleMachine b(Opts("b", 100), 0, kT0);
+  a.Evaluate(At(kT0 + absl::Seconds(5), {}));
+  b.Evaluate(At(kT0 + absl::Seconds(5), {}));
+  EXPECT_FALSE(a.Evaluate(At(kT0 + absl::Seconds(6), {Peer("b", v1::PRIMARY, 1, 100,
+                                                           absl::Seconds(6))}))
+                   .has_value());
+  std::optional<RoleChange> c = b.Evaluate(
+      At(kT0 + absl::Seconds(6), {Peer("a", v1::PRIMARY, 1, 200, absl::Seconds(6))}));
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->to, v1::SECONDARY);
+  EXPECT_NE(c->reason.find("ranks above by priority"), std::string::npos) << c->reason;
+}
+
+TEST(RoleMachineTest, PrimaryReassertsAboveAnEpochItMissed) {
+  RoleMachine a(Opts("a", 200), 0, kT0);
+  a.Evaluate(At(kT0 + absl::Seconds(5), {}));
+  // b promoted to 2 during a partition and has since become secondary.
+  std::optional<RoleChange> c =
+      a.Evaluate(At(kT0 + absl::Seconds(30), {Peer("b", v1::SECONDARY, 2, 100)}));
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->from, v1::PRIMARY);
+  EXPECT_EQ(c->to, v1::PRIMARY);
+  EXPECT_EQ(c->epoch, 3u);
+}
+
+TEST(RoleMachineTest, HealthHandsOverToAHealthierSecondary) {
+  RoleMachine a(Opts("a", 200), 0, kT0);
+  a.Evaluate(At(kT0 + absl::Seconds(5), {}));
+  RoleInputs in = At(kT0 + absl::Seconds(30), {Peer("b", v1::SECONDARY, 1, 100)});
+  in.health_penalty = 10;
+  std::optional<RoleChange> c = a.Evaluate(in);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->to, v1::SECONDARY);
+  EXPECT_EQ(a.handover_to(), "b");
+  // Not to an equally sick one.
+  RoleMachine a2(Opts("a", 200), 0, kT0);
+  a2.Evaluate(At(kT0 + absl::Seconds(5), {}));
+  PeerView sick = Peer("b", v1::SECONDARY, 1, 100);
+  sick.health_penalty = 10;
+  RoleInputs in2 = At(kT0 + absl::Seconds(30), {sick});
+  in2.health_penalty = 10;
+  EXPECT_FALSE(a2.Evaluate(in2).has_value());
+}
+
+TEST(RoleMachineTest, AllMonitorsFailingIsFaultUntilTheyRecover) {
+  RoleMachine a(Opts("a", 200), 0, kT0);
+  a.Evaluate(At(kT0 + absl::Seconds(5), {}));
+  RoleInputs sick = At(kT0 + absl::Seconds(6), {});
+  sick.all_monitors_failing = true;
+  ASSERT_EQ(a.Evaluate(sick)->to, v1::FAULT);
+  EXPECT_EQ(a.primary(), "");
+  EXPECT_FALSE(a.Evaluate(sick).has_value());
+  std::optional<RoleChange> back = a.Evaluate(At(kT0 + absl::Seconds(7), {}));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->to, v1::SECONDARY);
+}
+
+TEST(RoleMachineTest, FailedPromotionIsFaultForTheHoldThenSecondary) {
+  RoleMachine a(Opts("a", 200), 0, kT0);
+  uint64_t epoch = a.Evaluate(At(kT0 + absl::Seconds(5), {}))->epoch;
+  EXPECT_FALSE(a.OnPromotionFailed(epoch + 1, "stale", kT0 + absl::Seconds(6)).has_value());
+  std::optional<RoleChange> f = a.OnPromotionFailed(epoch, "hook exited 1", kT0 + absl::Seconds(6));
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(f->to, v1::FAULT);
+  // While FAULT the peer takes over; a stays out for the hold.
+  EXPECT_FALSE(a.Evaluate(At(kT0 + absl::Seconds(15), {})).has_value());
+  EXPECT_EQ(a.Evaluate(At(kT0 + absl::Seconds(16), {}))->to, v1::SECONDARY);
+}
+
+TEST(RoleMachineTest, SecondaryIgnoresFaultPeersInElection) {
+  RoleMachine b(Opts("b", 100), 0, kT0);
+  b.Evaluate(At(kT0 + absl::Seconds(1), {Peer("a", v1::PRIMARY, 1, 200)}));
+  std::optional<RoleChange> c =
+      b.Evaluate(At(kT0 + absl::Seconds(2), {Peer("a", v1::FAULT, 1, 200)}));
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->to, v1::PRIMARY);
+}
+
+TEST(RoleMachineTest, OperatorHandover) {
+  RoleMachine a(Opts("a", 200), 0, kT0);
+  RoleInputs in = At(kT0 + absl::Seconds(1), {Peer("b", v1::SECONDARY, 0, 100)});
+  // Not primary yet.
+  EXPECT_EQ(a.RequestHandover("b", in).status().code(), absl::StatusCode::kFailedPrecondition);
+  a.Evaluate(At(kT0 + absl::Seconds(5), {}));
+  RoleInputs now = At(kT0 + absl::Seconds(6), {Peer("b", v1::SECONDARY, 1, 100)});
+  EXPECT_NE(a.RequestHandover("c", now).status().message().find("not a live peer"),
+            std::string::npos);
+  PeerView syncing = Peer("b", v1::SECONDARY, 1, 100);
+  syncing.in_sync = false;
+  EXPECT_NE(a.RequestHandover("b", At(now.now, {syncing})).status().message().find("bulk sync"),
+            std::string::npos);
+  EXPECT_NE(a.RequestHandover("b", At(now.now, {Peer("b", v1::FAULT, 1)}))
+                .status()
+                .message()
+                .find("it is FAULT"),
+            std::string::npos);
+  absl::StatusOr<RoleChange> ok = a.RequestHandover("", now);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->to, v1::SECONDARY);
+  EXPECT_EQ(a.handover_to(), "b");
+  // The old primary stays out of elections while the handover runs...
+  EXPECT_FALSE(a.Evaluate(At(kT0 + absl::Seconds(7), {Peer("b", v1::SECONDARY, 1, 100)}))
+                   .has_value());
+  // ...and follows b once it promoted.
+  EXPECT_FALSE(a.Evaluate(At(kT0 + absl::Seconds(8), {Peer("b", v1::PRIMARY, 2, 100)}))
+                   .has_value());
+  EXPECT_EQ(a.handover_to(), "");
+  EXPECT_EQ(a.primary(), "b");
+}
+
+TEST(RoleMachineTest, ThirdNodeWaitsForAHandoverToAnother) {
+  RoleMachine c(Opts("c", 255), 1, kT0);
+  c.Evaluate(At(kT0 + absl::Seconds(1), {Peer("a", v1::PRIMARY, 1), Peer("b", v1::SECONDARY, 1)},
+                2));
+  PeerView a = Peer("a", v1::SECONDARY, 1);
+  a.handover_to = "b";
+  std::vector<PeerView> peers = {a, Peer("b", v1::SECONDARY, 1)};
+  EXPECT_FALSE(c.Evaluate(At(kT0 + absl::Seconds(2), peers, 2)).has_value());
+  EXPECT_FALSE(c.Evaluate(At(kT0 + absl::Seconds(6), peers, 2)).has_value());
+  // b never promoted: after the handover timeout c elects (and wins).
+  EXPECT_EQ(c.Evaluate(At(kT0 + absl::Seconds(7), peers, 2))->to, v1::PRIMARY);
+}
+
+TEST(RoleMachineTest, StoredEpochIsNeverReused) {
+  RoleMachine a(Opts("a", 200), 41, kT0);
+  EXPECT_EQ(a.Evaluate(At(kT0 + absl::Seconds(5), {}))->epoch, 42u);
+}
+
+}  // namespace
+}  // namespace cloudha
