@@ -1,0 +1,99 @@
+#include "agent/hook_runner.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace cloudha {
+
+std::string HookEventName(v1::HookConfig::Event event) {
+  return absl::AsciiStrToLower(v1::HookConfig::Event_Name(event));
+}
+
+HookRunner::HookRunner(std::vector<v1::HookConfig> hooks, Clock* clock, Runner runner,
+                       std::function<void(const Attempt&)> on_attempt)
+    : hooks_(std::move(hooks)),
+      clock_(clock),
+      runner_(std::move(runner)),
+      on_attempt_(std::move(on_attempt)) {}
+
+HookRunner::~HookRunner() { Stop(); }
+
+void HookRunner::Start() { worker_ = std::thread([this] { Run(); }); }
+
+void HookRunner::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (worker_.joinable()) worker_.join();
+}
+
+bool HookRunner::Has(v1::HookConfig::Event event) const {
+  return std::any_of(hooks_.begin(), hooks_.end(),
+                     [&](const v1::HookConfig& h) { return h.on() == event; });
+}
+
+void HookRunner::Fire(v1::HookConfig::Event event, HookContext context, Done done) {
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return;
+  queue_.push_back({event, std::move(context), std::move(done)});
+}
+
+void HookRunner::Run() {
+  while (true) {
+    Job job;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !queue_.empty();
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (stopping_) return;
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    bool ok = true;
+    std::string detail;
+    for (const v1::HookConfig& hook : hooks_) {
+      if (hook.on() != job.event) continue;
+      if (!RunHook(hook, job, &detail)) {
+        ok = false;
+        break;
+      }
+      if (stop_.HasBeenNotified()) return;
+    }
+    if (job.done) job.done(ok, detail);
+  }
+}
+
+bool HookRunner::RunHook(const v1::HookConfig& hook, const Job& job, std::string* detail) {
+  std::vector<std::string> argv(hook.command().begin(), hook.command().end());
+  std::map<std::string, std::string> env = {
+      {"CLOUDHA_EVENT", HookEventName(job.event)},
+      {"CLOUDHA_NODE", job.context.node},
+      {"CLOUDHA_ROLE", job.context.role},
+      {"CLOUDHA_PREV_ROLE", job.context.prev_role},
+      {"CLOUDHA_EPOCH", absl::StrCat(job.context.epoch)},
+      {"CLOUDHA_PEER", job.context.peer},
+      {"CLOUDHA_REASON", job.context.reason},
+  };
+  absl::Duration backoff = absl::Milliseconds(hook.backoff_ms());
+  const int attempts = 1 + static_cast<int>(hook.retries());
+  for (int attempt = 1; attempt <= attempts; ++attempt) {
+    CommandOutcome outcome = runner_(argv, env, absl::Milliseconds(hook.timeout_ms()));
+    if (on_attempt_) on_attempt_({job.event, absl::StrJoin(argv, " "), attempt, outcome});
+    if (outcome.ok()) return true;
+    *detail = absl::StrCat(argv[0], ": ", outcome.summary);
+    if (attempt == attempts) break;
+    if (!clock_->SleepUntil(clock_->Now() + backoff, stop_)) return false;
+    backoff *= 2;
+  }
+  *detail = absl::StrCat(*detail, " (after ", attempts, " attempts)");
+  return false;
+}
+
+}  // namespace cloudha

@@ -1,0 +1,92 @@
+// Runs the configured hooks (failover actions) off the heartbeat path: one
+// worker thread takes events in order and runs each event's hooks one after
+// another, each with its timeout and retries with exponential backoff, its
+// output written to the log.
+#ifndef CLOUDHA_AGENT_HOOK_RUNNER_H_
+#define CLOUDHA_AGENT_HOOK_RUNNER_H_
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "agent/clock.h"
+#include "agent/command_runner.h"
+#include "cloudha/v1/config.pb.h"
+
+namespace cloudha {
+
+// What a hook is told (as CLOUDHA_* environment variables).
+struct HookContext {
+  std::string node;
+  std::string role;
+  std::string prev_role;
+  uint64_t epoch = 0;
+  std::string peer;
+  std::string reason;
+};
+
+// Thread-safe.
+class HookRunner {
+ public:
+  using Runner = std::function<CommandOutcome(const std::vector<std::string>& argv,
+                                              const std::map<std::string, std::string>& env,
+                                              absl::Duration timeout)>;
+  // Called on the worker thread once every hook of an event ran: `ok` when
+  // all succeeded (true when there were none), `detail` says what failed.
+  using Done = std::function<void(bool ok, const std::string& detail)>;
+  // A hook attempt finished (for logs and events).
+  struct Attempt {
+    v1::HookConfig::Event event;
+    std::string command;
+    int attempt;
+    CommandOutcome outcome;
+  };
+
+  HookRunner(std::vector<v1::HookConfig> hooks, Clock* clock, Runner runner,
+             std::function<void(const Attempt&)> on_attempt);
+  ~HookRunner();
+  HookRunner(const HookRunner&) = delete;
+  HookRunner& operator=(const HookRunner&) = delete;
+
+  void Start();
+  // Stops after the attempt in progress; queued events are dropped.
+  void Stop();
+
+  // Queues `event`'s hooks.
+  void Fire(v1::HookConfig::Event event, HookContext context, Done done = nullptr);
+
+  // Whether any hook is configured for `event`.
+  bool Has(v1::HookConfig::Event event) const;
+
+ private:
+  struct Job {
+    v1::HookConfig::Event event;
+    HookContext context;
+    Done done;
+  };
+  void Run();
+  bool RunHook(const v1::HookConfig& hook, const Job& job, std::string* detail);
+
+  const std::vector<v1::HookConfig> hooks_;
+  Clock* clock_;
+  Runner runner_;
+  std::function<void(const Attempt&)> on_attempt_;
+  absl::Mutex mu_;
+  std::deque<Job> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Notification stop_;
+  std::thread worker_;
+};
+
+// "TO_PRIMARY" -> "to_primary".
+std::string HookEventName(v1::HookConfig::Event event);
+
+}  // namespace cloudha
+
+#endif  // CLOUDHA_AGENT_HOOK_RUNNER_H_
