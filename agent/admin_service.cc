@@ -1,11 +1,45 @@
 #include "agent/admin_service.h"
 
 namespace cloudha {
+namespace {
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+}  // namespace
 
 grpc::Status AdminServiceImpl::GetStatus(grpc::ServerContext* /*context*/,
                                          const v1::GetStatusRequest* /*request*/,
                                          v1::StatusResponse* response) {
-  *response = source_->Status();
+  *response = backend_->Status();
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::Failover(grpc::ServerContext* /*context*/,
+                                        const v1::FailoverRequest* request,
+                                        v1::FailoverResponse* response) {
+  absl::Duration timeout =
+      absl::Milliseconds(request->timeout_ms() == 0 ? 10000 : request->timeout_ms());
+  absl::StatusOr<v1::FailoverResponse> result = backend_->Failover(request->to(), timeout);
+  if (!result.ok()) return ToGrpc(result.status());
+  *response = *result;
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::ListEvents(grpc::ServerContext* context,
+                                          const v1::ListEventsRequest* request,
+                                          grpc::ServerWriter<v1::Event>* writer) {
+  uint64_t last = 0;
+  for (const v1::Event& event : backend_->Events(0, &last)) {
+    if (!writer->Write(event)) return grpc::Status::OK;
+  }
+  while (request->follow() && !context->IsCancelled()) {
+    if (!backend_->WaitForEvents(last, absl::Milliseconds(250))) continue;
+    for (const v1::Event& event : backend_->Events(last, &last)) {
+      if (!writer->Write(event)) return grpc::Status::OK;
+    }
+  }
   return grpc::Status::OK;
 }
 

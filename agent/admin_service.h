@@ -1,28 +1,49 @@
-// The admin API on the agent's Unix socket: what `cloudha status` asks.
+// The admin API on the agent's Unix socket: what `cloudha status`,
+// `cloudha failover` and `cloudha events` ask.
 #ifndef CLOUDHA_AGENT_ADMIN_SERVICE_H_
 #define CLOUDHA_AGENT_ADMIN_SERVICE_H_
 
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "cloudha/v1/admin.grpc.pb.h"
 
 namespace cloudha {
 
-// Whatever can describe the running node.
-class StatusSource {
+// What the admin API asks of the running agent. Implementations are
+// thread-safe.
+class AdminBackend {
  public:
-  virtual ~StatusSource() = default;
+  virtual ~AdminBackend() = default;
   virtual v1::StatusResponse Status() = 0;
+  // Hands the primary role to `to` (or the best eligible peer) and waits up
+  // to `timeout` for it to promote.
+  virtual absl::StatusOr<v1::FailoverResponse> Failover(const std::string& to,
+                                                        absl::Duration timeout) = 0;
+  // Events above sequence `after`; `*last` gets the newest sequence.
+  virtual std::vector<v1::Event> Events(uint64_t after, uint64_t* last) = 0;
+  // Waits up to `timeout` for an event above `after`; false when the agent
+  // is stopping or none came.
+  virtual bool WaitForEvents(uint64_t after, absl::Duration timeout) = 0;
 };
 
-// Thread-safe when the source is.
+// Thread-safe when the backend is.
 class AdminServiceImpl final : public v1::AdminService::Service {
  public:
-  explicit AdminServiceImpl(StatusSource* source) : source_(source) {}
+  explicit AdminServiceImpl(AdminBackend* backend) : backend_(backend) {}
 
   grpc::Status GetStatus(grpc::ServerContext* context, const v1::GetStatusRequest* request,
                          v1::StatusResponse* response) override;
+  grpc::Status Failover(grpc::ServerContext* context, const v1::FailoverRequest* request,
+                        v1::FailoverResponse* response) override;
+  grpc::Status ListEvents(grpc::ServerContext* context, const v1::ListEventsRequest* request,
+                          grpc::ServerWriter<v1::Event>* writer) override;
 
  private:
-  StatusSource* source_;
+  AdminBackend* backend_;
 };
 
 }  // namespace cloudha

@@ -9,9 +9,11 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "agent/config.h"
+#include "agent/command_runner.h"
 #include "agent/log.h"
 #include "grpc/grpc.h"
 #include "grpcpp/create_channel.h"
@@ -113,10 +115,41 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(v1::AgentConfig config, uin
       {config.tls().ca_file(), config.tls().cert_file(), config.tls().key_file()},
       clock->WallNow());
   if (!tls.ok()) return tls.status();
-  return std::unique_ptr<Agent>(new Agent(std::move(config), *std::move(tls), boot_id, clock));
+  if (absl::Status s = MakeDirs(config.state_dir(), 0700); !s.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("state_dir: ", s.message()));
+  }
+  if (access(config.state_dir().c_str(), W_OK) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("state_dir ", config.state_dir(), " is not writable: ", strerror(errno)));
+  }
+  absl::StatusOr<uint64_t> epoch = EpochStore(config.state_dir()).Load();
+  if (!epoch.ok()) return epoch.status();
+  return std::unique_ptr<Agent>(
+      new Agent(std::move(config), *std::move(tls), boot_id, *epoch, clock));
 }
 
-Agent::Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, Clock* clock)
+namespace {
+
+RoleMachine::Options RoleOptions(const v1::AgentConfig& c) {
+  RoleMachine::Options o;
+  o.node_id = c.node().id();
+  o.priority = c.node().priority();
+  o.rules.override = c.election().override();
+  o.rules.uptime_margin = absl::Seconds(c.election().uptime_margin_s());
+  o.hello_holddown = absl::Seconds(c.election().hello_holddown_s());
+  o.override_wait = absl::Seconds(c.election().override_wait_s());
+  o.failover_hold = absl::Seconds(c.election().failover_hold_s());
+  // A handover gets twice as long as detecting a lost peer, and at least 2 s.
+  o.handover_timeout = std::max(
+      absl::Seconds(2),
+      absl::Milliseconds(c.heartbeat().interval_ms()) * c.heartbeat().lost_threshold() * 2);
+  return o;
+}
+
+}  // namespace
+
+Agent::Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, uint64_t stored_epoch,
+             Clock* clock)
     : config_(std::move(config)),
       tls_(std::move(tls)),
       clock_(clock),
@@ -124,20 +157,39 @@ Agent::Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, Clock* c
       verifier_(config_),
       membership_(config_),
       peer_service_(&local_, &verifier_, &membership_, clock),
-      admin_service_(this) {}
+      admin_service_(this),
+      epoch_store_(config_.state_dir()),
+      role_(RoleOptions(config_), stored_epoch, clock->Now()) {
+  std::vector<v1::MonitorConfig> monitor_configs(config_.monitors().begin(),
+                                                 config_.monitors().end());
+  std::vector<MonitorSet::Check> checks;
+  for (const auto& m : monitor_configs) checks.push_back(MonitorSet::CheckFor(m));
+  monitors_ = std::make_unique<MonitorSet>(
+      monitor_configs, checks, clock_, [this](const MonitorSet::Change& change) {
+        LogEvent(change.passing ? LogLevel::kInfo : LogLevel::kWarn,
+                 change.passing ? "monitor_passing" : "monitor_failing",
+                 {{"monitor", change.monitor}, {"result", change.result}});
+        Note("monitor",
+             change.passing ? absl::StrCat(change.monitor, " passing")
+                            : absl::StrCat(change.monitor, " failing: ", change.result),
+             {{"monitor", change.monitor}, {"passing", change.passing ? "true" : "false"}});
+      });
+  hooks_ = std::make_unique<HookRunner>(
+      std::vector<v1::HookConfig>(config_.hooks().begin(), config_.hooks().end()), clock_,
+      &RunCommand, [this](const HookRunner::Attempt& a) {
+        std::string event = HookEventName(a.event);
+        LogEvent(a.outcome.ok() ? LogLevel::kInfo : LogLevel::kWarn, "hook_result",
+                 {{"hook", event},
+                  {"command", a.command},
+                  {"attempt", a.attempt},
+                  {"result", a.outcome.summary},
+                  {"output", a.outcome.output.substr(0, 2000)}});
+        Note("hook", absl::StrCat(event, " ", a.command, ": ", a.outcome.summary),
+             {{"hook", event}, {"attempt", absl::StrCat(a.attempt)}});
+      });
+}
 
 Agent::~Agent() { Shutdown(); }
-
-absl::Status Agent::PrepareStateDir() {
-  if (absl::Status s = MakeDirs(config_.state_dir(), 0700); !s.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat("state_dir: ", s.message()));
-  }
-  if (access(config_.state_dir().c_str(), W_OK) != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("state_dir ", config_.state_dir(), " is not writable: ", strerror(errno)));
-  }
-  return absl::OkStatus();
-}
 
 absl::Status Agent::PrepareAdminSocket() {
   const std::string& path = config_.admin().socket();
@@ -174,7 +226,6 @@ absl::Status Agent::PrepareAdminSocket() {
 absl::Status Agent::Start() {
   if (started_) return absl::FailedPreconditionError("agent already started");
   started_ = true;
-  if (absl::Status s = PrepareStateDir(); !s.ok()) return s;
   if (absl::Status s = PrepareAdminSocket(); !s.ok()) return s;
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -226,6 +277,14 @@ absl::Status Agent::Start() {
   for (grpc::Server* server : {peer_server_.get(), admin_server_.get(), health_server_.get()}) {
     if (server != nullptr) health_.Attach(server->GetHealthCheckService());
   }
+  // Known from the start, so that Check and Watch say NOT_SERVING rather
+  // than "unknown service" until the role is decided.
+  health_.SetServing(kPrimaryService, false);
+  health_.SetServing(kSecondaryService, false);
+  {
+    absl::MutexLock lock(&role_mu_);
+    PublishLocked(clock_->Now());
+  }
 
   absl::Duration interval = absl::Milliseconds(config_.heartbeat().interval_ms());
   absl::Duration lost_after = interval * config_.heartbeat().lost_threshold();
@@ -252,6 +311,8 @@ absl::Status Agent::Start() {
           &verifier_, &membership_, clock_));
     }
   }
+  hooks_->Start();
+  monitors_->Start();
   for (auto& path : paths_) path->Start();
   ticker_ = std::thread([this] { Tick(); });
 
@@ -269,25 +330,213 @@ absl::Status Agent::Start() {
   return absl::OkStatus();
 }
 
+void Agent::Note(const std::string& kind, const std::string& message,
+                 std::map<std::string, std::string> fields) {
+  events_.Add(clock_->WallNow(), kind, message, std::move(fields));
+}
+
+void Agent::OnMembershipChange(const Membership::Change& change) {
+  using Kind = Membership::Change::Kind;
+  bool down = change.kind == Kind::kPeerDown || change.kind == Kind::kPathDown;
+  const std::string event = ChangeEvent(change.kind);
+  if (change.path >= 0) {
+    LogEvent(down ? LogLevel::kWarn : LogLevel::kInfo, event,
+             {{"peer", change.peer}, {"path", change.path}, {"address", change.address}});
+    Note("path",
+         absl::StrCat(change.peer, " path ", change.path, " (", change.address, ") ",
+                      down ? "down" : "up"),
+         {{"peer", change.peer}, {"path", absl::StrCat(change.path)}});
+    return;
+  }
+  LogEvent(down ? LogLevel::kWarn : LogLevel::kInfo, event, {{"peer", change.peer}});
+  // "peer_up" -> "b up".
+  Note("peer", absl::StrCat(change.peer, " ", event.substr(5)), {{"peer", change.peer}});
+  if (change.kind == Kind::kPeerDown || change.kind == Kind::kPeerUp) {
+    RoleState state = local_.state();
+    hooks_->Fire(change.kind == Kind::kPeerDown ? v1::HookConfig::PEER_LOST
+                                                : v1::HookConfig::PEER_FOUND,
+                 {local_.node_id(), v1::Role_Name(state.role), v1::Role_Name(state.role),
+                  state.epoch, change.peer,
+                  absl::StrCat("peer ", change.peer, down ? " lost" : " found")});
+  }
+}
+
+RoleInputs Agent::Inputs(absl::Time now) {
+  RoleInputs in;
+  in.now = now;
+  in.configured_peers = config_.peers_size();
+  in.health_penalty = monitors_->penalty();
+  in.all_monitors_failing = monitors_->all_failing();
+  // Nothing is replicated yet, so a node always holds all there is.
+  in.in_sync = true;
+  for (const Membership::LivePeer& live : membership_.Live(now)) {
+    const v1::Hello& h = live.hello;
+    PeerView p;
+    p.id = live.id;
+    p.role = h.role();
+    p.epoch = h.epoch();
+    p.priority = h.priority();
+    p.health_penalty = h.health_penalty();
+    p.uptime = absl::Milliseconds(h.uptime_ms());
+    p.in_sync = h.sync_state() != v1::SYNCING;
+    p.handover_to = h.handover_to();
+    p.selected_by = h.selected_by();
+    in.live_peers.push_back(std::move(p));
+  }
+  return in;
+}
+
+void Agent::PublishLocked(absl::Time /*now*/) {
+  RoleState state;
+  state.role = role_.role();
+  state.epoch = role_.hello_epoch();
+  state.health_penalty = monitors_->penalty();
+  state.sync_state = v1::IN_SYNC;
+  state.selected_by = role_.role() == v1::PRIMARY ? role_.selected_by() : "";
+  state.handover_to = role_.handover_to();
+  local_.Publish(state);
+  health_.SetServing(kPrimaryService, state.role == v1::PRIMARY && primary_ready_);
+  health_.SetServing(kSecondaryService, state.role == v1::SECONDARY &&
+                                            state.sync_state == v1::IN_SYNC &&
+                                            state.health_penalty == 0);
+}
+
+void Agent::Apply(const RoleChange& change, absl::Time now) {
+  if (change.to == v1::PRIMARY) {
+    // The epoch is durable before any peer or hook hears of it.
+    if (absl::Status s = epoch_store_.Store(change.epoch); !s.ok()) {
+      LogEvent(LogLevel::kError, "epoch_store_failed", {{"reason", s.message()}});
+      std::optional<RoleChange> fault =
+          role_.OnPromotionFailed(change.epoch, std::string(s.message()), now);
+      if (fault.has_value()) Apply(*fault, now);
+      return;
+    }
+  }
+  primary_ready_ = false;
+  PublishLocked(now);
+  LogEvent(change.to == v1::FAULT ? LogLevel::kError : LogLevel::kInfo, "role_changed",
+           {{"from", v1::Role_Name(change.from)},
+            {"to", v1::Role_Name(change.to)},
+            {"epoch", role_.hello_epoch()},
+            {"primary", role_.primary()},
+            {"selected_by", role_.selected_by()},
+            {"reason", change.reason}});
+  Note("role",
+       absl::StrCat(v1::Role_Name(change.from), " -> ", v1::Role_Name(change.to), ": ",
+                    change.reason),
+       {{"from", v1::Role_Name(change.from)},
+        {"to", v1::Role_Name(change.to)},
+        {"epoch", absl::StrCat(role_.hello_epoch())}});
+  HookContext context{local_.node_id(),
+                      v1::Role_Name(change.to),
+                      v1::Role_Name(change.from),
+                      role_.hello_epoch(),
+                      role_.primary() == local_.node_id() ? "" : role_.primary(),
+                      change.reason};
+  switch (change.to) {
+    case v1::PRIMARY: {
+      uint64_t epoch = change.epoch;
+      hooks_->Fire(v1::HookConfig::TO_PRIMARY, context,
+                   [this, epoch](bool ok, const std::string& detail) {
+                     OnPrimaryHooksDone(epoch, ok, detail);
+                   });
+      break;
+    }
+    case v1::SECONDARY:
+      hooks_->Fire(v1::HookConfig::TO_SECONDARY, context);
+      break;
+    case v1::FAULT:
+      hooks_->Fire(v1::HookConfig::TO_FAULT, context);
+      break;
+    default:
+      break;
+  }
+}
+
+void Agent::OnPrimaryHooksDone(uint64_t epoch, bool ok, const std::string& detail) {
+  absl::MutexLock lock(&role_mu_);
+  absl::Time now = clock_->Now();
+  if (role_.role() != v1::PRIMARY || role_.hello_epoch() != epoch) return;
+  if (ok) {
+    primary_ready_ = true;
+    PublishLocked(now);
+    LogEvent(LogLevel::kInfo, "primary_ready", {{"epoch", epoch}});
+    Note("role", absl::StrCat("primary ready at epoch ", epoch),
+         {{"epoch", absl::StrCat(epoch)}});
+    return;
+  }
+  LogEvent(LogLevel::kError, "to_primary_failed", {{"epoch", epoch}, {"reason", detail}});
+  std::optional<RoleChange> fault = role_.OnPromotionFailed(epoch, detail, now);
+  if (fault.has_value()) Apply(*fault, now);
+}
+
 void Agent::Tick() {
   absl::Duration interval = absl::Milliseconds(config_.heartbeat().interval_ms());
   absl::Time next = clock_->Now();
   while (clock_->SleepUntil(next, stop_)) {
     absl::Time now = clock_->Now();
-    for (const Membership::Change& change : membership_.Evaluate(now)) {
-      bool down = change.kind == Membership::Change::Kind::kPeerDown ||
-                  change.kind == Membership::Change::Kind::kPathDown;
-      if (change.path >= 0) {
-        LogEvent(down ? LogLevel::kWarn : LogLevel::kInfo, ChangeEvent(change.kind),
-                 {{"peer", change.peer}, {"path", change.path}, {"address", change.address}});
+    for (const Membership::Change& change : membership_.Evaluate(now)) OnMembershipChange(change);
+    RoleInputs inputs = Inputs(now);
+    {
+      absl::MutexLock lock(&role_mu_);
+      for (const Membership::LivePeer& live : membership_.Live(now)) {
+        bool differs = live.hello.override() != config_.election().override() ||
+                       live.hello.uptime_margin_s() != config_.election().uptime_margin_s();
+        if (differs && mismatch_warned_.insert(live.id).second) {
+          LogEvent(LogLevel::kWarn, "election_settings_differ",
+                   {{"peer", live.id},
+                    {"peer_override", live.hello.override() ? "true" : "false"},
+                    {"peer_uptime_margin_s", live.hello.uptime_margin_s()},
+                    {"hint", "give every node the same election settings"}});
+        }
+      }
+      std::optional<RoleChange> change = role_.Evaluate(inputs);
+      if (change.has_value()) {
+        Apply(*change, now);
       } else {
-        LogEvent(down ? LogLevel::kWarn : LogLevel::kInfo, ChangeEvent(change.kind),
-                 {{"peer", change.peer}});
+        PublishLocked(now);
       }
     }
     next += interval;
     if (next <= now) next = now + interval;
   }
+}
+
+absl::StatusOr<v1::FailoverResponse> Agent::Failover(const std::string& to,
+                                                     absl::Duration timeout) {
+  std::string target;
+  {
+    absl::MutexLock lock(&role_mu_);
+    absl::Time now = clock_->Now();
+    absl::StatusOr<RoleChange> change = role_.RequestHandover(to, Inputs(now));
+    if (!change.ok()) return change.status();
+    Apply(*change, now);
+    target = role_.handover_to();
+  }
+  absl::Time deadline = clock_->Now() + timeout;
+  while (clock_->Now() < deadline) {
+    for (const Membership::LivePeer& live : membership_.Live(clock_->Now())) {
+      if (live.id == target && live.hello.role() == v1::PRIMARY) {
+        v1::FailoverResponse response;
+        response.set_new_primary(target);
+        response.set_epoch(live.hello.epoch());
+        return response;
+      }
+    }
+    if (!clock_->SleepUntil(clock_->Now() + absl::Milliseconds(20), stop_)) break;
+  }
+  return absl::DeadlineExceededError(absl::StrCat(
+      "handed the role to ", target, ", but it is not primary after ",
+      absl::FormatDuration(timeout), "; the cluster elects without it if it does not"));
+}
+
+std::vector<v1::Event> Agent::Events(uint64_t after, uint64_t* last) {
+  return events_.Since(after, last);
+}
+
+bool Agent::WaitForEvents(uint64_t after, absl::Duration timeout) {
+  if (stop_.HasBeenNotified()) return false;
+  return events_.WaitForNew(after, timeout);
 }
 
 void Agent::Shutdown() {
@@ -297,6 +546,8 @@ void Agent::Shutdown() {
   health_.Shutdown();
   stop_.Notify();
   if (ticker_.joinable()) ticker_.join();
+  hooks_->Stop();
+  monitors_->Stop();
   for (auto& path : paths_) path->Stop();
   auto now = std::chrono::system_clock::now();
   for (grpc::Server* server : {peer_server_.get(), admin_server_.get(), health_server_.get()}) {
@@ -319,6 +570,17 @@ v1::StatusResponse Agent::Status() {
   status.set_lost_threshold(config_.heartbeat().lost_threshold());
   status.set_priority(local_.priority());
   for (v1::PeerStatus& peer : membership_.Status(now)) *status.add_peers() = std::move(peer);
+  for (v1::MonitorStatus& m : monitors_->Status(now)) *status.add_monitors() = std::move(m);
+  absl::MutexLock lock(&role_mu_);
+  status.set_role(role_.role());
+  status.set_epoch(role_.hello_epoch());
+  status.set_selected_by(role_.selected_by());
+  status.set_health_penalty(monitors_->penalty());
+  status.set_role_reason(role_.reason());
+  status.set_role_age_ms(absl::ToInt64Milliseconds(now - role_.role_since()));
+  status.set_primary(role_.primary());
+  status.set_sync_state(v1::IN_SYNC);
+  status.set_primary_ready(primary_ready_);
   return status;
 }
 

@@ -1,10 +1,19 @@
 // The cloudha agent: wires the peer listener (mutual TLS), the admin socket,
-// the optional plaintext health listener, one HelloPath per peer address and
-// the failure detector together.
+// the optional plaintext health listener, one HelloPath per peer address, the
+// failure detector, the role machine, monitors, hooks and the event history
+// together.
+//
+// Threads: every hello path has its own; one role thread ticks every
+// heartbeat interval (failure detection, election, role changes, epoch
+// storage); hooks run on the hook runner's thread and monitors on theirs, so
+// neither ever delays a hello. Hellos read the role state through
+// LocalNode, which is only ever locked to copy it.
 #ifndef CLOUDHA_AGENT_AGENT_H_
 #define CLOUDHA_AGENT_AGENT_H_
 
+#include <map>
 #include <memory>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -12,12 +21,17 @@
 #include "absl/synchronization/notification.h"
 #include "agent/admin_service.h"
 #include "agent/clock.h"
+#include "agent/epoch_store.h"
+#include "agent/event_log.h"
 #include "agent/health_publisher.h"
+#include "agent/hook_runner.h"
 #include "agent/hello_path.h"
 #include "agent/local_node.h"
 #include "agent/membership.h"
+#include "agent/monitor_set.h"
 #include "agent/peer_service.h"
 #include "agent/peer_verifier.h"
+#include "agent/role_machine.h"
 #include "cloudha/v1/config.pb.h"
 #include "crypto/tls_material.h"
 #include "grpcpp/generic/async_generic_service.h"
@@ -25,9 +39,12 @@
 
 namespace cloudha {
 
+inline constexpr char kPrimaryService[] = "cloudha.v1.Primary";
+inline constexpr char kSecondaryService[] = "cloudha.v1.Secondary";
+
 // Create(), then Start() once, then Shutdown() once (the destructor shuts
-// down too). Status() is thread-safe.
-class Agent : public StatusSource {
+// down too). The AdminBackend methods are thread-safe.
+class Agent : public AdminBackend {
  public:
   // `config` must have passed LoadAgentConfig's checks. `boot_id` is this
   // process's incarnation (random); `clock` outlives the agent.
@@ -46,13 +63,24 @@ class Agent : public StatusSource {
   void Shutdown();
 
   v1::StatusResponse Status() override;
+  absl::StatusOr<v1::FailoverResponse> Failover(const std::string& to,
+                                                absl::Duration timeout) override;
+  std::vector<v1::Event> Events(uint64_t after, uint64_t* last) override;
+  bool WaitForEvents(uint64_t after, absl::Duration timeout) override;
 
  private:
-  Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, Clock* clock);
+  Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, uint64_t stored_epoch,
+        Clock* clock);
 
-  absl::Status PrepareStateDir();
   absl::Status PrepareAdminSocket();
   void Tick();
+  void Note(const std::string& kind, const std::string& message,
+            std::map<std::string, std::string> fields = {});
+  void OnMembershipChange(const Membership::Change& change);
+  RoleInputs Inputs(absl::Time now);
+  void Apply(const RoleChange& change, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(role_mu_);
+  void PublishLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(role_mu_);
+  void OnPrimaryHooksDone(uint64_t epoch, bool ok, const std::string& detail);
 
   const v1::AgentConfig config_;
   const TlsMaterial tls_;
@@ -63,6 +91,16 @@ class Agent : public StatusSource {
   HealthPublisher health_;
   PeerServiceImpl peer_service_;
   AdminServiceImpl admin_service_;
+  EventLog events_;
+  EpochStore epoch_store_;
+  std::unique_ptr<MonitorSet> monitors_;
+  std::unique_ptr<HookRunner> hooks_;
+  absl::Mutex role_mu_;
+  RoleMachine role_ ABSL_GUARDED_BY(role_mu_);
+  // cloudha.v1.Primary is SERVING: primary and every TO_PRIMARY hook done.
+  bool primary_ready_ ABSL_GUARDED_BY(role_mu_) = false;
+  // Peers whose election settings differ from ours (warned once).
+  std::set<std::string> mismatch_warned_ ABSL_GUARDED_BY(role_mu_);
   std::unique_ptr<grpc::Server> peer_server_;
   std::unique_ptr<grpc::Server> admin_server_;
   // Declared before health_server_, which uses it, so it outlives it.

@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include <set>
 #include <utility>
 
@@ -94,6 +97,13 @@ void Resolve(const std::string& folder, std::string* path) {
   }
 }
 
+// A command given as a relative path ("hooks/eip.sh") resolves against the
+// config folder; a bare name ("ping") is left alone and refused by the checks,
+// since no shell or PATH search is involved.
+void ResolveCommand(const std::string& folder, std::string* command) {
+  if (absl::StrContains(*command, "/")) Resolve(folder, command);
+}
+
 // Every semantic check, in file order where possible.
 class Checker {
  public:
@@ -148,6 +158,9 @@ class Checker {
             "health.listen must differ from listen: the peer port never accepts plaintext");
       }
     }
+    CheckElection(c);
+    CheckMonitors(c);
+    CheckHooks(c);
     if (tls_check == TlsCheck::kFull) CheckTls(c, now);
   }
 
@@ -208,6 +221,96 @@ class Checker {
     }
   }
 
+  void CheckRange(std::initializer_list<FieldStep> where, const std::string& what, uint32_t value,
+                  uint32_t low, uint32_t high) {
+    if (value < low || value > high) {
+      Add(where, absl::StrCat(what, " must be ", low, "..", high, ", got ", value));
+    }
+  }
+
+  void CheckElection(const AgentConfig& c) {
+    const auto& e = c.election();
+    CheckRange({{"election"}, {"uptime_margin_s"}}, "election.uptime_margin_s",
+               e.uptime_margin_s(), 0, 86400);
+    CheckRange({{"election"}, {"hello_holddown_s"}}, "election.hello_holddown_s",
+               e.hello_holddown_s(), 0, 600);
+    CheckRange({{"election"}, {"override_wait_s"}}, "election.override_wait_s",
+               e.override_wait_s(), 0, 3600);
+    CheckRange({{"election"}, {"failover_hold_s"}}, "election.failover_hold_s",
+               e.failover_hold_s(), 0, 3600);
+  }
+
+  // An executable named by a monitor or hook must exist and be executable.
+  void CheckExecutable(std::initializer_list<FieldStep> where, const std::string& what,
+                       const google::protobuf::RepeatedPtrField<std::string>& command) {
+    if (command.empty()) {
+      Add(where, absl::StrCat(what, " is empty; name an executable"));
+      return;
+    }
+    if (!absl::StartsWith(command[0], "/")) {
+      Add(where, absl::StrCat(what, "[0] \"", command[0],
+                              "\" must be a path (e.g. /usr/bin/", command[0], " or ./",
+                              command[0], ")"));
+    } else if (access(command[0].c_str(), X_OK) != 0) {
+      Add(where, absl::StrCat(what, "[0] ", command[0], " is not an executable file: ",
+                              strerror(errno)));
+    }
+  }
+
+  void CheckMonitors(const AgentConfig& c) {
+    std::set<std::string> names;
+    for (int i = 0; i < c.monitors_size(); ++i) {
+      const auto& m = c.monitors(i);
+      std::string what = absl::StrCat("monitors[", i, "]");
+      if (m.name().empty()) {
+        Add({{"monitors", i}}, absl::StrCat(what, ".name is required"));
+      } else if (!names.insert(m.name()).second) {
+        Add({{"monitors", i}, {"name"}},
+            absl::StrCat(what, ".name \"", m.name(), "\" appears twice"));
+      }
+      switch (m.check_case()) {
+        case v1::MonitorConfig::kExec:
+          CheckExecutable({{"monitors", i}, {"exec"}}, what + ".exec.command",
+                          m.exec().command());
+          break;
+        case v1::MonitorConfig::kTcp:
+          CheckAddress({{"monitors", i}, {"tcp"}}, what + ".tcp.address", m.tcp().address());
+          break;
+        case v1::MonitorConfig::kInterface:
+          if (m.interface().name().empty() || absl::StrContains(m.interface().name(), "/")) {
+            Add({{"monitors", i}, {"interface"}},
+                absl::StrCat(what, ".interface.name must name a network interface"));
+          }
+          break;
+        default:
+          Add({{"monitors", i}}, absl::StrCat(what, " needs one check: exec, tcp or interface"));
+      }
+      CheckRange({{"monitors", i}, {"interval_ms"}}, what + ".interval_ms", m.interval_ms(), 100,
+                 600000);
+      CheckRange({{"monitors", i}, {"timeout_ms"}}, what + ".timeout_ms", m.timeout_ms(), 10,
+                 600000);
+      CheckRange({{"monitors", i}, {"rise"}}, what + ".rise", m.rise(), 1, 100);
+      CheckRange({{"monitors", i}, {"fall"}}, what + ".fall", m.fall(), 1, 100);
+      CheckRange({{"monitors", i}, {"weight"}}, what + ".weight", m.weight(), 1, 1000);
+    }
+  }
+
+  void CheckHooks(const AgentConfig& c) {
+    for (int i = 0; i < c.hooks_size(); ++i) {
+      const auto& h = c.hooks(i);
+      std::string what = absl::StrCat("hooks[", i, "]");
+      if (h.on() == v1::HookConfig::EVENT_UNSPECIFIED) {
+        Add({{"hooks", i}}, absl::StrCat(what, ".on is required: TO_PRIMARY, TO_SECONDARY, "
+                                               "TO_FAULT, PEER_LOST or PEER_FOUND"));
+      }
+      CheckExecutable({{"hooks", i}, {"command"}}, what + ".command", h.command());
+      CheckRange({{"hooks", i}, {"timeout_ms"}}, what + ".timeout_ms", h.timeout_ms(), 100,
+                 3600000);
+      CheckRange({{"hooks", i}, {"retries"}}, what + ".retries", h.retries(), 0, 10);
+      CheckRange({{"hooks", i}, {"backoff_ms"}}, what + ".backoff_ms", h.backoff_ms(), 10, 600000);
+    }
+  }
+
   void CheckTls(const AgentConfig& c, absl::Time now) {
     const auto& tls = c.tls();
     bool complete = true;
@@ -262,6 +365,27 @@ void FillDefaults(const std::string& folder, AgentConfig* c) {
   }
   if (c->log().level() == v1::LogConfig::LEVEL_UNSPECIFIED) {
     c->mutable_log()->set_level(v1::LogConfig::INFO);
+  }
+  auto* e = c->mutable_election();
+  if (!e->has_uptime_margin_s()) e->set_uptime_margin_s(kDefaultUptimeMarginS);
+  if (!e->has_hello_holddown_s()) e->set_hello_holddown_s(kDefaultHelloHolddownS);
+  if (!e->has_override_wait_s()) e->set_override_wait_s(kDefaultOverrideWaitS);
+  if (!e->has_failover_hold_s()) e->set_failover_hold_s(kDefaultFailoverHoldS);
+  for (auto& m : *c->mutable_monitors()) {
+    if (!m.has_interval_ms()) m.set_interval_ms(1000);
+    if (!m.has_timeout_ms()) m.set_timeout_ms(1000);
+    if (!m.has_rise()) m.set_rise(2);
+    if (!m.has_fall()) m.set_fall(3);
+    if (!m.has_weight()) m.set_weight(10);
+    if (m.has_exec() && m.exec().command_size() > 0) {
+      ResolveCommand(folder, m.mutable_exec()->mutable_command(0));
+    }
+  }
+  for (auto& h : *c->mutable_hooks()) {
+    if (!h.has_timeout_ms()) h.set_timeout_ms(30000);
+    if (!h.has_retries()) h.set_retries(2);
+    if (!h.has_backoff_ms()) h.set_backoff_ms(500);
+    if (h.command_size() > 0) ResolveCommand(folder, h.mutable_command(0));
   }
   Resolve(folder, c->mutable_tls()->mutable_ca_file());
   Resolve(folder, c->mutable_tls()->mutable_cert_file());

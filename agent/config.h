@@ -25,6 +25,10 @@ inline constexpr uint32_t kDefaultIntervalMs = 200;
 inline constexpr uint32_t kDefaultLostThreshold = 6;
 inline constexpr char kDefaultAdminSocket[] = "/run/cloudha/admin.sock";
 inline constexpr char kDefaultStateDir[] = "/var/lib/cloudha";
+inline constexpr uint32_t kDefaultUptimeMarginS = 300;
+inline constexpr uint32_t kDefaultHelloHolddownS = 5;
+inline constexpr uint32_t kDefaultOverrideWaitS = 5;
+inline constexpr uint32_t kDefaultFailoverHoldS = 10;
 
 // One thing wrong with a configuration file.
 struct ConfigProblem {

@@ -135,7 +135,7 @@ absl::Status HelloPath::RunStream(bool* had_reply) {
       cancel = false;
       break;
     }
-    membership_->OnHelloSent(options_.peer, options_.index);
+    membership_->OnHelloSent(options_.peer, options_.index, sequence, now);
     next += options_.interval;
     if (next <= now) next = now + options_.interval;
     clock_->SleepUntil(next, stop_);

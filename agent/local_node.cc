@@ -9,7 +9,19 @@ LocalNode::LocalNode(const v1::AgentConfig& config, uint64_t boot_id, absl::Time
       boot_id_(boot_id),
       priority_(config.node().priority()),
       interval_ms_(config.heartbeat().interval_ms()),
+      override_(config.election().override()),
+      uptime_margin_s_(config.election().uptime_margin_s()),
       started_(started) {}
+
+void LocalNode::Publish(const RoleState& state) {
+  absl::MutexLock lock(&mu_);
+  state_ = state;
+}
+
+RoleState LocalNode::state() const {
+  absl::MutexLock lock(&mu_);
+  return state_;
+}
 
 v1::Hello LocalNode::MakeHello(absl::Time now) const {
   v1::Hello hello;
@@ -18,8 +30,17 @@ v1::Hello LocalNode::MakeHello(absl::Time now) const {
   hello.set_node_id(node_id_);
   hello.set_boot_id(boot_id_);
   hello.set_priority(priority_);
+  hello.set_override(override_);
+  hello.set_uptime_margin_s(uptime_margin_s_);
   hello.set_uptime_ms(absl::ToInt64Milliseconds(now - started_));
   hello.set_heartbeat_interval_ms(interval_ms_);
+  RoleState state = this->state();
+  hello.set_role(state.role);
+  hello.set_epoch(state.epoch);
+  hello.set_health_penalty(state.health_penalty);
+  hello.set_sync_state(state.sync_state);
+  hello.set_selected_by(state.selected_by);
+  hello.set_handover_to(state.handover_to);
   return hello;
 }
 

@@ -1,17 +1,31 @@
-// This node as its hellos describe it.
+// This node as its hellos describe it: fixed identity from the configuration
+// and the role state the agent publishes after every change.
 #ifndef CLOUDHA_AGENT_LOCAL_NODE_H_
 #define CLOUDHA_AGENT_LOCAL_NODE_H_
 
 #include <cstdint>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "cloudha/v1/config.pb.h"
 #include "cloudha/v1/peer.pb.h"
 
 namespace cloudha {
 
-// Immutable after construction; thread-safe.
+// What changes with the role; published as a whole.
+struct RoleState {
+  v1::Role role = v1::STARTING;
+  uint64_t epoch = 0;
+  uint32_t health_penalty = 0;
+  v1::SyncState sync_state = v1::IN_SYNC;
+  std::string selected_by;
+  std::string handover_to;
+};
+
+// Thread-safe: identity is immutable, the role state is behind a mutex that
+// is held only to copy it, so hellos never wait on role work.
 class LocalNode {
  public:
   // `boot_id` is this process's incarnation (random, chosen by main());
@@ -25,18 +39,25 @@ class LocalNode {
   uint32_t priority() const { return priority_; }
   absl::Time started() const { return started_; }
 
+  void Publish(const RoleState& state);
+  RoleState state() const;
+
   // A hello with this node's identity and state at monotonic time `now`;
   // sequence, send time and echo fields are the caller's.
   v1::Hello MakeHello(absl::Time now) const;
 
  private:
-  std::string node_id_;
-  std::string cluster_;
-  uint32_t group_id_;
-  uint64_t boot_id_;
-  uint32_t priority_;
-  uint32_t interval_ms_;
-  absl::Time started_;
+  const std::string node_id_;
+  const std::string cluster_;
+  const uint32_t group_id_;
+  const uint64_t boot_id_;
+  const uint32_t priority_;
+  const uint32_t interval_ms_;
+  const bool override_;
+  const uint32_t uptime_margin_s_;
+  const absl::Time started_;
+  mutable absl::Mutex mu_;
+  RoleState state_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace cloudha

@@ -49,11 +49,15 @@ void Membership::Observe(Peer& peer, const v1::Hello& hello, absl::Time now) {
   peer.last_error.clear();
 }
 
-void Membership::OnHelloSent(const std::string& peer_id, int path) {
+void Membership::OnHelloSent(const std::string& peer_id, int path, uint64_t sequence,
+                             absl::Time now) {
   absl::MutexLock lock(&mu_);
   Peer* peer = Find(peer_id);
   if (peer == nullptr || path < 0 || path >= static_cast<int>(peer->paths.size())) return;
-  ++peer->paths[path].sent;
+  Path& p = peer->paths[path];
+  ++p.sent;
+  p.recent.push_back({sequence, now, false});
+  while (p.recent.size() > kLossWindow) p.recent.pop_front();
 }
 
 void Membership::OnReply(const std::string& peer_id, int path_index, const v1::Hello& reply,
@@ -65,6 +69,12 @@ void Membership::OnReply(const std::string& peer_id, int path_index, const v1::H
     return;
   }
   Path& path = peer->paths[path_index];
+  for (auto it = path.recent.rbegin(); it != path.recent.rend(); ++it) {
+    if (it->sequence == reply.echo_sequence() && !it->replied) {
+      it->replied = true;
+      break;
+    }
+  }
   double ms = absl::ToDoubleMilliseconds(rtt);
   ++path.received;
   path.last_reply = now;
@@ -112,6 +122,19 @@ std::vector<Membership::Change> Membership::Evaluate(absl::Time now) {
   return changes;
 }
 
+std::vector<Membership::LivePeer> Membership::Live(absl::Time now) const {
+  absl::MutexLock lock(&mu_);
+  std::vector<LivePeer> out;
+  for (const Peer& peer : peers_) {
+    if (!Fresh(peer.last_hello, now)) continue;
+    LivePeer live{peer.id, peer.last};
+    live.hello.set_uptime_ms(peer.last.uptime_ms() +
+                             absl::ToInt64Milliseconds(now - *peer.last_hello));
+    out.push_back(std::move(live));
+  }
+  return out;
+}
+
 bool Membership::IsUp(const std::string& peer_id) const {
   absl::MutexLock lock(&mu_);
   for (const Peer& peer : peers_) {
@@ -142,6 +165,15 @@ std::vector<v1::PeerStatus> Membership::Status(absl::Time now) const {
       p->set_last_rtt_ms(path.last_rtt_ms);
       p->set_hellos_sent(path.sent);
       p->set_hellos_received(path.received);
+      // Hellos younger than the loss window are still in flight.
+      int counted = 0;
+      int lost = 0;
+      for (const Sent& sent : path.recent) {
+        if (now - sent.at < lost_after_) continue;
+        ++counted;
+        if (!sent.replied) ++lost;
+      }
+      p->set_loss_pct(counted == 0 ? 0.0 : 100.0 * lost / counted);
     }
     s.set_hellos_sent(sent);
     s.set_hellos_received(received);
@@ -151,6 +183,9 @@ std::vector<v1::PeerStatus> Membership::Status(absl::Time now) const {
     s.set_uptime_ms(peer.last.uptime_ms());
     s.set_priority(peer.last.priority());
     s.set_last_error(peer.last_error);
+    s.set_epoch(peer.last.epoch());
+    s.set_health_penalty(peer.last.health_penalty());
+    s.set_sync_state(peer.last.sync_state());
     out.push_back(std::move(s));
   }
   return out;

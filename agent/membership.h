@@ -11,6 +11,7 @@
 #ifndef CLOUDHA_AGENT_MEMBERSHIP_H_
 #define CLOUDHA_AGENT_MEMBERSHIP_H_
 
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -42,8 +43,8 @@ class Membership {
   Membership(const Membership&) = delete;
   Membership& operator=(const Membership&) = delete;
 
-  // A hello went out on `path` of `peer`.
-  void OnHelloSent(const std::string& peer, int path);
+  // Hello `sequence` went out on `path` of `peer`.
+  void OnHelloSent(const std::string& peer, int path, uint64_t sequence, absl::Time now);
 
   // A reply to one of our hellos arrived on `path`, `rtt` after the hello it
   // answers left.
@@ -66,9 +67,25 @@ class Membership {
   // Whether `peer` is UP as of the last Evaluate().
   bool IsUp(const std::string& peer) const;
 
+  // The last hello of every peer that is UP at `now`, with its uptime moved
+  // on by the hello's age.
+  struct LivePeer {
+    std::string id;
+    v1::Hello hello;
+  };
+  std::vector<LivePeer> Live(absl::Time now) const;
+
  private:
+  struct Sent {
+    uint64_t sequence;
+    absl::Time at;
+    bool replied;
+  };
+  // Hellos whose replies the loss figure looks at.
+  static constexpr size_t kLossWindow = 100;
   struct Path {
     std::string address;
+    std::deque<Sent> recent;
     std::optional<absl::Time> last_reply;
     bool up = false;
     uint64_t sent = 0;

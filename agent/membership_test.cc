@@ -42,7 +42,7 @@ TEST(MembershipTest, PeerStartsDownAndComesUpOnReply) {
   Membership m(Config());
   EXPECT_THAT(m.Evaluate(kStart), IsEmpty());
   EXPECT_FALSE(m.IsUp("b"));
-  m.OnHelloSent("b", 0);
+  m.OnHelloSent("b", 0, 1, kStart);
   m.OnReply("b", 0, FromB(1), absl::Milliseconds(2), kStart);
   EXPECT_THAT(m.Evaluate(kStart), ElementsAre(IsChange(Kind::kPathUp, 0), IsChange(Kind::kPeerUp)));
   EXPECT_TRUE(m.IsUp("b"));
@@ -98,6 +98,34 @@ TEST(MembershipTest, RestartSeenThroughBootIdWithoutMissedHello) {
   m.OnReply("b", 0, FromB(2), absl::Milliseconds(1), kStart + kInterval);
   EXPECT_THAT(m.Evaluate(kStart + kInterval), ElementsAre(IsChange(Kind::kPeerRestarted)));
   EXPECT_EQ(m.Status(kStart + kInterval)[0].restarts(), 1u);
+}
+
+TEST(MembershipTest, LossCountsUnansweredHellosOutOfFlight) {
+  Membership m(Config());
+  absl::Time t = kStart;
+  for (uint64_t seq = 1; seq <= 20; ++seq) {
+    m.OnHelloSent("b", 0, seq, t);
+    if (seq % 4 != 0) {
+      v1::Hello reply = FromB(1);
+      reply.set_echo_sequence(seq);
+      m.OnReply("b", 0, reply, absl::Milliseconds(1), t);
+    }
+    t += kInterval;
+  }
+  // The last 6 hellos (within interval * threshold) are still in flight.
+  v1::PathStatus path = m.Status(t - kInterval)[0].paths(0);
+  EXPECT_DOUBLE_EQ(path.loss_pct(), 100.0 * 3 / 14);
+  EXPECT_EQ(m.Status(t)[0].paths(1).loss_pct(), 0.0);
+}
+
+TEST(MembershipTest, LiveListsUpPeersWithAgedUptime) {
+  Membership m(Config());
+  EXPECT_TRUE(m.Live(kStart).empty());
+  m.OnInboundHello("b", FromB(1), kStart);
+  std::vector<Membership::LivePeer> live = m.Live(kStart + absl::Milliseconds(300));
+  ASSERT_EQ(live.size(), 1u);
+  EXPECT_EQ(live[0].hello.uptime_ms(), 5300);
+  EXPECT_TRUE(m.Live(kStart + kInterval * 6).empty());
 }
 
 TEST(MembershipTest, RttIsSmoothed) {

@@ -130,6 +130,14 @@ absl::Status WriteFileAtomically(absl::string_view path,
     unlink(temp.c_str());
     return status;
   }
+  // The new name is durable only once the folder is flushed too.
+  size_t slash = target.rfind('/');
+  std::string folder = slash == std::string::npos ? "." : (slash == 0 ? "/" : target.substr(0, slash));
+  int dir = open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    fsync(dir);
+    close(dir);
+  }
   return absl::OkStatus();
 }
 

@@ -28,7 +28,7 @@ std::string FormatStatus(const v1::StatusResponse& s) {
       s.priority(), s.listen());
   if (s.role() != v1::ROLE_UNSPECIFIED) {
     absl::StrAppendFormat(&out, "role %s  epoch %d  selected by %s  health %d\n",
-                          v1::Role_Name(s.role()), s.epoch(), s.selected_by(), s.health_score());
+                          v1::Role_Name(s.role()), s.epoch(), s.selected_by(), s.health_penalty());
   }
   absl::StrAppendFormat(&out, "heartbeat every %dms, peer lost after %d missed\n\n",
                         s.heartbeat_interval_ms(), s.lost_threshold());
