@@ -26,6 +26,7 @@ cloudha="$(bazel info bazel-bin 2>/dev/null)/agent/cli/cloudha"
 
 work=$(mktemp -d /tmp/cloudha-run.XXXXXX)
 pids=()
+nodes=()
 cleanup() {
   trap - EXIT INT TERM
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -59,6 +60,7 @@ for node in a b; do
   # stop it with SIGTERM and wait for its clean shutdown.
   "$cloudha" agent --config "$work/$node.textproto" > >(sed -u "s/^/[$node] /") 2>&1 &
   pids+=($!)
+  nodes+=("$node")
 done
 
 echo "cloudha: agents a and b on 127.0.0.1:$((port_a + 1)) and :$((port_a + 2)) (mutual TLS);" \
@@ -69,6 +71,12 @@ second=0
 while [[ $duration -eq 0 || $second -lt $duration ]]; do
   sleep 1
   second=$((second + 1))
+  for i in "${!pids[@]}"; do
+    if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+      echo "cloudha: agent ${nodes[$i]} exited; its log lines above say why" >&2
+      exit 1
+    fi
+  done
   for node in a b; do
     echo "--- $node, ${second}s ---"
     "$cloudha" status --socket "$work/$node.sock" 2>&1 | sed -n '1p;5,$p' || true

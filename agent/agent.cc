@@ -91,6 +91,12 @@ class RefuseUnknownMethods : public grpc::CallbackGenericService {
   }
 };
 
+// How often HTTP/2 pings a quiet connection and how long it waits for the
+// answer: the time a lost peer takes to detect, but at least a second.
+int KeepaliveMs(const v1::AgentConfig& c) {
+  return std::max<int>(1000, c.heartbeat().interval_ms() * c.heartbeat().lost_threshold());
+}
+
 const char* ChangeEvent(Membership::Change::Kind kind) {
   switch (kind) {
     case Membership::Change::Kind::kPeerUp:
@@ -238,6 +244,14 @@ absl::Status Agent::Start() {
     builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.AddListeningPort(config_.listen(), PeerServerCredentials(tls_), &port);
     builder.RegisterService(&peer_service_);
+    // The server pings too, so a handler waiting on a peer that vanished
+    // ends; and it accepts the peers' frequent pings.
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, KeepaliveMs(config_));
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, KeepaliveMs(config_));
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 100);
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
     peer_server_ = builder.BuildAndStart();
     if (peer_server_ == nullptr || port == 0) {
       peer_server_.reset();
@@ -256,7 +270,12 @@ absl::Status Agent::Start() {
       return absl::UnavailableError(
           absl::StrCat("cannot listen on admin.socket ", config_.admin().socket()));
     }
-    chmod(config_.admin().socket().c_str(), 0600);
+    if (chmod(config_.admin().socket().c_str(), 0600) != 0) {
+      absl::Status s = absl::FailedPreconditionError(absl::StrCat(
+          "cannot make admin.socket ", config_.admin().socket(), " private: ", strerror(errno)));
+      Shutdown();
+      return s;
+    }
   }
   if (!config_.health().listen().empty()) {
     grpc::ServerBuilder builder;
@@ -274,6 +293,9 @@ absl::Status Agent::Start() {
       return ExplainBindFailure("health.listen", config_.health().listen());
     }
   }
+  // gRPC starts every health service SERVING; "" turns SERVING only at the
+  // end of Start().
+  health_.SetServing(kAgentService, false);
   for (grpc::Server* server : {peer_server_.get(), admin_server_.get(), health_server_.get()}) {
     if (server != nullptr) health_.Attach(server->GetHealthCheckService());
   }
@@ -289,6 +311,7 @@ absl::Status Agent::Start() {
   absl::Duration interval = absl::Milliseconds(config_.heartbeat().interval_ms());
   absl::Duration lost_after = interval * config_.heartbeat().lost_threshold();
   std::shared_ptr<grpc::ChannelCredentials> credentials = PeerChannelCredentials(tls_);
+  const int keepalive_ms = KeepaliveMs(config_);
   for (const auto& peer : config_.peers()) {
     for (int i = 0; i < peer.addresses_size(); ++i) {
       grpc::ChannelArguments args;
@@ -300,6 +323,12 @@ absl::Status Agent::Start() {
       args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
       args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
       args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+      // HTTP/2 pings find a connection that went silent without a reset (a
+      // crashed VM, a blackholed route), so a redial gets a fresh one.
+      args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, keepalive_ms);
+      args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, keepalive_ms);
+      args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+      args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
       HelloPathOptions options;
       options.peer = peer.id();
       options.index = i;
@@ -546,6 +575,7 @@ void Agent::Shutdown() {
   health_.Shutdown();
   stop_.Notify();
   if (ticker_.joinable()) ticker_.join();
+  for (auto& path : paths_) path->RequestStop();
   hooks_->Stop();
   monitors_->Stop();
   for (auto& path : paths_) path->Stop();

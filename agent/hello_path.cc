@@ -31,8 +31,15 @@ HelloPath::~HelloPath() { Stop(); }
 
 void HelloPath::Start() { thread_ = std::thread([this] { Run(); }); }
 
-void HelloPath::Stop() {
+void HelloPath::RequestStop() {
+  absl::MutexLock lock(&mu_);
   if (!stop_.HasBeenNotified()) stop_.Notify();
+  // Unblocks a Read or Write in progress.
+  if (active_ != nullptr) active_->TryCancel();
+}
+
+void HelloPath::Stop() {
+  RequestStop();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -48,13 +55,17 @@ void HelloPath::Run() {
       last_logged.clear();
     }
     std::string reason(ended.message());
-    membership_->OnRefused(options_.peer, reason);
+    bool refused = ended.code() == absl::StatusCode::kPermissionDenied ||
+                   ended.code() == absl::StatusCode::kFailedPrecondition ||
+                   ended.code() == absl::StatusCode::kUnauthenticated;
+    if (refused) {
+      membership_->OnRefused(options_.peer, reason);
+    } else {
+      membership_->OnPathError(options_.peer, options_.index, reason);
+    }
     // One line per distinct failure, not one per redial.
     if (reason != last_logged) {
-      LogEvent(ended.code() == absl::StatusCode::kPermissionDenied ||
-                       ended.code() == absl::StatusCode::kFailedPrecondition
-                   ? LogLevel::kError
-                   : LogLevel::kWarn,
+      LogEvent(refused ? LogLevel::kError : LogLevel::kWarn,
                "path_failed",
                {{"peer", options_.peer},
                 {"path", options_.index},
@@ -70,6 +81,11 @@ void HelloPath::Run() {
 
 absl::Status HelloPath::RunStream(bool* had_reply) {
   grpc::ClientContext context;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stop_.HasBeenNotified()) return absl::OkStatus();
+    active_ = &context;
+  }
   std::unique_ptr<grpc::ClientReaderWriter<v1::Hello, v1::Hello>> stream =
       stub_->Hello(&context);
 
@@ -120,7 +136,9 @@ absl::Status HelloPath::RunStream(bool* had_reply) {
         cancel = false;
         break;
       }
-      if (now - last_reply >= options_.lost_after) {
+      // One interval of slack: a reply due right at the threshold is not
+      // silence yet.
+      if (now - last_reply >= options_.lost_after + options_.interval) {
         silence = absl::DeadlineExceededError(
             absl::StrCat("no reply for ", absl::FormatDuration(now - last_reply)));
         break;
@@ -143,6 +161,10 @@ absl::Status HelloPath::RunStream(bool* had_reply) {
   if (cancel) context.TryCancel();
   reader.join();
   grpc::Status finished = stream->Finish();
+  {
+    absl::MutexLock lock(&mu_);
+    active_ = nullptr;
+  }
   if (stop_.HasBeenNotified()) return absl::OkStatus();
   absl::MutexLock lock(&mu);
   if (!refused.ok()) return refused;

@@ -13,6 +13,8 @@
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "agent/clock.h"
@@ -35,8 +37,9 @@ struct HelloPathOptions {
   absl::Duration max_backoff = absl::Seconds(1);
 };
 
-// Start() once, Stop() once (or let the destructor do it). The collaborators
-// are thread-safe and outlive the path.
+// Start() once from the owning thread; RequestStop() from any thread; Stop()
+// (or the destructor) from the owning thread. The collaborators are
+// thread-safe and outlive the path.
 class HelloPath {
  public:
   HelloPath(HelloPathOptions options, std::shared_ptr<grpc::Channel> channel,
@@ -47,6 +50,10 @@ class HelloPath {
   HelloPath& operator=(const HelloPath&) = delete;
 
   void Start();
+  // Asks the path to stop and cancels the stream in progress; returns at
+  // once, so that many paths stop in parallel.
+  void RequestStop();
+  // RequestStop(), then waits for the path's thread.
   void Stop();
 
  private:
@@ -62,7 +69,10 @@ class HelloPath {
   const PeerVerifier* verifier_;
   Membership* membership_;
   Clock* clock_;
+  absl::Mutex mu_;
   absl::Notification stop_;
+  // The stream in progress, cancelled by RequestStop().
+  grpc::ClientContext* active_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::thread thread_;
 };
 

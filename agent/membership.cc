@@ -69,6 +69,7 @@ void Membership::OnReply(const std::string& peer_id, int path_index, const v1::H
     return;
   }
   Path& path = peer->paths[path_index];
+  path.last_error.clear();
   for (auto it = path.recent.rbegin(); it != path.recent.rend(); ++it) {
     if (it->sequence == reply.echo_sequence() && !it->replied) {
       it->replied = true;
@@ -91,6 +92,13 @@ void Membership::OnInboundHello(const std::string& peer_id, const v1::Hello& hel
   if (peer == nullptr) return;
   ++peer->inbound;
   Observe(*peer, hello, now);
+}
+
+void Membership::OnPathError(const std::string& peer_id, int path, const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  Peer* peer = Find(peer_id);
+  if (peer == nullptr || path < 0 || path >= static_cast<int>(peer->paths.size())) return;
+  peer->paths[path].last_error = reason;
 }
 
 void Membership::OnRefused(const std::string& peer_id, const std::string& reason) {
@@ -165,6 +173,7 @@ std::vector<v1::PeerStatus> Membership::Status(absl::Time now) const {
       p->set_last_rtt_ms(path.last_rtt_ms);
       p->set_hellos_sent(path.sent);
       p->set_hellos_received(path.received);
+      p->set_last_error(path.last_error);
       // Hellos younger than the loss window are still in flight.
       int counted = 0;
       int lost = 0;

@@ -54,8 +54,13 @@ class Membership {
   // A hello arrived on a stream the peer dialed.
   void OnInboundHello(const std::string& peer, const v1::Hello& hello, absl::Time now);
 
-  // A stream to or from the peer was refused; `reason` shows in status.
+  // A stream to or from the peer was refused (identity, cluster or group
+  // mismatch); `reason` shows in status until a hello is accepted.
   void OnRefused(const std::string& peer, const std::string& reason);
+
+  // A stream on `path` failed for a transport reason (connection refused,
+  // TLS handshake, silence); shows on the path until a reply arrives.
+  void OnPathError(const std::string& peer, int path, const std::string& reason);
 
   // Re-evaluates every peer and path at `now` and returns what changed since
   // the previous call (restarts first, then path and peer transitions).
@@ -92,6 +97,7 @@ class Membership {
     uint64_t received = 0;
     double rtt_ms = 0;
     double last_rtt_ms = 0;
+    std::string last_error;
   };
   struct Peer {
     std::string id;

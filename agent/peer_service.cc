@@ -1,5 +1,6 @@
 #include "agent/peer_service.h"
 
+#include "absl/strings/str_cat.h"
 #include "agent/log.h"
 #include "crypto/tls_material.h"
 
@@ -10,13 +11,29 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
                       std::string(status.message()));
 }
 
+void PeerServiceImpl::LogRefusal(const std::string& who, const std::string& from,
+                                 const absl::Status& reason) {
+  absl::Time now = clock_->Now();
+  {
+    absl::MutexLock lock(&mu_);
+    // Bounded: a stranger scanning the port cannot grow it without limit.
+    if (refusals_logged_.size() > 1000) refusals_logged_.clear();
+    auto [it, inserted] = refusals_logged_.try_emplace(absl::StrCat(who, "|", reason.message()), now);
+    if (!inserted) {
+      if (now - it->second < kRefusalLogInterval) return;
+      it->second = now;
+    }
+  }
+  LogEvent(LogLevel::kWarn, "peer_refused",
+           {{"peer", who}, {"from", from}, {"reason", reason.message()}});
+}
+
 grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context,
                                     grpc::ServerReaderWriter<v1::Hello, v1::Hello>* stream) {
   absl::StatusOr<NodeIdentity> id = PeerIdentityFromAuthContext(*context->auth_context());
   absl::Status accepted = id.ok() ? verifier_->CheckCertificate(*id) : id.status();
   if (!accepted.ok()) {
-    LogEvent(LogLevel::kWarn, "peer_refused",
-             {{"from", context->peer()}, {"reason", accepted.message()}});
+    LogRefusal(id.ok() ? id->node : "unknown", context->peer(), accepted);
     if (id.ok()) membership_->OnRefused(id->node, std::string(accepted.message()));
     return ToGrpcStatus(accepted);
   }
@@ -24,8 +41,7 @@ grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context,
   while (stream->Read(&in)) {
     absl::Time now = clock_->Now();
     if (absl::Status s = verifier_->CheckHello(*id, in); !s.ok()) {
-      LogEvent(LogLevel::kWarn, "peer_refused",
-               {{"peer", id->node}, {"from", context->peer()}, {"reason", s.message()}});
+      LogRefusal(id->node, context->peer(), s);
       membership_->OnRefused(id->node, std::string(s.message()));
       return ToGrpcStatus(s);
     }

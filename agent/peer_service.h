@@ -8,6 +8,9 @@
 #ifndef CLOUDHA_AGENT_PEER_SERVICE_H_
 #define CLOUDHA_AGENT_PEER_SERVICE_H_
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "agent/clock.h"
 #include "agent/local_node.h"
 #include "agent/membership.h"
@@ -28,6 +31,13 @@ class PeerServiceImpl final : public v1::PeerService::Service {
                      grpc::ServerReaderWriter<v1::Hello, v1::Hello>* stream) override;
 
  private:
+  // Logs a refusal, but the same one from the same peer at most once per
+  // kRefusalLogInterval: a misconfigured peer redials every second.
+  void LogRefusal(const std::string& who, const std::string& from, const absl::Status& reason);
+  static constexpr absl::Duration kRefusalLogInterval = absl::Seconds(60);
+
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, absl::Time> refusals_logged_ ABSL_GUARDED_BY(mu_);
   const LocalNode* local_;
   const PeerVerifier* verifier_;
   Membership* membership_;

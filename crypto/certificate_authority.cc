@@ -5,6 +5,7 @@
 #include <openssl/x509v3.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "crypto/openssl_util.h"
 
 namespace cloudha {
@@ -95,6 +96,19 @@ absl::StatusOr<PemPair> CreateClusterCa(absl::string_view cluster,
   return SignAndEncode(c, key->get(), key->get());
 }
 
+absl::StatusOr<std::string> ClusterOfCa(absl::string_view ca_cert_pem) {
+  absl::StatusOr<X509Ptr> cert = ParseCertificatePem(ca_cert_pem);
+  if (!cert.ok()) return cert.status();
+  char cn[256] = {0};
+  X509_NAME_get_text_by_NID(X509_get_subject_name(cert->get()), NID_commonName, cn, sizeof(cn));
+  absl::string_view name(cn);
+  if (!absl::ConsumePrefix(&name, "cloudha CA ")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a cloudha CA (its subject CN is \"", cn, "\")"));
+  }
+  return std::string(name);
+}
+
 absl::StatusOr<PemPair> IssueNodeCertificate(const PemPair& ca,
                                              const NodeIdentity& node,
                                              const Validity& validity) {
@@ -108,10 +122,17 @@ absl::StatusOr<PemPair> IssueNodeCertificate(const PemPair& ca,
     OpenSslErrors();
     return absl::InvalidArgumentError("the CA key does not belong to the CA certificate");
   }
+  // Never outlive the CA: a certificate past its CA's end fails anyway.
+  Validity capped = validity;
+  struct tm ca_end;
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(ca_cert->get()), &ca_end) == 1) {
+    absl::Time end = absl::FromTM(ca_end, absl::UTCTimeZone());
+    if (capped.not_before + capped.lifetime > end) capped.lifetime = end - capped.not_before;
+  }
   absl::StatusOr<PkeyPtr> key = NewP256Key();
   if (!key.ok()) return key.status();
   absl::StatusOr<X509Ptr> cert = NewCertificate(
-      absl::StrCat(node.node, ".", node.cluster), key->get(), validity);
+      absl::StrCat(node.node, ".", node.cluster), key->get(), capped);
   if (!cert.ok()) return cert.status();
   X509* c = cert->get();
   if (X509_set_issuer_name(c, X509_get_subject_name(ca_cert->get())) != 1) {

@@ -31,10 +31,15 @@ absl::StatusOr<PemPair> CreateClusterCa(absl::string_view cluster,
                                         const Validity& validity);
 
 // A certificate for `node`, signed by `ca`, usable as TLS server and client,
-// with the subjectAltNames NodeUri(node) and NodeDnsName(node).
+// with the subjectAltNames NodeUri(node) and NodeDnsName(node). It never
+// outlives the CA: its notAfter is capped at the CA's. (The CA may sign for
+// any cluster; `cloudha certs init` keeps one CA to one cluster.)
 absl::StatusOr<PemPair> IssueNodeCertificate(const PemPair& ca,
                                              const NodeIdentity& node,
                                              const Validity& validity);
+
+// The cluster a CA certificate made by CreateClusterCa belongs to.
+absl::StatusOr<std::string> ClusterOfCa(absl::string_view ca_cert_pem);
 
 }  // namespace cloudha
 

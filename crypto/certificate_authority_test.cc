@@ -50,6 +50,26 @@ TEST(CertificateAuthorityTest, RefusesACaKeyOfAnotherCa) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(CertificateAuthorityTest, ClusterOfCa) {
+  absl::StatusOr<PemPair> ca = CreateClusterCa("demo", kYear);
+  ASSERT_TRUE(ca.ok());
+  EXPECT_EQ(*ClusterOfCa(ca->cert_pem), "demo");
+  absl::StatusOr<PemPair> node = IssueNodeCertificate(*ca, {"demo", "a"}, kYear);
+  ASSERT_TRUE(node.ok());
+  EXPECT_FALSE(ClusterOfCa(node->cert_pem).ok());
+}
+
+TEST(CertificateAuthorityTest, NodeCertificateNeverOutlivesTheCa) {
+  absl::StatusOr<PemPair> ca = CreateClusterCa("demo", kYear);
+  ASSERT_TRUE(ca.ok());
+  Validity ten_years{kYear.not_before, absl::Hours(24 * 3650)};
+  absl::StatusOr<PemPair> node = IssueNodeCertificate(*ca, {"demo", "a"}, ten_years);
+  ASSERT_TRUE(node.ok());
+  absl::StatusOr<TlsMaterial> m = CheckTlsMaterial(ca->cert_pem, node->cert_pem, node->key_pem, kNow);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->not_after, kYear.not_before + kYear.lifetime);
+}
+
 TEST(NodeIdentityTest, UriRoundTrip) {
   NodeIdentity id{"prod-eu", "fw-1"};
   EXPECT_EQ(NodeUri(id), "cloudha://prod-eu/fw-1");

@@ -26,16 +26,22 @@ cloudha_install_packages() {
   local missing
   mapfile -t missing < <(cloudha_missing_packages)
   [[ ${#missing[@]} -eq 0 ]] && return 0
+  local sudo=()
   if [[ $(id -u) -ne 0 ]]; then
-    echo "cloudha needs these Debian packages: ${missing[*]}" >&2
-    echo "install them as root: apt-get install ${missing[*]}" >&2
-    return 1
+    if command -v sudo >/dev/null 2>&1; then
+      sudo=(sudo)
+    else
+      echo "cloudha needs these Debian packages: ${missing[*]}" >&2
+      echo "install them as root: apt-get install ${missing[*]}" >&2
+      return 1
+    fi
   fi
   echo "installing ${#missing[@]} Debian packages: ${missing[*]}"
   local log
   log=$(mktemp)
-  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-      --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+  if ! { "${sudo[@]}" apt-get update -qq &&
+      "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
     cat "$log" >&2
     rm -f "$log"
     echo "installing packages failed (see above)" >&2

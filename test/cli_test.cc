@@ -1,5 +1,6 @@
 // The `cloudha` command line: certs init, check-config, and client errors.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "crypto/node_identity.h"
@@ -78,6 +79,17 @@ TEST_F(CliTest, CertsInitAddsANodeUnderTheExistingCa) {
   EXPECT_THAT(added.out, HasSubstr("using the existing CA"));
   EXPECT_EQ(Read("pki/ca.crt"), ca);
   EXPECT_TRUE(CheckTlsMaterial(ca, Read("pki/c.crt"), Read("pki/c.key"), absl::Now()).ok());
+}
+
+TEST_F(CliTest, CertsInitRefusesTheCaOfAnotherCluster) {
+  const std::string out = cluster_.dir() + "/pki";
+  ASSERT_EQ(cluster_.Cli({"certs", "init", "--cluster", "prod", "--nodes", "a", "--out", out})
+                .exit_code,
+            0);
+  CommandResult r = cluster_.Cli({"certs", "init", "--cluster", "test", "--nodes", "b", "--out", out});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("is the CA of cluster \"prod\", not \"test\""));
+  EXPECT_NE(access((out + "/b.key").c_str(), F_OK), 0);
 }
 
 TEST_F(CliTest, CertsInitRefusesBadNames) {

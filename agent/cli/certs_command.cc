@@ -78,6 +78,12 @@ int RunCertsInit(const CertsInitOptions& options) {
     if (!cert.ok()) return Fail(std::string(cert.status().message()));
     if (!key.ok()) return Fail(std::string(key.status().message()));
     ca = {*cert, *key};
+    absl::StatusOr<std::string> cluster = ClusterOfCa(ca.cert_pem);
+    if (!cluster.ok()) return Fail(absl::StrCat(ca_crt, ": ", cluster.status().message()));
+    if (*cluster != options.cluster) {
+      return Fail(absl::StrCat(ca_crt, " is the CA of cluster \"", *cluster, "\", not \"",
+                               options.cluster, "\"; nothing was written"));
+    }
     std::cout << "using the existing CA " << ca_crt << "\n";
   } else {
     absl::StatusOr<PemPair> made = CreateClusterCa(options.cluster, validity);
