@@ -56,6 +56,7 @@ RoleChange RoleMachine::Promote(std::string reason, std::string selected_by,
 
 RoleChange RoleMachine::HandOver(const std::string& target, std::string reason,
                                  const RoleInputs& in) {
+  handover_epoch_ = primary_epoch_;
   RoleChange change = Change(v1::SECONDARY, std::move(reason), in.now);
   handover_to_ = target;
   handover_started_ = in.now;
@@ -66,7 +67,10 @@ RoleChange RoleMachine::HandOver(const std::string& target, std::string reason,
 std::vector<const PeerView*> RoleMachine::EligibleSecondaries(const RoleInputs& in) const {
   std::vector<const PeerView*> out;
   for (const PeerView& p : in.live_peers) {
-    if (p.role == v1::SECONDARY && p.in_sync && p.handover_to.empty()) out.push_back(&p);
+    // A node handing over to another is busy; one that handed over to this
+    // node is done with it.
+    bool handing_over = !p.handover_to.empty() && p.handover_to != options_.node_id;
+    if (p.role == v1::SECONDARY && p.in_sync && !handing_over) out.push_back(&p);
   }
   return out;
 }
@@ -166,7 +170,10 @@ std::optional<RoleChange> RoleMachine::EvaluatePrimary(const RoleInputs& in) {
 }
 
 std::optional<RoleChange> RoleMachine::EvaluateFollower(const RoleInputs& in) {
-  if (!handover_to_.empty() && in.now - handover_started_ >= options_.handover_timeout) {
+  // The handover is over when it timed out, or when a higher epoch than the
+  // one handed over shows that the target promoted.
+  if (!handover_to_.empty() && (in.now - handover_started_ >= options_.handover_timeout ||
+                                known_epoch_ > handover_epoch_)) {
     handover_to_.clear();
   }
   // A live primary: follow it.
@@ -186,9 +193,10 @@ std::optional<RoleChange> RoleMachine::EvaluateFollower(const RoleInputs& in) {
   }
   TrackPrimary("", in.now);
 
-  // A handover names this node: take the role now.
+  // A handover names this node: take the role now. One from an older epoch
+  // is stale (this node promoted since), whatever the hello still says.
   for (const PeerView& p : in.live_peers) {
-    if (p.handover_to == options_.node_id) {
+    if (p.handover_to == options_.node_id && p.epoch >= known_epoch_) {
       return Promote(absl::StrCat("handover from ", p.id), "handover", in);
     }
   }

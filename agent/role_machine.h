@@ -144,6 +144,7 @@ class RoleMachine {
   // Handover this node started (as the old primary).
   std::string handover_to_;
   absl::Time handover_started_;
+  uint64_t handover_epoch_ = 0;
   // A handover to another node that this node is waiting for.
   std::string awaited_handover_;
   absl::Time awaited_since_;

@@ -262,6 +262,31 @@ TEST(RoleMachineTest, OperatorHandover) {
   EXPECT_EQ(a.primary(), "b");
 }
 
+TEST(RoleMachineTest, AStaleHandoverIsIgnored) {
+  // b took the role from a at epoch 2; a's hello still names b from epoch 1.
+  RoleMachine b(Opts("b", 100), 1, kT0);
+  PeerView a = Peer("a", v1::SECONDARY, 1, 200);
+  a.handover_to = "b";
+  ASSERT_EQ(b.Evaluate(At(kT0 + absl::Seconds(1), {a}))->epoch, 2u);
+  ASSERT_TRUE(b.RequestHandover("a", At(kT0 + absl::Seconds(1), {a})).ok());
+  // The stale hello must not pull the role back to b.
+  EXPECT_FALSE(b.Evaluate(At(kT0 + absl::Seconds(1), {a})).has_value());
+  EXPECT_EQ(b.role(), v1::SECONDARY);
+
+  // a, on learning epoch 2, forgets its own handover.
+  RoleMachine ma(Opts("a", 200), 0, kT0);
+  ma.Evaluate(At(kT0 + absl::Seconds(5), {}));
+  ASSERT_TRUE(ma.RequestHandover("b", At(kT0 + absl::Seconds(6), {Peer("b", v1::SECONDARY, 1)})).ok());
+  EXPECT_EQ(ma.handover_to(), "b");
+  PeerView back = Peer("b", v1::SECONDARY, 2, 100);
+  back.handover_to = "a";
+  std::optional<RoleChange> c = ma.Evaluate(At(kT0 + absl::Seconds(6), {back}));
+  EXPECT_EQ(ma.handover_to(), "");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->to, v1::PRIMARY);
+  EXPECT_EQ(c->epoch, 3u);
+}
+
 TEST(RoleMachineTest, ThirdNodeWaitsForAHandoverToAnother) {
   RoleMachine c(Opts("c", 255), 1, kT0);
   c.Evaluate(At(kT0 + absl::Seconds(1), {Peer("a", v1::PRIMARY, 1), Peer("b", v1::SECONDARY, 1)},

@@ -7,6 +7,7 @@
 #include "agent/cli/agent_command.h"
 #include "agent/cli/certs_command.h"
 #include "agent/cli/check_config_command.h"
+#include "agent/cli/failover_command.h"
 #include "agent/cli/probe_command.h"
 #include "agent/cli/status_command.h"
 
@@ -65,6 +66,26 @@ int main(int argc, char** argv) {
   AddAdminTarget(status, &status_target);
   status->add_flag("--json", status_json, "print JSON");
 
+  cloudha::AdminTarget failover_target;
+  std::string failover_to;
+  int failover_timeout_s = 10;
+  CLI::App* failover = app.add_subcommand(
+      "failover", "hand the primary role to another node (run it on the primary)");
+  AddAdminTarget(failover, &failover_target);
+  failover->add_option("--to", failover_to, "the node to hand over to (default: the best)");
+  failover->add_option("--timeout", failover_timeout_s, "seconds to wait for the new primary")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 600));
+
+  cloudha::AdminTarget events_target;
+  bool events_follow = false;
+  bool events_json = false;
+  CLI::App* events =
+      app.add_subcommand("events", "role, peer, path, monitor and hook events (last 1000)");
+  AddAdminTarget(events, &events_target);
+  events->add_flag("-f,--follow", events_follow, "keep printing new events");
+  events->add_flag("--json", events_json, "one JSON object per line");
+
   cloudha::ProbeOptions probe_options;
   CLI::App* probe = app.add_subcommand(
       "probe", "gRPC health check (grpc_health_probe's flags and exit codes)");
@@ -104,5 +125,9 @@ int main(int argc, char** argv) {
   if (certs_init->parsed()) return cloudha::RunCertsInit(certs_options);
   if (status->parsed()) return cloudha::RunStatus(status_target, status_json);
   if (probe->parsed()) return cloudha::RunProbe(probe_options);
+  if (failover->parsed()) {
+    return cloudha::RunFailover(failover_target, failover_to, failover_timeout_s);
+  }
+  if (events->parsed()) return cloudha::RunEvents(events_target, events_follow, events_json);
   return 1;
 }

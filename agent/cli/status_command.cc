@@ -27,25 +27,40 @@ std::string FormatStatus(const v1::StatusResponse& s) {
       s.cluster(), s.group_id(), absl::FormatDuration(absl::Seconds(s.uptime_ms() / 1000)),
       s.priority(), s.listen());
   if (s.role() != v1::ROLE_UNSPECIFIED) {
-    absl::StrAppendFormat(&out, "role %s  epoch %d  selected by %s  health %d\n",
-                          v1::Role_Name(s.role()), s.epoch(), s.selected_by(), s.health_penalty());
+    absl::StrAppendFormat(&out, "role %s  epoch %d  for %s: %s\n", v1::Role_Name(s.role()),
+                          s.epoch(), absl::FormatDuration(absl::Seconds(s.role_age_ms() / 1000)),
+                          s.role_reason());
+    absl::StrAppendFormat(
+        &out, "primary %s%s  health %s%s\n", s.primary().empty() ? "(none)" : s.primary(),
+        s.selected_by().empty() ? "" : absl::StrCat(" (selected by: ", s.selected_by(), ")"),
+        s.health_penalty() == 0 ? "ok" : absl::StrCat("penalty ", s.health_penalty()),
+        s.role() == v1::PRIMARY ? (s.primary_ready() ? "  ready" : "  hooks running") : "");
   }
-  absl::StrAppendFormat(&out, "heartbeat every %dms, peer lost after %d missed\n\n",
+  absl::StrAppendFormat(&out, "heartbeat every %dms, peer lost after %d missed\n",
                         s.heartbeat_interval_ms(), s.lost_threshold());
-  absl::StrAppendFormat(&out, "%-12s %-5s %-14s %-9s %9s %9s %8s\n", "PEER", "STATE",
-                        "LAST HELLO", "RTT", "SENT", "RECEIVED", "RESTARTS");
+  for (const v1::MonitorStatus& m : s.monitors()) {
+    absl::StrAppendFormat(&out, "monitor %-16s %-9s %-7s weight %-4d %s\n", m.name(), m.kind(),
+                          m.passing() ? "passing" : "FAILING", m.weight(), m.last_result());
+  }
+  absl::StrAppendFormat(&out, "\n%-12s %-5s %-9s %-6s %-14s %-9s %9s %9s %8s\n", "PEER", "STATE",
+                        "ROLE", "EPOCH", "LAST HELLO", "RTT", "SENT", "RECEIVED", "RESTARTS");
   for (const v1::PeerStatus& p : s.peers()) {
-    absl::StrAppendFormat(&out, "%-12s %-5s %-14s %-9s %9d %9d %8d\n", p.id(),
-                          v1::PeerStatus::State_Name(p.state()), Age(p.last_hello_age_ms()),
-                          Ms(p.rtt_ms()), p.hellos_sent(), p.hellos_received(), p.restarts());
+    absl::StrAppendFormat(&out, "%-12s %-5s %-9s %-6d %-14s %-9s %9d %9d %8d\n", p.id(),
+                          v1::PeerStatus::State_Name(p.state()),
+                          p.role() == v1::ROLE_UNSPECIFIED ? "-" : v1::Role_Name(p.role()),
+                          p.epoch(), Age(p.last_hello_age_ms()), Ms(p.rtt_ms()), p.hellos_sent(),
+                          p.hellos_received(), p.restarts());
     for (int i = 0; i < p.paths_size(); ++i) {
       const v1::PathStatus& path = p.paths(i);
-      absl::StrAppendFormat(&out, "  path %d %-24s %-5s rtt %s (last %s)  sent %d  received %d\n",
+      absl::StrAppendFormat(&out, "  path %d %-24s %-5s rtt %s (last %s)  loss %.1f%%  sent %d\n",
                             i, path.address(), v1::PeerStatus::State_Name(path.state()),
-                            Ms(path.rtt_ms()), Ms(path.last_rtt_ms()), path.hellos_sent(),
-                            path.hellos_received());
+                            Ms(path.rtt_ms()), Ms(path.last_rtt_ms()), path.loss_pct(),
+                            path.hellos_sent());
+      if (!path.last_error().empty() && path.state() != v1::PeerStatus::UP) {
+        absl::StrAppendFormat(&out, "    error: %s\n", path.last_error());
+      }
     }
-    if (!p.last_error().empty()) absl::StrAppendFormat(&out, "  last error: %s\n", p.last_error());
+    if (!p.last_error().empty()) absl::StrAppendFormat(&out, "  refused: %s\n", p.last_error());
   }
   return out;
 }
