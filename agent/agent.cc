@@ -312,6 +312,8 @@ absl::Status Agent::Start() {
   absl::Duration lost_after = interval * config_.heartbeat().lost_threshold();
   std::shared_ptr<grpc::ChannelCredentials> credentials = PeerChannelCredentials(tls_);
   const int keepalive_ms = KeepaliveMs(config_);
+  const absl::Duration max_backoff =
+      std::clamp(interval * 2, absl::Milliseconds(100), absl::Seconds(1));
   for (const auto& peer : config_.peers()) {
     for (int i = 0; i < peer.addresses_size(); ++i) {
       grpc::ChannelArguments args;
@@ -320,9 +322,12 @@ absl::Status Agent::Start() {
       // argument keeps gRPC from sharing one between channels.
       args.SetString("cloudha.channel", absl::StrCat("hello/", peer.id(), "/", i));
       args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+      // Redial at least every two intervals (100 ms to 1 s), so a healed
+      // link or a restarted peer is back within a few hellos.
       args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
       args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-      args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+      args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+                  static_cast<int>(absl::ToInt64Milliseconds(max_backoff)));
       // HTTP/2 pings find a connection that went silent without a reset (a
       // crashed VM, a blackholed route), so a redial gets a fresh one.
       args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, keepalive_ms);
@@ -335,6 +340,7 @@ absl::Status Agent::Start() {
       options.address = peer.addresses(i);
       options.interval = interval;
       options.lost_after = lost_after;
+      options.max_backoff = max_backoff;
       paths_.push_back(std::make_unique<HelloPath>(
           options, grpc::CreateCustomChannel(peer.addresses(i), credentials, args), &local_,
           &verifier_, &membership_, clock_));

@@ -14,7 +14,8 @@
 
 namespace cloudha {
 
-// One child process whose stdout and stderr go to files. Not thread-safe.
+// One child process whose stdout and stderr go to files; argv[0] is looked
+// up in PATH. Not thread-safe.
 // The destructor kills (SIGKILL) a child still running.
 class Subprocess {
  public:

@@ -77,10 +77,14 @@ void TestCluster::WriteConfig(const std::string& node, const std::string& text) 
   written_[node] = true;
 }
 
-Subprocess* TestCluster::Start(const std::string& node) {
+Subprocess* TestCluster::Start(const std::string& node, const std::vector<std::string>& wrapper) {
   if (!written_[node]) WriteConfig(node);
-  auto p = Subprocess::Start({CloudhaBinary(), "agent", "--config", config_path(node)},
-                             absl::StrCat(dir_, "/", node, "-agent"));
+  std::vector<std::string> argv = wrapper;
+  for (const std::string& arg : {CloudhaBinary(), std::string("agent"), std::string("--config"),
+                                 config_path(node)}) {
+    argv.push_back(arg);
+  }
+  auto p = Subprocess::Start(argv, absl::StrCat(dir_, "/", node, "-agent"));
   if (!p.ok()) return nullptr;
   agents_[node] = *std::move(p);
   return agents_[node].get();

@@ -42,8 +42,8 @@ class TestCluster {
                         const std::string& name);
 
   // Starts `cloudha agent` for `node` (writing its default configuration if
-  // none was written).
-  Subprocess* Start(const std::string& node);
+  // none was written), behind `wrapper` if given (e.g. ip netns exec NS).
+  Subprocess* Start(const std::string& node, const std::vector<std::string>& wrapper = {});
   Subprocess* agent(const std::string& node) { return agents_.at(node).get(); }
   void Kill(const std::string& node, int signal);
 
