@@ -1,6 +1,7 @@
 #include "agent/agent.h"
 
 #include <netdb.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -349,7 +350,10 @@ absl::Status Agent::Start() {
   hooks_->Start();
   monitors_->Start();
   for (auto& path : paths_) path->Start();
-  ticker_ = std::thread([this] { Tick(); });
+  ticker_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "role");
+    Tick();
+  });
 
   health_.SetServing(kAgentService, true);
   LogEvent(LogLevel::kInfo, "agent_started",
@@ -534,6 +538,11 @@ void Agent::Tick() {
     }
     next += interval;
     if (next <= now) next = now + interval;
+    // Wake when a peer would expire if that comes before the next tick, so
+    // detection takes interval * threshold, not up to one interval more.
+    if (std::optional<absl::Time> expiry = membership_.NextExpiry(); expiry.has_value()) {
+      next = std::min(next, std::max(*expiry, now + absl::Milliseconds(1)));
+    }
   }
 }
 

@@ -13,6 +13,10 @@ void HealthPublisher::Attach(grpc::HealthCheckServiceInterface* service) {
 void HealthPublisher::SetServing(const std::string& service, bool serving) {
   absl::MutexLock lock(&mu_);
   if (shut_down_) return;
+  auto it = states_.find(service);
+  // Unchanged: the role thread republishes every tick; watchers need only
+  // changes.
+  if (it != states_.end() && it->second == serving) return;
   states_[service] = serving;
   for (auto* target : targets_) target->SetServingStatus(service, serving);
 }

@@ -1,6 +1,9 @@
 #include "agent/hello_path.h"
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -29,7 +32,14 @@ HelloPath::HelloPath(HelloPathOptions options, std::shared_ptr<grpc::Channel> ch
 
 HelloPath::~HelloPath() { Stop(); }
 
-void HelloPath::Start() { thread_ = std::thread([this] { Run(); }); }
+void HelloPath::Start() {
+  thread_ = std::thread([this] {
+    // Shows in top -H and /proc: "hello b/0".
+    pthread_setname_np(pthread_self(),
+                       absl::StrCat("hello ", options_.peer, "/", options_.index).substr(0, 15).c_str());
+    Run();
+  });
+}
 
 void HelloPath::RequestStop() {
   absl::MutexLock lock(&mu_);
@@ -95,17 +105,24 @@ absl::Status HelloPath::RunStream(bool* had_reply) {
   bool reader_done = false;              // guarded by mu
 
   std::thread reader([&] {
+    pthread_setname_np(pthread_self(), "hello-reader");
     v1::Hello reply;
+    // The certificate is the same for the whole stream: checked once.
+    std::optional<NodeIdentity> verified;
     while (stream->Read(&reply)) {
       absl::Time now = clock_->Now();
-      absl::StatusOr<NodeIdentity> id = PeerIdentityFromAuthContext(*context.auth_context());
-      absl::Status s = id.ok() ? verifier_->CheckCertificate(*id) : id.status();
-      if (s.ok() && id->node != options_.peer) {
-        s = absl::PermissionDeniedError(absl::StrCat("dialed peer \"", options_.peer,
-                                                     "\" but its certificate is for node \"",
-                                                     id->node, "\""));
+      absl::Status s;
+      if (!verified.has_value()) {
+        absl::StatusOr<NodeIdentity> id = PeerIdentityFromAuthContext(*context.auth_context());
+        s = id.ok() ? verifier_->CheckCertificate(*id) : id.status();
+        if (s.ok() && id->node != options_.peer) {
+          s = absl::PermissionDeniedError(absl::StrCat("dialed peer \"", options_.peer,
+                                                       "\" but its certificate is for node \"",
+                                                       id->node, "\""));
+        }
+        if (s.ok()) verified = *id;
       }
-      if (s.ok()) s = verifier_->CheckHello(*id, reply);
+      if (s.ok()) s = verifier_->CheckHello(*verified, reply);
       if (!s.ok()) {
         absl::MutexLock lock(&mu);
         refused = s;

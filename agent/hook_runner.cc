@@ -1,5 +1,7 @@
 #include "agent/hook_runner.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
@@ -21,7 +23,12 @@ HookRunner::HookRunner(std::vector<v1::HookConfig> hooks, Clock* clock, Runner r
 
 HookRunner::~HookRunner() { Stop(); }
 
-void HookRunner::Start() { worker_ = std::thread([this] { Run(); }); }
+void HookRunner::Start() {
+  worker_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "hooks");
+    Run();
+  });
+}
 
 void HookRunner::Stop() {
   {

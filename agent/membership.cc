@@ -143,6 +143,21 @@ std::vector<Membership::LivePeer> Membership::Live(absl::Time now) const {
   return out;
 }
 
+std::optional<absl::Time> Membership::NextExpiry() const {
+  absl::MutexLock lock(&mu_);
+  std::optional<absl::Time> earliest;
+  auto consider = [&](bool up, const std::optional<absl::Time>& last) {
+    if (!up || !last.has_value()) return;
+    absl::Time expiry = *last + lost_after_;
+    if (!earliest.has_value() || expiry < *earliest) earliest = expiry;
+  };
+  for (const Peer& peer : peers_) {
+    consider(peer.up, peer.last_hello);
+    for (const Path& path : peer.paths) consider(path.up, path.last_reply);
+  }
+  return earliest;
+}
+
 bool Membership::IsUp(const std::string& peer_id) const {
   absl::MutexLock lock(&mu_);
   for (const Peer& peer : peers_) {

@@ -69,6 +69,11 @@ class Membership {
   // Peer and path status as of `now`, in configuration order.
   std::vector<v1::PeerStatus> Status(absl::Time now) const;
 
+  // The earliest time at which a peer or path that is UP now would be lost
+  // if nothing more arrives; nullopt when nothing is UP. The agent wakes
+  // then, so detection does not wait for the next regular tick.
+  std::optional<absl::Time> NextExpiry() const;
+
   // Whether `peer` is UP as of the last Evaluate().
   bool IsUp(const std::string& peer) const;
 

@@ -66,6 +66,17 @@ TEST(MembershipTest, LostExactlyAfterIntervalTimesThreshold) {
   EXPECT_FALSE(m.IsUp("b"));
 }
 
+TEST(MembershipTest, NextExpiryIsWhenTheFreshestUpThingWouldBeLost) {
+  Membership m(Config());
+  EXPECT_FALSE(m.NextExpiry().has_value());
+  m.OnReply("b", 0, FromB(1), absl::Milliseconds(1), kStart);
+  m.Evaluate(kStart);
+  EXPECT_EQ(*m.NextExpiry(), kStart + kInterval * 6);
+  m.OnInboundHello("b", FromB(1), kStart + kInterval);
+  // The path's reply is older than the peer's last hello: it expires first.
+  EXPECT_EQ(*m.NextExpiry(), kStart + kInterval * 6);
+}
+
 TEST(MembershipTest, OnePathDownKeepsThePeerUp) {
   Membership m(Config());
   m.OnReply("b", 0, FromB(1), absl::Milliseconds(1), kStart);

@@ -1,5 +1,7 @@
 #include "agent/monitor_set.h"
 
+#include <pthread.h>
+
 #include "agent/health_checks.h"
 
 namespace cloudha {
@@ -59,7 +61,12 @@ MonitorSet::MonitorSet(std::vector<v1::MonitorConfig> configs, std::vector<Check
 MonitorSet::~MonitorSet() { Stop(); }
 
 void MonitorSet::Start() {
-  for (size_t i = 0; i < configs_.size(); ++i) threads_.emplace_back([this, i] { Run(i); });
+  for (size_t i = 0; i < configs_.size(); ++i) {
+    threads_.emplace_back([this, i] {
+      pthread_setname_np(pthread_self(), ("mon " + configs_[i].name()).substr(0, 15).c_str());
+      Run(i);
+    });
+  }
 }
 
 void MonitorSet::Stop() {

@@ -115,10 +115,20 @@ CommandResult RunCommand(const std::vector<std::string>& argv, const std::string
 }
 
 std::string CloudhaBinary() {
-  const char* srcdir = getenv("TEST_SRCDIR");
+  // `bazel test` names the runfiles folder; `bazel run` and direct runs of a
+  // benchmark find it beside the executable.
   const char* workspace = getenv("TEST_WORKSPACE");
-  return absl::StrCat(srcdir ? srcdir : ".", "/", workspace ? workspace : "cloudha",
-                      "/agent/cli/cloudha");
+  std::string root;
+  if (const char* srcdir = getenv("TEST_SRCDIR")) {
+    root = srcdir;
+  } else if (const char* runfiles = getenv("RUNFILES_DIR")) {
+    root = runfiles;
+  } else {
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    root = absl::StrCat(std::string(self, n > 0 ? n : 0), ".runfiles");
+  }
+  return absl::StrCat(root, "/", workspace ? workspace : "cloudha", "/agent/cli/cloudha");
 }
 
 std::string MakeShortTempDir() {
