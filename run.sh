@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs a local cloudha cluster: two
 # agents, a and b, on 127.0.0.1 with a throw-away CA, showing their events and
-# their status once a second until Ctrl-C, or for --for SECONDS.
+# their status once a second until Ctrl-C, or for --for SECONDS. Every 20
+# seconds it shows a failover: at 6 s an operator handover (cloudha
+# failover), at 12 s the primary is killed (kill -9) and at 15 s restarted.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -39,29 +41,44 @@ trap 'exit 130' INT TERM
 "$cloudha" certs init --cluster demo --nodes a,b --out "$work/certs" >/dev/null
 
 port_a=${CLOUDHA_PORT_BASE:-7800}
-write_config() {  # node peer listen_port peer_port health_port
+write_config() {  # node peer listen_port peer_port health_port priority
   cat >"$work/$1.textproto" <<CONFIG
 cluster { name: "demo" group_id: 7 }
-node { id: "$1" priority: 200 }
+node { id: "$1" priority: $6 }
 listen: "127.0.0.1:$3"
 peers { id: "$2" addresses: "127.0.0.1:$4" }
 tls { ca_file: "certs/ca.crt" cert_file: "certs/$1.crt" key_file: "certs/$1.key" }
 heartbeat { interval_ms: 200 lost_threshold: 6 }
+election { hello_holddown_s: 2 failover_hold_s: 5 }
 admin { socket: "$1.sock" }
 health { listen: "127.0.0.1:$5" }
 state_dir: "state/$1"
 CONFIG
 }
-write_config a b $((port_a + 1)) $((port_a + 2)) $((port_a + 101))
-write_config b a $((port_a + 2)) $((port_a + 1)) $((port_a + 102))
+write_config a b $((port_a + 1)) $((port_a + 2)) $((port_a + 101)) 200
+write_config b a $((port_a + 2)) $((port_a + 1)) $((port_a + 102)) 100
 
-for node in a b; do
+start_agent() {  # index node
   # $! is the agent itself (not a pipeline's last process), so cleanup can
   # stop it with SIGTERM and wait for its clean shutdown.
-  "$cloudha" agent --config "$work/$node.textproto" > >(sed -u "s/^/[$node] /") 2>&1 &
-  pids+=($!)
-  nodes+=("$node")
-done
+  "$cloudha" agent --config "$work/$2.textproto" > >(sed -u "s/^/[$2] /") 2>&1 &
+  pids[$1]=$!
+  nodes[$1]=$2
+}
+start_agent 0 a
+start_agent 1 b
+
+primary() {  # prints the index of the node that is primary, if any
+  local i
+  for i in 0 1; do
+    if "$cloudha" status --socket "$work/${nodes[$i]}.sock" 2>/dev/null |
+        grep -q '^role PRIMARY'; then
+      echo "$i"
+      return
+    fi
+  done
+}
+killed=""
 
 echo "cloudha: agents a and b on 127.0.0.1:$((port_a + 1)) and :$((port_a + 2)) (mutual TLS);" \
   "files in $work"
@@ -71,7 +88,28 @@ second=0
 while [[ $duration -eq 0 || $second -lt $duration ]]; do
   sleep 1
   second=$((second + 1))
+  case $((second % 20)) in
+    6)
+      if p=$(primary) && [[ -n "$p" ]]; then
+        echo "=== run.sh: cloudha failover on the primary, ${nodes[$p]} (operator handover)"
+        "$cloudha" failover --socket "$work/${nodes[$p]}.sock" || true
+      fi ;;
+    12)
+      if p=$(primary) && [[ -n "$p" ]]; then
+        echo "=== run.sh: kill -9 the primary, ${nodes[$p]}; the other must take over"
+        kill -KILL "${pids[$p]}" 2>/dev/null || true
+        wait "${pids[$p]}" 2>/dev/null || true
+        killed=$p
+      fi ;;
+    15)
+      if [[ -n "$killed" ]]; then
+        echo "=== run.sh: restarting ${nodes[$killed]}; it rejoins as secondary"
+        start_agent "$killed" "${nodes[$killed]}"
+        killed=""
+      fi ;;
+  esac
   for i in "${!pids[@]}"; do
+    [[ "$i" == "$killed" ]] && continue
     if ! kill -0 "${pids[$i]}" 2>/dev/null; then
       echo "cloudha: agent ${nodes[$i]} exited; its log lines above say why" >&2
       exit 1
@@ -79,6 +117,6 @@ while [[ $duration -eq 0 || $second -lt $duration ]]; do
   done
   for node in a b; do
     echo "--- $node, ${second}s ---"
-    "$cloudha" status --socket "$work/$node.sock" 2>&1 | sed -n '1p;5,$p' || true
+    "$cloudha" status --socket "$work/$node.sock" 2>&1 | sed -n '2,3p;7,$p' || true
   done
 done
