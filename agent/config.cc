@@ -47,6 +47,9 @@ class Locator {
     for (const FieldStep& step : path) {
       const FieldDescriptor* field = descriptor->FindFieldByName(step.name);
       if (field == nullptr || tree == nullptr) break;
+      // protobuf aborts on an index that does not fit the field: a repeated
+      // field needs one, a singular one must not have one.
+      if (field->is_repeated() != (step.index >= 0)) break;
       auto location = tree->GetLocation(field, step.index);
       if (location.line < 0) break;
       line = location.line + 1;

@@ -136,6 +136,55 @@ TEST_F(ConfigTest, SemanticErrorsNameFieldAndLine) {
   }
 }
 
+TEST_F(ConfigTest, MonitorsHooksAndElection) {
+  std::string good = Good() +
+                     "election { override: true failover_hold_s: 30 }\n"
+                     "monitors { name: \"up\" tcp { address: \"10.0.0.1:443\" } }\n"
+                     "monitors { name: \"app\" exec { command: \"/bin/true\" } weight: 5 }\n"
+                     "monitors { name: \"eth0\" interface { name: \"eth0\" } }\n"
+                     "hooks { on: TO_PRIMARY command: \"/bin/true\" command: \"x\" }\n";
+  LoadedConfig loaded = Parse(good);
+  ASSERT_THAT(loaded.problems, IsEmpty()) << loaded.problems[0].ToString();
+  const auto& c = loaded.config;
+  EXPECT_TRUE(c.election().override());
+  EXPECT_EQ(c.election().hello_holddown_s(), kDefaultHelloHolddownS);
+  EXPECT_EQ(c.monitors(0).rise(), 2u);
+  EXPECT_EQ(c.monitors(0).fall(), 3u);
+  EXPECT_EQ(c.monitors(0).weight(), 10u);
+  EXPECT_EQ(c.monitors(1).weight(), 5u);
+  EXPECT_EQ(c.hooks(0).retries(), 2u);
+  EXPECT_EQ(c.hooks(0).timeout_ms(), 30000u);
+}
+
+TEST_F(ConfigTest, BadMonitorsAndHooks) {
+  const BadCase cases[] = {
+      {"", "monitors { name: \"m\" }", 10, "monitors[0] needs one check"},
+      {"", "monitors { tcp { address: \"x:1\" } }", 10, "monitors[0].name is required"},
+      {"", "monitors { name: \"m\" tcp { address: \"nope\" } }", 10, "has no port"},
+      {"", "monitors { name: \"m\" exec { command: \"ping\" } }", 10,
+       "monitors[0].exec.command[0] \"ping\" must be a path"},
+      {"", "monitors { name: \"m\" exec { command: \"/no/such\" } }", 10,
+       "/no/such is not an executable file"},
+      {"", "monitors { name: \"m\" interface { name: \"eth0\" } fall: 0 }", 10,
+       "monitors[0].fall must be 1..100, got 0"},
+      {"", "hooks { command: \"/bin/true\" }", 10, "hooks[0].on is required"},
+      {"", "hooks { on: TO_FAULT }", 10, "hooks[0].command is empty"},
+      {"", "hooks { on: TO_FAULT command: \"/bin/true\" retries: 11 }", 10,
+       "hooks[0].retries must be 0..10"},
+      {"", "election { failover_hold_s: 4000 }", 10, "election.failover_hold_s must be 0..3600"},
+  };
+  for (const BadCase& c : cases) {
+    LoadedConfig loaded = Parse(Good() + c.to + "\n");
+    ASSERT_EQ(loaded.problems.size(), 1u) << c.to << ": " << loaded.problems[0].ToString();
+    EXPECT_EQ(loaded.problems[0].line, c.line) << c.to;
+    EXPECT_THAT(loaded.problems[0].message, HasSubstr(c.message)) << c.to;
+  }
+  LoadedConfig dup = Parse(Good() + "monitors { name: \"m\" tcp { address: \"x:1\" } }\n" +
+                           "monitors { name: \"m\" tcp { address: \"x:2\" } }\n");
+  ASSERT_EQ(dup.problems.size(), 1u);
+  EXPECT_THAT(dup.problems[0].message, HasSubstr("appears twice"));
+}
+
 TEST_F(ConfigTest, DuplicatePeersAndMissingSections) {
   LoadedConfig dup = Parse(Good() + "peers { id: \"b\" addresses: \"127.0.0.1:7803\" }\n");
   ASSERT_EQ(dup.problems.size(), 1u) << dup.problems[1].ToString();

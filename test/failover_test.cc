@@ -256,6 +256,41 @@ TEST_F(FailoverTest, FailingPrimaryHookGivesTheRoleUp) {
   EXPECT_EQ(Lines(log).size(), 2u);
 }
 
+TEST_F(FailoverTest, SlowHooksNeverDelayHellos) {
+  // a's TO_PRIMARY hook takes 3 s, six times the loss threshold (0.5 s): b
+  // must keep hearing a all along.
+  const std::string slow = cluster_.dir() + "/slow.sh";
+  WriteFileAtomically(slow, "#!/bin/sh\nsleep 3\n", 0755, Overwrite::kReplace).IgnoreError();
+  StartPair(absl::StrCat("hooks { on: TO_PRIMARY command: \"", slow, "\" }\n"));
+  EXPECT_FALSE(cluster_.Status("a")->primary_ready());
+  EXPECT_EQ(Health("a", "cloudha.v1.Primary"), HealthCheckResponse::NOT_SERVING);
+  ASSERT_TRUE(cluster_.WaitFor("a", [](const v1::StatusResponse& s) { return s.primary_ready(); }))
+      << Logs(cluster_.agent("a"));
+  EXPECT_EQ(Health("a", "cloudha.v1.Primary"), HealthCheckResponse::SERVING);
+  // Meanwhile the admin API was busy too (the polling above).
+  EXPECT_THAT(Logs(cluster_.agent("b")), ::testing::Not(HasSubstr("event=peer_down")));
+  EXPECT_EQ(cluster_.Status("b")->role(), v1::SECONDARY);
+}
+
+TEST_F(FailoverTest, EventsFollowShowsChangesAsTheyHappen) {
+  StartPair();
+  auto follower = Subprocess::Start(
+      {CloudhaBinary(), "events", "--follow", "--socket", cluster_.socket("b")},
+      cluster_.dir() + "/follow");
+  ASSERT_TRUE(follower.ok());
+  ASSERT_TRUE(WaitForLog(follower->get(), "", absl::Seconds(1)));
+  cluster_.Kill("a", SIGKILL);
+  ASSERT_TRUE(WaitRole("b", v1::PRIMARY));
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while ((*follower)->Stdout().find("SECONDARY -> PRIMARY") == std::string::npos &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_THAT((*follower)->Stdout(), HasSubstr("peer  a down"));
+  EXPECT_THAT((*follower)->Stdout(), HasSubstr("SECONDARY -> PRIMARY: no live peer"));
+  EXPECT_TRUE((*follower)->Running());
+}
+
 TEST_F(FailoverTest, EpochSurvivesRestart) {
   StartPair();
   cluster_.Kill("b", SIGKILL);
