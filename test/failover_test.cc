@@ -25,11 +25,8 @@ using ::grpc::health::v1::HealthCheckRequest;
 using ::grpc::health::v1::HealthCheckResponse;
 using ::testing::HasSubstr;
 
-// Short timers so that the tests run in seconds; `more` adds settings.
-std::string FastElection(const std::string& more = "") {
-  return absl::StrCat("election { hello_holddown_s: 1 failover_hold_s: 0 override_wait_s: 1 ",
-                      more, " }\n");
-}
+// Short timers so that the tests run in seconds.
+constexpr char kFastElection[] = "hello_holddown_s: 1 failover_hold_s: 0 override_wait_s: 1 ";
 
 class FailoverTest : public ::testing::Test {
  protected:
@@ -46,11 +43,11 @@ class FailoverTest : public ::testing::Test {
 
   std::string Config(const std::string& node, int priority, const std::string& extra,
                      const std::string& election = "") {
-    std::string config = cluster_.DefaultConfig(node);
-    std::string from = absl::StrCat("node { id: \"", node, "\" }");
-    config.replace(config.find(from), from.size(),
-                   absl::StrCat("node { id: \"", node, "\" priority: ", priority, " }"));
-    return config + FastElection(election) + extra;
+    TestCluster::Settings settings;
+    settings.priority = priority;
+    settings.election = kFastElection + election;
+    settings.extra = extra;
+    return cluster_.Config(node, settings);
   }
 
   bool WaitRole(const std::string& node, v1::Role role,
@@ -60,8 +57,7 @@ class FailoverTest : public ::testing::Test {
   }
 
   HealthCheckResponse::ServingStatus Health(const std::string& node, const std::string& service) {
-    auto stub = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", cluster_.health_port(node)), grpc::InsecureChannelCredentials()));
+    auto stub = cluster_.HealthStub(node);
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
     HealthCheckRequest request;
@@ -110,8 +106,7 @@ TEST_F(FailoverTest, HigherPriorityIsPrimaryAndHealthSaysSo) {
 TEST_F(FailoverTest, KilledPrimaryIsReplacedAndStaysReplacedWithoutOverride) {
   StartPair();
   // A Watch on b's Primary service sees it turn SERVING.
-  auto stub = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", cluster_.health_port("b")), grpc::InsecureChannelCredentials()));
+  auto stub = cluster_.HealthStub("b");
   grpc::ClientContext watch;
   watch.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
   HealthCheckRequest request;

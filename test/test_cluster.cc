@@ -54,20 +54,29 @@ void TestCluster::WriteCertificate(const PemPair& ca, const std::string& cluster
       .IgnoreError();
 }
 
-std::string TestCluster::DefaultConfig(const std::string& node) const {
-  std::string text = absl::StrCat("cluster { name: \"", cluster_, "\" group_id: ", group_id_,
-                                  " }\n", "node { id: \"", node, "\" }\n",
-                                  "listen: \"127.0.0.1:", ports_.at(node), "\"\n");
+std::unique_ptr<grpc::health::v1::Health::Stub> TestCluster::HealthStub(
+    const std::string& node) const {
+  return grpc::health::v1::Health::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", health_ports_.at(node)), grpc::InsecureChannelCredentials()));
+}
+
+std::string TestCluster::Config(const std::string& node, const Settings& settings) const {
+  std::string text = absl::StrCat(
+      "cluster { name: \"", cluster_, "\" group_id: ", group_id_, " }\n", "node { id: \"", node,
+      "\"", settings.priority >= 0 ? absl::StrCat(" priority: ", settings.priority) : "", " }\n",
+      "listen: \"127.0.0.1:", ports_.at(node), "\"\n");
   for (const std::string& peer : nodes_) {
     if (peer == node) continue;
     absl::StrAppend(&text, "peers { id: \"", peer, "\" addresses: \"127.0.0.1:", ports_.at(peer),
                     "\" }\n");
   }
   absl::StrAppend(&text, "tls { ca_file: \"ca.crt\" cert_file: \"", node, ".crt\" key_file: \"",
-                  node, ".key\" }\n", "heartbeat { interval_ms: 100 lost_threshold: 5 }\n",
-                  "admin { socket: \"", node, ".sock\" }\n", "health { listen: \"127.0.0.1:",
-                  health_ports_.at(node), "\" }\n", "state_dir: \"state-", node, "\"\n");
-  return text;
+                  node, ".key\" }\n", "heartbeat { interval_ms: ", settings.interval_ms,
+                  " lost_threshold: ", settings.lost_threshold, " }\n", "admin { socket: \"", node,
+                  ".sock\" }\n", "health { listen: \"127.0.0.1:", health_ports_.at(node), "\" }\n",
+                  "state_dir: \"state-", node, "\"\n");
+  if (!settings.election.empty()) absl::StrAppend(&text, "election { ", settings.election, " }\n");
+  return text + settings.extra;
 }
 
 void TestCluster::WriteConfig(const std::string& node, const std::string& text) {

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "cloudha/v1/admin.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "crypto/certificate_authority.h"
 #include "test/subprocess.h"
 
@@ -32,8 +33,23 @@ class TestCluster {
   std::string socket(const std::string& node) const;
   std::string config_path(const std::string& node) const;
 
+  // What a test may change in a node's configuration.
+  struct Settings {
+    int priority = -1;  // -1: the default
+    int interval_ms = 100;
+    int lost_threshold = 5;
+    // Inside election { ... }; empty: no election block.
+    std::string election;
+    // Appended as is (monitors, hooks).
+    std::string extra;
+  };
+
   // The configuration text this cluster would give `node`.
-  std::string DefaultConfig(const std::string& node) const;
+  std::string DefaultConfig(const std::string& node) const { return Config(node, Settings()); }
+  std::string Config(const std::string& node, const Settings& settings) const;
+
+  // A grpc.health.v1 client on `node`'s plaintext health listener.
+  std::unique_ptr<grpc::health::v1::Health::Stub> HealthStub(const std::string& node) const;
   // Writes `text` as `node`'s configuration (DefaultConfig when empty).
   void WriteConfig(const std::string& node, const std::string& text = "");
   // Writes a certificate and key for `node` of `cluster` signed by `ca`, as

@@ -52,16 +52,12 @@ struct Figures {
 
 std::string Config(TestCluster& cluster, const std::string& node, int priority, int interval_ms,
                    int threshold) {
-  std::string config = cluster.DefaultConfig(node);
-  auto replace = [&](const std::string& from, const std::string& to) {
-    config.replace(config.find(from), from.size(), to);
-  };
-  replace(absl::StrCat("node { id: \"", node, "\" }"),
-          absl::StrCat("node { id: \"", node, "\" priority: ", priority, " }"));
-  replace("heartbeat { interval_ms: 100 lost_threshold: 5 }",
-          absl::StrCat("heartbeat { interval_ms: ", interval_ms, " lost_threshold: ", threshold,
-                       " }"));
-  return config + "election { hello_holddown_s: 1 failover_hold_s: 0 }\n";
+  TestCluster::Settings settings;
+  settings.priority = priority;
+  settings.interval_ms = interval_ms;
+  settings.lost_threshold = threshold;
+  settings.election = "hello_holddown_s: 1 failover_hold_s: 0";
+  return cluster.Config(node, settings);
 }
 
 bool Ready(TestCluster& cluster, const std::string& primary, const std::string& standby) {
@@ -109,9 +105,7 @@ bool RunConfig(Figures* f, int kills) {
               Logs(cluster.agent(standby)).c_str());
       return false;
     }
-    auto health = grpc::health::v1::Health::NewStub(
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", cluster.health_port(standby)),
-                            grpc::InsecureChannelCredentials()));
+    auto health = cluster.HealthStub(standby);
     grpc::ClientContext watch;
     watch.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     HealthCheckRequest request;
