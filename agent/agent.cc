@@ -546,6 +546,24 @@ void Agent::Tick() {
   }
 }
 
+void Agent::HandOverBeforeStopping() {
+  {
+    absl::MutexLock lock(&role_mu_);
+    if (role_.role() != v1::PRIMARY) return;
+  }
+  // As long as the peer would take to notice the loss, but at most 5 s.
+  absl::Duration wait = std::min(
+      absl::Seconds(5),
+      absl::Milliseconds(config_.heartbeat().interval_ms()) * config_.heartbeat().lost_threshold());
+  absl::StatusOr<v1::FailoverResponse> done = Failover("", wait);
+  if (done.ok()) {
+    LogEvent(LogLevel::kInfo, "handed_over_on_stop",
+             {{"new_primary", done->new_primary()}, {"epoch", done->epoch()}});
+  } else {
+    LogEvent(LogLevel::kWarn, "no_handover_on_stop", {{"reason", done.status().message()}});
+  }
+}
+
 absl::StatusOr<v1::FailoverResponse> Agent::Failover(const std::string& to,
                                                      absl::Duration timeout) {
   std::string target;
@@ -586,6 +604,7 @@ bool Agent::WaitForEvents(uint64_t after, absl::Duration timeout) {
 void Agent::Shutdown() {
   if (!started_ || shut_down_) return;
   shut_down_ = true;
+  HandOverBeforeStopping();
   // Probes and load balancers see NOT_SERVING before anything stops.
   health_.Shutdown();
   stop_.Notify();

@@ -59,7 +59,9 @@ class Agent : public AdminBackend {
   // and nothing is left running.
   absl::Status Start();
 
-  // Health turns NOT_SERVING first, then everything stops.
+  // A primary first hands its role to the best eligible peer (and waits up
+  // to interval * threshold for it), so a planned stop costs no detection
+  // time; then health turns NOT_SERVING and everything stops.
   void Shutdown();
 
   v1::StatusResponse Status() override;
@@ -81,6 +83,7 @@ class Agent : public AdminBackend {
   void Apply(const RoleChange& change, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(role_mu_);
   void PublishLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(role_mu_);
   void OnPrimaryHooksDone(uint64_t epoch, bool ok, const std::string& detail);
+  void HandOverBeforeStopping();
 
   const v1::AgentConfig config_;
   const TlsMaterial tls_;

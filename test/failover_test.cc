@@ -286,6 +286,16 @@ TEST_F(FailoverTest, EventsFollowShowsChangesAsTheyHappen) {
   EXPECT_TRUE((*follower)->Running());
 }
 
+TEST_F(FailoverTest, StoppingPrimaryHandsOverFirst) {
+  StartPair();
+  cluster_.Kill("a", SIGTERM);
+  ASSERT_EQ(cluster_.agent("a")->Wait(absl::Seconds(10)), std::optional<int>(0))
+      << Logs(cluster_.agent("a"));
+  EXPECT_THAT(Logs(cluster_.agent("a")), HasSubstr("event=handed_over_on_stop new_primary=b"));
+  ASSERT_TRUE(WaitRole("b", v1::PRIMARY));
+  EXPECT_THAT(cluster_.Status("b")->role_reason(), HasSubstr("handover from a"));
+}
+
 TEST_F(FailoverTest, EpochSurvivesRestart) {
   StartPair();
   cluster_.Kill("b", SIGKILL);
