@@ -420,6 +420,8 @@ RoleInputs Agent::Inputs(absl::Time now) {
     p.in_sync = h.sync_state() != v1::SYNCING;
     p.handover_to = h.handover_to();
     p.selected_by = h.selected_by();
+    p.sees_primary = h.primary_id();
+    p.sees_primary_epoch = h.primary_epoch();
     in.live_peers.push_back(std::move(p));
   }
   return in;
@@ -433,6 +435,8 @@ void Agent::PublishLocked(absl::Time /*now*/) {
   state.sync_state = v1::IN_SYNC;
   state.selected_by = role_.role() == v1::PRIMARY ? role_.selected_by() : "";
   state.handover_to = role_.handover_to();
+  state.primary_id = role_.direct_primary();
+  state.primary_epoch = role_.direct_primary_epoch();
   local_.Publish(state);
   health_.SetServing(kPrimaryService, state.role == v1::PRIMARY && primary_ready_);
   health_.SetServing(kSecondaryService, state.role == v1::SECONDARY &&

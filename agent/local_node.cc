@@ -15,7 +15,9 @@ LocalNode::LocalNode(const v1::AgentConfig& config, uint64_t boot_id, absl::Time
 
 void LocalNode::Publish(const RoleState& state) {
   absl::MutexLock lock(&mu_);
+  if (state == state_) return;
   state_ = state;
+  ++state_version_;
 }
 
 RoleState LocalNode::state() const {
@@ -34,8 +36,15 @@ v1::Hello LocalNode::MakeHello(absl::Time now) const {
   hello.set_uptime_margin_s(uptime_margin_s_);
   hello.set_uptime_ms(absl::ToInt64Milliseconds(now - started_));
   hello.set_heartbeat_interval_ms(interval_ms_);
-  RoleState state = this->state();
+  RoleState state;
+  {
+    absl::MutexLock lock(&mu_);
+    state = state_;
+    hello.set_state_version(state_version_);
+  }
   hello.set_role(state.role);
+  hello.set_primary_id(state.primary_id);
+  hello.set_primary_epoch(state.primary_epoch);
   hello.set_epoch(state.epoch);
   hello.set_health_penalty(state.health_penalty);
   hello.set_sync_state(state.sync_state);

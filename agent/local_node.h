@@ -22,6 +22,16 @@ struct RoleState {
   v1::SyncState sync_state = v1::IN_SYNC;
   std::string selected_by;
   std::string handover_to;
+  // The primary this node sees first-hand, and its epoch.
+  std::string primary_id;
+  uint64_t primary_epoch = 0;
+
+  bool operator==(const RoleState& o) const {
+    return role == o.role && epoch == o.epoch && health_penalty == o.health_penalty &&
+           sync_state == o.sync_state && selected_by == o.selected_by &&
+           handover_to == o.handover_to && primary_id == o.primary_id &&
+           primary_epoch == o.primary_epoch;
+  }
 };
 
 // Thread-safe: identity is immutable, the role state is behind a mutex that
@@ -58,6 +68,7 @@ class LocalNode {
   const absl::Time started_;
   mutable absl::Mutex mu_;
   RoleState state_ ABSL_GUARDED_BY(mu_);
+  uint64_t state_version_ ABSL_GUARDED_BY(mu_) = 1;
 };
 
 }  // namespace cloudha

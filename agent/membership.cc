@@ -44,7 +44,11 @@ void Membership::Observe(Peer& peer, const v1::Hello& hello, absl::Time now) {
     ++peer.restarts;
     pending_.push_back({Change::Kind::kPeerRestarted, peer.id});
   }
-  peer.last = hello;
+  // A hello that took a slower path is proof of life, not news: it must not
+  // roll the peer's state back.
+  bool older = hello.boot_id() == peer.last.boot_id() &&
+               hello.state_version() < peer.last.state_version();
+  if (!older) peer.last = hello;
   peer.last_hello = now;
   peer.last_error.clear();
 }

@@ -139,6 +139,24 @@ TEST(MembershipTest, LiveListsUpPeersWithAgedUptime) {
   EXPECT_TRUE(m.Live(kStart + kInterval * 6).empty());
 }
 
+TEST(MembershipTest, AnOlderStateVersionDoesNotRollBack) {
+  Membership m(Config());
+  v1::Hello newer = FromB(1);
+  newer.set_state_version(5);
+  newer.set_role(v1::PRIMARY);
+  v1::Hello older = FromB(1);
+  older.set_state_version(4);
+  older.set_role(v1::SECONDARY);
+  m.OnReply("b", 0, newer, absl::Milliseconds(1), kStart);
+  m.OnReply("b", 1, older, absl::Milliseconds(1), kStart + kInterval);
+  EXPECT_EQ(m.Live(kStart + kInterval)[0].hello.role(), v1::PRIMARY);
+  // A new incarnation starts its versions again.
+  v1::Hello restarted = FromB(2);
+  restarted.set_state_version(1);
+  m.OnReply("b", 0, restarted, absl::Milliseconds(1), kStart + kInterval * 2);
+  EXPECT_EQ(m.Live(kStart + kInterval * 2)[0].hello.boot_id(), 2u);
+}
+
 TEST(MembershipTest, RttIsSmoothed) {
   Membership m(Config());
   m.OnReply("b", 0, FromB(1), absl::Milliseconds(8), kStart);

@@ -43,11 +43,23 @@ void RoleMachine::TrackPrimary(const std::string& id, absl::Time now) {
   }
 }
 
+namespace {
+
+// The same-epoch tie between two primaries, on values both sides agree on.
+bool WinsTie(uint32_t priority_a, const std::string& id_a, uint32_t priority_b,
+             const std::string& id_b) {
+  if (priority_a != priority_b) return priority_a > priority_b;
+  return id_a < id_b;
+}
+
+}  // namespace
+
 RoleChange RoleMachine::Promote(std::string reason, std::string selected_by,
                                 const RoleInputs& in) {
   primary_epoch_ = ++known_epoch_;
   selected_by_ = std::move(selected_by);
   awaited_handover_.clear();
+  awaited_winner_.clear();
   RoleChange change = Change(v1::PRIMARY, std::move(reason), in.now);
   change.epoch = primary_epoch_;
   TrackPrimary(options_.node_id, in.now);
@@ -76,7 +88,29 @@ std::vector<const PeerView*> RoleMachine::EligibleSecondaries(const RoleInputs& 
 }
 
 std::optional<RoleChange> RoleMachine::Evaluate(const RoleInputs& in) {
-  for (const PeerView& p : in.live_peers) known_epoch_ = std::max(known_epoch_, p.epoch);
+  for (const PeerView& p : in.live_peers) {
+    known_epoch_ = std::max(known_epoch_, p.epoch);
+    heard_from_.insert(p.id);
+  }
+  std::optional<RoleChange> change = Decide(in);
+  // What hellos report: only a primary seen first-hand.
+  direct_primary_.clear();
+  direct_primary_epoch_ = 0;
+  if (role_ == v1::PRIMARY) {
+    direct_primary_ = options_.node_id;
+    direct_primary_epoch_ = primary_epoch_;
+  } else {
+    for (const PeerView& p : in.live_peers) {
+      if (p.role == v1::PRIMARY && p.epoch >= direct_primary_epoch_) {
+        direct_primary_ = p.id;
+        direct_primary_epoch_ = p.epoch;
+      }
+    }
+  }
+  return change;
+}
+
+std::optional<RoleChange> RoleMachine::Decide(const RoleInputs& in) {
 
   // Own health first: a node whose every monitor fails may hold no role.
   if (in.all_monitors_failing) {
@@ -103,20 +137,33 @@ std::optional<RoleChange> RoleMachine::EvaluatePrimary(const RoleInputs& in) {
   // steps down.
   for (const PeerView& p : in.live_peers) {
     if (p.role != v1::PRIMARY) continue;
-    std::string criterion;
     bool yield = p.epoch > primary_epoch_ ||
                  (p.epoch == primary_epoch_ &&
-                  RanksAbove(AsCandidate(p), self, options_.rules, &criterion));
+                  WinsTie(p.priority, p.id, options_.priority, options_.node_id));
     if (yield) {
       RoleChange change = Change(
           v1::SECONDARY,
           p.epoch > primary_epoch_
               ? absl::StrCat("peer ", p.id, " is primary at higher epoch ", p.epoch)
               : absl::StrCat("peer ", p.id, " is primary at the same epoch ", p.epoch,
-                             " and ranks above by ", criterion),
+                             " and wins the tie by ",
+                             p.priority != options_.priority ? kByPriority : kByNodeId),
           in.now);
       TrackPrimary(p.id, in.now);
       selected_by_ = p.selected_by;
+      return change;
+    }
+  }
+  // A primary this node cannot see, reported by a peer that sees it.
+  for (const PeerView& p : in.live_peers) {
+    if (p.sees_primary.empty() || p.sees_primary == options_.node_id) continue;
+    if (p.sees_primary_epoch > primary_epoch_) {
+      RoleChange change =
+          Change(v1::SECONDARY,
+                 absl::StrCat("peer ", p.id, " sees primary ", p.sees_primary,
+                              " at higher epoch ", p.sees_primary_epoch),
+                 in.now);
+      TrackPrimary(p.sees_primary, in.now);
       return change;
     }
   }
@@ -191,6 +238,29 @@ std::optional<RoleChange> RoleMachine::EvaluateFollower(const RoleInputs& in) {
     }
     return std::nullopt;
   }
+  // A primary this node cannot see but a live peer sees first-hand (three or
+  // more nodes, a partial partition): follow it, do not start another.
+  const PeerView* relay = nullptr;
+  for (const PeerView& p : in.live_peers) {
+    if (p.sees_primary.empty() || p.sees_primary == options_.node_id) continue;
+    bool seen_otherwise = std::any_of(
+        in.live_peers.begin(), in.live_peers.end(),
+        [&](const PeerView& q) { return q.id == p.sees_primary; });
+    // A peer this node sees itself, and not as primary: the report is stale.
+    if (seen_otherwise) continue;
+    if (relay == nullptr || p.sees_primary_epoch > relay->sees_primary_epoch) relay = &p;
+  }
+  if (relay != nullptr) {
+    TrackPrimary(relay->sees_primary, in.now);
+    awaited_handover_.clear();
+    if (role_ == v1::STARTING) {
+      return Change(v1::SECONDARY,
+                    absl::StrCat("primary ", relay->sees_primary, " is up (seen by ", relay->id,
+                                 ")"),
+                    in.now);
+    }
+    return std::nullopt;
+  }
   TrackPrimary("", in.now);
 
   // A handover names this node: take the role now. One from an older epoch
@@ -215,10 +285,10 @@ std::optional<RoleChange> RoleMachine::EvaluateFollower(const RoleInputs& in) {
   // This node just handed the role over: it stays out of the election.
   if (!handover_to_.empty()) return std::nullopt;
 
-  if (role_ == v1::STARTING) {
-    bool all_up = static_cast<int>(in.live_peers.size()) >= in.configured_peers;
-    if (!all_up && in.now - started_ < options_.hello_holddown) return std::nullopt;
-  }
+  // Whatever the role (a node can leave FAULT early), nobody becomes primary
+  // before every peer was heard from once or hello_holddown passed.
+  bool all_heard = static_cast<int>(heard_from_.size()) >= in.configured_peers;
+  if (!all_heard && in.now - started_ < options_.hello_holddown) return std::nullopt;
 
   std::vector<Candidate> candidates = {Self(in)};
   for (const PeerView& p : in.live_peers) {
@@ -227,7 +297,17 @@ std::optional<RoleChange> RoleMachine::EvaluateFollower(const RoleInputs& in) {
     }
   }
   ElectionResult result = Elect(candidates, options_.rules);
-  if (result.winner == options_.node_id) {
+  if (result.winner != options_.node_id) {
+    // Views can differ (settings, a link only one side sees): a winner that
+    // does not promote in time is not waited for any longer.
+    if (awaited_winner_ != result.winner) {
+      awaited_winner_ = result.winner;
+      awaited_winner_since_ = in.now;
+    } else if (in.now - awaited_winner_since_ >= options_.handover_timeout) {
+      return Promote(absl::StrCat(result.winner, " was elected but did not promote"),
+                     kByOnlyCandidate, in);
+    }
+  } else {
     std::string why = in.live_peers.empty()
                           ? std::string("no live peer")
                           : absl::StrCat("elected by ", result.selected_by);
@@ -288,6 +368,18 @@ absl::StatusOr<RoleChange> RoleMachine::RequestHandover(const std::string& to,
     if (!peer->in_sync) {
       return absl::FailedPreconditionError(
           absl::StrCat(target, " is not eligible: its bulk sync has not finished"));
+    }
+    if (peer->health_penalty > in.health_penalty) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          target, " is not eligible: it is less healthy (penalty ", peer->health_penalty,
+          ", this node's is ", in.health_penalty, ")"));
+    }
+    std::string criterion;
+    if (options_.rules.override &&
+        RanksAbove(Self(in), AsCandidate(*peer), options_.rules, &criterion)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          target, " is not eligible: with override, this node ranks above it by ", criterion,
+          " and would take the role back"));
     }
   }
   return HandOver(target, absl::StrCat("handover to ", target, " requested by the operator"), in);

@@ -16,10 +16,15 @@
 //    take the role back, except with override after override_wait, or when
 //    the primary's health is worse than an eligible secondary's. Those
 //    voluntary handovers wait failover_hold after any change of primary.
-//  - Two primaries: the one with the lower epoch, or the same epoch and the
-//    worse rank, steps down. A primary that learns of a higher epoch than its
-//    own (a partition in which another node promoted) promotes again above
-//    it, so its hooks re-claim the cloud resources with a fresh epoch.
+//  - Two primaries: the one with the lower epoch steps down; at the same
+//    epoch the lower priority, then the higher node id (values both sides
+//    agree on). A peer reporting a primary at a higher epoch counts too, so
+//    a partial partition of three nodes settles on one. A primary that learns
+//    of a higher epoch nobody holds any more promotes again above it, so its
+//    hooks re-claim the cloud resources with a fresh epoch.
+//  - A follower that cannot see the primary but whose peer does, follows it
+//    and does not elect. One waiting for an election winner that does not
+//    promote within the handover timeout promotes itself.
 //  - A handover (operator, health, override): the primary turns secondary and
 //    names the target in its hellos; the target promotes at once; the old
 //    primary stays out of elections until the handover times out.
@@ -30,6 +35,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -51,6 +57,9 @@ struct PeerView {
   bool in_sync = true;
   std::string handover_to;
   std::string selected_by;
+  // The primary this peer sees directly, and its epoch ("" if none).
+  std::string sees_primary;
+  uint64_t sees_primary_epoch = 0;
 };
 
 struct RoleInputs {
@@ -115,8 +124,14 @@ class RoleMachine {
   uint64_t known_epoch() const { return known_epoch_; }
   const std::string& reason() const { return reason_; }
   absl::Time role_since() const { return role_since_; }
-  // The primary as this node knows it ("" if none).
+  // The primary as this node knows it ("" if none), directly or through a
+  // peer that sees it.
   const std::string& primary() const { return primary_; }
+  // The primary this node sees itself (itself when primary), and its epoch:
+  // what hellos report. Never learned second-hand, so reports cannot
+  // circulate after the primary is gone.
+  const std::string& direct_primary() const { return direct_primary_; }
+  uint64_t direct_primary_epoch() const { return direct_primary_epoch_; }
   const std::string& selected_by() const { return selected_by_; }
   const std::string& handover_to() const { return handover_to_; }
 
@@ -126,6 +141,7 @@ class RoleMachine {
   RoleChange Change(v1::Role to, std::string reason, absl::Time now);
   RoleChange Promote(std::string reason, std::string selected_by, const RoleInputs& in);
   RoleChange HandOver(const std::string& target, std::string reason, const RoleInputs& in);
+  std::optional<RoleChange> Decide(const RoleInputs& in);
   std::optional<RoleChange> EvaluatePrimary(const RoleInputs& in);
   std::optional<RoleChange> EvaluateFollower(const RoleInputs& in);
   void TrackPrimary(const std::string& id, absl::Time now);
@@ -140,6 +156,13 @@ class RoleMachine {
   uint64_t primary_epoch_ = 0;
   std::string primary_;
   absl::Time primary_since_;
+  // Peers seen live at least once since the start.
+  std::set<std::string> heard_from_;
+  std::string direct_primary_;
+  uint64_t direct_primary_epoch_ = 0;
+  // An election winner this node waits for, and since when.
+  std::string awaited_winner_;
+  absl::Time awaited_winner_since_;
   std::string selected_by_;
   // Handover this node started (as the old primary).
   std::string handover_to_;

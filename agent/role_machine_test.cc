@@ -162,7 +162,87 @@ TEST(RoleMachineTest, TwoPrimariesSameEpochWorseRankStepsDown) {
       At(kT0 + absl::Seconds(6), {Peer("a", v1::PRIMARY, 1, 200, absl::Seconds(6))}));
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->to, v1::SECONDARY);
-  EXPECT_NE(c->reason.find("ranks above by priority"), std::string::npos) << c->reason;
+  EXPECT_NE(c->reason.find("wins the tie by priority"), std::string::npos) << c->reason;
+}
+
+TEST(RoleMachineTest, SameEpochTieUsesOnlyValuesBothSidesAgreeOn) {
+  // With override and equal priorities each side might believe itself the
+  // older; the tie between two primaries ignores uptime: node id decides.
+  RoleMachine a(Opts("a", 100, true), 0, kT0);
+  RoleMachine b(Opts("b", 100, true), 0, kT0);
+  a.Evaluate(At(kT0 + absl::Seconds(5), {}));
+  b.Evaluate(At(kT0 + absl::Seconds(5), {}));
+  PeerView a_seen = Peer("a", v1::PRIMARY, 1, 100, absl::Seconds(4));
+  PeerView b_seen = Peer("b", v1::PRIMARY, 1, 100, absl::Seconds(4));
+  EXPECT_FALSE(a.Evaluate(At(kT0 + absl::Seconds(5), {b_seen})).has_value());
+  ASSERT_TRUE(b.Evaluate(At(kT0 + absl::Seconds(5), {a_seen})).has_value());
+  EXPECT_EQ(b.role(), v1::SECONDARY);
+}
+
+TEST(RoleMachineTest, PartialPartitionOfThreeKeepsOnePrimary) {
+  // a (200) is primary at epoch 1; the a-c link is cut. c sees only b, which
+  // still sees a: c must not start a second primary.
+  RoleMachine c(Opts("c", 150), 1, kT0);
+  PeerView b = Peer("b", v1::SECONDARY, 1, 100);
+  b.sees_primary = "a";
+  b.sees_primary_epoch = 1;
+  std::optional<RoleChange> first = c.Evaluate(At(kT0 + absl::Seconds(1), {b}, 2));
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->to, v1::SECONDARY);
+  for (int s = 2; s < 30; ++s) {
+    EXPECT_FALSE(c.Evaluate(At(kT0 + absl::Seconds(s), {b}, 2)).has_value());
+  }
+  EXPECT_EQ(c.primary(), "a");
+  EXPECT_EQ(c.direct_primary(), "");  // never reported second-hand
+
+  // A primary told of a newer one by a peer steps down instead of fighting.
+  RoleMachine a(Opts("a", 200), 0, kT0);
+  a.Evaluate(At(kT0 + absl::Seconds(5), {}));
+  PeerView relay = Peer("b", v1::SECONDARY, 2, 100);
+  relay.sees_primary = "c";
+  relay.sees_primary_epoch = 2;
+  std::optional<RoleChange> down = a.Evaluate(At(kT0 + absl::Seconds(6), {relay}, 2));
+  ASSERT_TRUE(down.has_value());
+  EXPECT_EQ(down->to, v1::SECONDARY);
+  EXPECT_EQ(a.primary(), "c");
+}
+
+TEST(RoleMachineTest, AWinnerThatNeverPromotesIsNotWaitedForForever) {
+  // b thinks a should win (different settings on a): after the handover
+  // timeout b promotes itself.
+  RoleMachine b(Opts("b", 100), 0, kT0);
+  PeerView a = Peer("a", v1::SECONDARY, 0, 200);
+  EXPECT_FALSE(b.Evaluate(At(kT0 + absl::Seconds(6), {a})).has_value() &&
+               b.role() == v1::PRIMARY);
+  EXPECT_FALSE(b.Evaluate(At(kT0 + absl::Seconds(10), {a})).has_value());
+  std::optional<RoleChange> c = b.Evaluate(At(kT0 + absl::Seconds(11), {a}));
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->to, v1::PRIMARY);
+}
+
+TEST(RoleMachineTest, FaultAtBootStillWaitsForPeers) {
+  RoleMachine a(Opts("a", 200), 0, kT0);
+  RoleInputs sick = At(kT0 + absl::Milliseconds(100), {});
+  sick.all_monitors_failing = true;
+  ASSERT_EQ(a.Evaluate(sick)->to, v1::FAULT);
+  ASSERT_EQ(a.Evaluate(At(kT0 + absl::Milliseconds(500), {}))->to, v1::SECONDARY);
+  EXPECT_FALSE(a.Evaluate(At(kT0 + absl::Seconds(1), {})).has_value());
+  EXPECT_EQ(a.Evaluate(At(kT0 + absl::Seconds(5), {}))->to, v1::PRIMARY);
+}
+
+TEST(RoleMachineTest, HandoverRefusedToALessHealthyOrLowerRankedTarget) {
+  RoleMachine a(Opts("a", 200, true), 0, kT0);
+  a.Evaluate(At(kT0 + absl::Seconds(5), {}));
+  PeerView sick = Peer("b", v1::SECONDARY, 1, 100);
+  sick.health_penalty = 10;
+  EXPECT_NE(a.RequestHandover("b", At(kT0 + absl::Seconds(6), {sick})).status().message().find(
+                "less healthy"),
+            std::string::npos);
+  EXPECT_NE(a.RequestHandover("b", At(kT0 + absl::Seconds(6), {Peer("b", v1::SECONDARY, 1, 100)}))
+                .status()
+                .message()
+                .find("would take the role back"),
+            std::string::npos);
 }
 
 TEST(RoleMachineTest, PrimaryReassertsAboveAnEpochItMissed) {
