@@ -34,7 +34,7 @@ grpc::Status AdminServiceImpl::ListEvents(grpc::ServerContext* context,
   for (const v1::Event& event : backend_->Events(0, &last)) {
     if (!writer->Write(event)) return grpc::Status::OK;
   }
-  while (request->follow() && !context->IsCancelled()) {
+  while (request->follow() && !context->IsCancelled() && !backend_->Stopping()) {
     if (!backend_->WaitForEvents(last, absl::Milliseconds(250))) continue;
     for (const v1::Event& event : backend_->Events(last, &last)) {
       if (!writer->Write(event)) return grpc::Status::OK;

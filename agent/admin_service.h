@@ -28,6 +28,8 @@ class AdminBackend {
   // Waits up to `timeout` for an event above `after`; false when the agent
   // is stopping or none came.
   virtual bool WaitForEvents(uint64_t after, absl::Duration timeout) = 0;
+  // The agent is shutting down: streams end.
+  virtual bool Stopping() = 0;
 };
 
 // Thread-safe when the backend is.

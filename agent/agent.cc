@@ -166,7 +166,8 @@ Agent::Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, uint64_t
       peer_service_(&local_, &verifier_, &membership_, clock),
       admin_service_(this),
       epoch_store_(config_.state_dir()),
-      role_(RoleOptions(config_), stored_epoch, clock->Now()) {
+      role_(RoleOptions(config_), stored_epoch, clock->Now()),
+      stored_epoch_(stored_epoch) {
   std::vector<v1::MonitorConfig> monitor_configs(config_.monitors().begin(),
                                                  config_.monitors().end());
   std::vector<MonitorSet::Check> checks;
@@ -181,19 +182,27 @@ Agent::Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, uint64_t
                             : absl::StrCat(change.monitor, " failing: ", change.result),
              {{"monitor", change.monitor}, {"passing", change.passing ? "true" : "false"}});
       });
-  hooks_ = std::make_unique<HookRunner>(
-      std::vector<v1::HookConfig>(config_.hooks().begin(), config_.hooks().end()), clock_,
-      &RunCommand, [this](const HookRunner::Attempt& a) {
-        std::string event = HookEventName(a.event);
-        LogEvent(a.outcome.ok() ? LogLevel::kInfo : LogLevel::kWarn, "hook_result",
-                 {{"hook", event},
-                  {"command", a.command},
-                  {"attempt", a.attempt},
-                  {"result", a.outcome.summary},
-                  {"output", a.outcome.output.substr(0, 2000)}});
-        Note("hook", absl::StrCat(event, " ", a.command, ": ", a.outcome.summary),
-             {{"hook", event}, {"attempt", absl::StrCat(a.attempt)}});
-      });
+  auto on_attempt = [this](const HookRunner::Attempt& a) {
+    std::string event = HookEventName(a.event);
+    LogEvent(a.outcome.ok() ? LogLevel::kInfo : LogLevel::kWarn, "hook_result",
+             {{"hook", event},
+              {"command", a.command},
+              {"attempt", a.attempt},
+              {"result", a.outcome.summary},
+              {"output", a.outcome.output.substr(0, 2000)}});
+    Note("hook", absl::StrCat(event, " ", a.command, ": ", a.outcome.summary),
+         {{"hook", event}, {"attempt", absl::StrCat(a.attempt)}});
+  };
+  // Role hooks and peer hooks run on runners of their own, so a slow
+  // PEER_LOST hook never delays the TO_PRIMARY hooks of the failover.
+  std::vector<v1::HookConfig> role_hooks;
+  std::vector<v1::HookConfig> peer_hooks;
+  for (const v1::HookConfig& h : config_.hooks()) {
+    bool peer = h.on() == v1::HookConfig::PEER_LOST || h.on() == v1::HookConfig::PEER_FOUND;
+    (peer ? peer_hooks : role_hooks).push_back(h);
+  }
+  hooks_ = std::make_unique<HookRunner>(role_hooks, clock_, &RunCommand, on_attempt);
+  peer_hooks_ = std::make_unique<HookRunner>(peer_hooks, clock_, &RunCommand, on_attempt);
 }
 
 Agent::~Agent() { Shutdown(); }
@@ -348,6 +357,7 @@ absl::Status Agent::Start() {
     }
   }
   hooks_->Start();
+  peer_hooks_->Start();
   monitors_->Start();
   for (auto& path : paths_) path->Start();
   ticker_ = std::thread([this] {
@@ -392,7 +402,7 @@ void Agent::OnMembershipChange(const Membership::Change& change) {
   Note("peer", absl::StrCat(change.peer, " ", event.substr(5)), {{"peer", change.peer}});
   if (change.kind == Kind::kPeerDown || change.kind == Kind::kPeerUp) {
     RoleState state = local_.state();
-    hooks_->Fire(change.kind == Kind::kPeerDown ? v1::HookConfig::PEER_LOST
+    peer_hooks_->Fire(change.kind == Kind::kPeerDown ? v1::HookConfig::PEER_LOST
                                                 : v1::HookConfig::PEER_FOUND,
                  {local_.node_id(), v1::Role_Name(state.role), v1::Role_Name(state.role),
                   state.epoch, change.peer,
@@ -454,6 +464,7 @@ void Agent::Apply(const RoleChange& change, absl::Time now) {
       if (fault.has_value()) Apply(*fault, now);
       return;
     }
+    stored_epoch_ = std::max(stored_epoch_, change.epoch);
   }
   primary_ready_ = false;
   PublishLocked(now);
@@ -479,10 +490,17 @@ void Agent::Apply(const RoleChange& change, absl::Time now) {
   switch (change.to) {
     case v1::PRIMARY: {
       uint64_t epoch = change.epoch;
-      hooks_->Fire(v1::HookConfig::TO_PRIMARY, context,
-                   [this, epoch](bool ok, const std::string& detail) {
-                     OnPrimaryHooksDone(epoch, ok, detail);
-                   });
+      hooks_->Fire(
+          v1::HookConfig::TO_PRIMARY, context,
+          [this, epoch](bool ok, const std::string& detail) {
+            OnPrimaryHooksDone(epoch, ok, detail);
+          },
+          // A promotion already left (stepped down, re-asserted) must not
+          // claim resources late.
+          [this, epoch] {
+            absl::MutexLock lock(&role_mu_);
+            return role_.role() == v1::PRIMARY && role_.hello_epoch() == epoch;
+          });
       break;
     }
     case v1::SECONDARY:
@@ -497,6 +515,7 @@ void Agent::Apply(const RoleChange& change, absl::Time now) {
 }
 
 void Agent::OnPrimaryHooksDone(uint64_t epoch, bool ok, const std::string& detail) {
+  if (stop_.HasBeenNotified()) return;  // cut short by the shutdown
   absl::MutexLock lock(&role_mu_);
   absl::Time now = clock_->Now();
   if (role_.role() != v1::PRIMARY || role_.hello_epoch() != epoch) return;
@@ -538,6 +557,15 @@ void Agent::Tick() {
         Apply(*change, now);
       } else {
         PublishLocked(now);
+      }
+      // An epoch learned from a peer is stored too: after a restart this
+      // node must never promote to an epoch another node already used.
+      if (role_.known_epoch() > stored_epoch_) {
+        if (absl::Status s = epoch_store_.Store(role_.known_epoch()); s.ok()) {
+          stored_epoch_ = role_.known_epoch();
+        } else {
+          LogEvent(LogLevel::kError, "epoch_store_failed", {{"reason", s.message()}});
+        }
       }
     }
     next += interval;
@@ -605,6 +633,8 @@ bool Agent::WaitForEvents(uint64_t after, absl::Duration timeout) {
   return events_.WaitForNew(after, timeout);
 }
 
+bool Agent::Stopping() { return stop_.HasBeenNotified(); }
+
 void Agent::Shutdown() {
   if (!started_ || shut_down_) return;
   shut_down_ = true;
@@ -613,12 +643,16 @@ void Agent::Shutdown() {
   health_.Shutdown();
   stop_.Notify();
   if (ticker_.joinable()) ticker_.join();
+  // Peers stop hearing from this node now, not after the hooks are done.
   for (auto& path : paths_) path->RequestStop();
-  hooks_->Stop();
+  auto now = std::chrono::system_clock::now();
+  if (peer_server_ != nullptr) peer_server_->Shutdown(now);
+  // Release hooks (TO_SECONDARY of the handover) get a few seconds.
+  hooks_->Stop(absl::Seconds(5));
+  peer_hooks_->Stop();
   monitors_->Stop();
   for (auto& path : paths_) path->Stop();
-  auto now = std::chrono::system_clock::now();
-  for (grpc::Server* server : {peer_server_.get(), admin_server_.get(), health_server_.get()}) {
+  for (grpc::Server* server : {admin_server_.get(), health_server_.get()}) {
     if (server != nullptr) server->Shutdown(now);
   }
   if (admin_server_ != nullptr) unlink(config_.admin().socket().c_str());

@@ -69,6 +69,7 @@ class Agent : public AdminBackend {
                                                 absl::Duration timeout) override;
   std::vector<v1::Event> Events(uint64_t after, uint64_t* last) override;
   bool WaitForEvents(uint64_t after, absl::Duration timeout) override;
+  bool Stopping() override;
 
  private:
   Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, uint64_t stored_epoch,
@@ -98,10 +99,13 @@ class Agent : public AdminBackend {
   EpochStore epoch_store_;
   std::unique_ptr<MonitorSet> monitors_;
   std::unique_ptr<HookRunner> hooks_;
+  std::unique_ptr<HookRunner> peer_hooks_;
   absl::Mutex role_mu_;
   RoleMachine role_ ABSL_GUARDED_BY(role_mu_);
   // cloudha.v1.Primary is SERVING: primary and every TO_PRIMARY hook done.
   bool primary_ready_ ABSL_GUARDED_BY(role_mu_) = false;
+  // The highest epoch in state_dir/epoch.
+  uint64_t stored_epoch_ ABSL_GUARDED_BY(role_mu_);
   // Peers whose election settings differ from ours (warned once).
   std::set<std::string> mismatch_warned_ ABSL_GUARDED_BY(role_mu_);
   std::unique_ptr<grpc::Server> peer_server_;

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -30,7 +31,8 @@ int64_t SteadyMillis() {
 }  // namespace
 
 CommandOutcome RunCommand(const std::vector<std::string>& argv,
-                          const std::map<std::string, std::string>& env, absl::Duration timeout) {
+                          const std::map<std::string, std::string>& env, absl::Duration timeout,
+                          const absl::Notification* cancel) {
   CommandOutcome outcome;
   if (argv.empty()) {
     outcome.summary = "empty command";
@@ -86,66 +88,68 @@ CommandOutcome RunCommand(const std::vector<std::string>& argv,
 
   int pidfd = PidFdOpen(pid);
   const int64_t deadline = SteadyMillis() + absl::ToInt64Milliseconds(timeout);
+  // After the exit, output still in the pipe is read for a short while: a
+  // background child that keeps the pipe open must not hold the caller.
+  constexpr int64_t kDrainMs = 100;
+  int64_t drain_until = 0;
   bool pipe_open = true;
   bool exited = false;
-  while (!exited || pipe_open) {
-    int64_t left = deadline - SteadyMillis();
-    if (left <= 0 && !outcome.timed_out) {
-      outcome.timed_out = true;
-      kill(-pid, SIGKILL);
-      kill(pid, SIGKILL);
+  bool killed = false;
+  bool cancelled = false;
+  int status = 0;
+  auto append = [&](const char* data, ssize_t n) {
+    size_t room = kMaxCapturedOutput - std::min(kMaxCapturedOutput, outcome.output.size());
+    outcome.output.append(data, std::min(room, static_cast<size_t>(n)));
+  };
+  while (true) {
+    int64_t now = SteadyMillis();
+    if (!exited && waitpid(pid, &status, WNOHANG) == pid) {
+      exited = true;
+      drain_until = now + kDrainMs;
+    }
+    if (exited && (!pipe_open || now >= drain_until)) break;
+    if (!exited && !killed) {
+      cancelled = cancel != nullptr && cancel->HasBeenNotified();
+      if (now >= deadline || cancelled) {
+        outcome.timed_out = !cancelled;
+        // The whole process group: whatever the command started goes too.
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+        killed = true;
+      }
     }
     pollfd fds[2];
     int n = 0;
     if (pipe_open) fds[n++] = {pipe_fds[0], POLLIN, 0};
     if (!exited && pidfd >= 0) fds[n++] = {pidfd, POLLIN, 0};
-    // Without a pidfd (old kernels) the exit is noticed by polling waitpid.
-    int wait_ms = outcome.timed_out ? 100 : static_cast<int>(std::max<int64_t>(left, 0));
-    if (pidfd < 0) wait_ms = std::min(wait_ms, 20);
-    if (n == 0) break;
-    int ready = poll(fds, n, wait_ms);
-    if (ready < 0 && errno != EINTR) break;
-    if (pipe_open && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+    // Short slices: the deadline, a cancellation and (without a pidfd) the
+    // exit are noticed within 50 ms.
+    int64_t until = exited ? drain_until : (killed ? now + 50 : deadline);
+    int wait_ms = static_cast<int>(std::clamp<int64_t>(until - now, 0, 50));
+    int ready = poll(n > 0 ? fds : nullptr, n, wait_ms);
+    if (ready <= 0 || !pipe_open) continue;
+    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       char buffer[4096];
       ssize_t got = read(pipe_fds[0], buffer, sizeof(buffer));
       if (got > 0) {
-        size_t room = kMaxCapturedOutput - std::min(kMaxCapturedOutput, outcome.output.size());
-        outcome.output.append(buffer, std::min(room, static_cast<size_t>(got)));
+        append(buffer, got);
       } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
         pipe_open = false;
-      }
-    }
-    if (!exited) {
-      int status = 0;
-      if (waitpid(pid, &status, WNOHANG) == pid) {
-        exited = true;
-        if (WIFEXITED(status)) {
-          outcome.exit_code = WEXITSTATUS(status);
-          outcome.summary = absl::StrCat("exit ", outcome.exit_code);
-        } else if (WIFSIGNALED(status)) {
-          outcome.summary = absl::StrCat("killed by signal ", WTERMSIG(status));
-        }
-        // A child it left behind may hold the pipe open: stop reading soon.
-        if (pipe_open) {
-          pollfd rest{pipe_fds[0], POLLIN, 0};
-          while (poll(&rest, 1, 50) > 0) {
-            char buffer[4096];
-            ssize_t got = read(pipe_fds[0], buffer, sizeof(buffer));
-            if (got <= 0) break;
-            size_t room =
-                kMaxCapturedOutput - std::min(kMaxCapturedOutput, outcome.output.size());
-            outcome.output.append(buffer, std::min(room, static_cast<size_t>(got)));
-          }
-          pipe_open = false;
-        }
       }
     }
   }
   if (pidfd >= 0) close(pidfd);
   close(pipe_fds[0]);
-  if (outcome.timed_out) {
+  if (WIFEXITED(status)) {
+    outcome.exit_code = WEXITSTATUS(status);
+    outcome.summary = absl::StrCat("exit ", outcome.exit_code);
+  } else if (WIFSIGNALED(status)) {
+    outcome.summary = absl::StrCat("killed by signal ", WTERMSIG(status));
+  }
+  if (outcome.timed_out || cancelled) {
     outcome.exit_code = -1;
-    outcome.summary = absl::StrCat("timed out after ", absl::FormatDuration(timeout));
+    outcome.summary = cancelled ? std::string("cancelled: the agent is stopping")
+                                : absl::StrCat("timed out after ", absl::FormatDuration(timeout));
   }
   return outcome;
 }

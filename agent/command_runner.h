@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 
 namespace cloudha {
@@ -28,10 +29,15 @@ struct CommandOutcome {
 inline constexpr size_t kMaxCapturedOutput = 64 * 1024;
 
 // Runs argv[0] (a path) with argv[1..] and `env` added to the agent's
-// environment, stdin from /dev/null. After `timeout` the process group is
-// killed (SIGKILL). Blocks the calling thread until it ends. Thread-safe.
+// environment, stdin from /dev/null, in a process group of its own. After
+// `timeout`, or when `cancel` (if given) is notified, the process group is
+// killed (SIGKILL). Blocks the calling thread until the command exited and
+// its output was read (at most 100 ms past the exit: a background child
+// that keeps the pipe open is not waited for; it is left running after a
+// normal exit). Thread-safe.
 CommandOutcome RunCommand(const std::vector<std::string>& argv,
-                          const std::map<std::string, std::string>& env, absl::Duration timeout);
+                          const std::map<std::string, std::string>& env, absl::Duration timeout,
+                          const absl::Notification* cancel = nullptr);
 
 }  // namespace cloudha
 

@@ -1,5 +1,6 @@
 #include "agent/command_runner.h"
 
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -29,6 +30,28 @@ TEST(CommandRunnerTest, TimeoutKillsTheProcessGroup) {
   EXPECT_TRUE(r.timed_out);
   EXPECT_FALSE(r.ok());
   EXPECT_THAT(r.summary, HasSubstr("timed out after 200ms"));
+}
+
+TEST(CommandRunnerTest, ABackgroundChildHoldingThePipeDoesNotHang) {
+  absl::Time start = absl::Now();
+  CommandOutcome r = RunCommand({"/bin/sh", "-c", "(while :; do echo x; sleep 0.01; done) & exit 0"},
+                                {}, absl::Seconds(1));
+  EXPECT_TRUE(r.ok()) << r.summary;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  CommandOutcome detached = RunCommand({"/bin/sh", "-c", "setsid sh -c 'sleep 5; echo late' & exit 0"},
+                                       {}, absl::Seconds(1));
+  EXPECT_TRUE(detached.ok()) << detached.summary;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+}
+
+TEST(CommandRunnerTest, CancelStopsAtOnce) {
+  absl::Notification cancel;
+  cancel.Notify();
+  absl::Time start = absl::Now();
+  CommandOutcome r = RunCommand({"/bin/sleep", "30"}, {}, absl::Seconds(30), &cancel);
+  EXPECT_FALSE(r.ok());
+  EXPECT_THAT(r.summary, HasSubstr("cancelled"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
 }
 
 TEST(CommandRunnerTest, MissingExecutable) {

@@ -44,8 +44,13 @@ absl::Status CheckTcpConnect(const std::string& address, absl::Duration timeout)
       connected = true;
     } else if (errno == EINPROGRESS) {
       pollfd p{fd, POLLOUT, 0};
-      int ready = poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
-      if (ready == 0) {
+      int ready;
+      do {
+        ready = poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+      } while (ready < 0 && errno == EINTR);
+      if (ready < 0) {
+        failure = strerror(errno);
+      } else if (ready == 0) {
         failure = absl::StrCat("connect timed out after ", absl::FormatDuration(timeout));
       } else {
         int err = 0;

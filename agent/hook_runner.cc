@@ -30,9 +30,16 @@ void HookRunner::Start() {
   });
 }
 
-void HookRunner::Stop() {
+void HookRunner::Stop(absl::Duration drain) {
   {
     absl::MutexLock lock(&mu_);
+    closed_ = true;
+    if (worker_.joinable()) {
+      auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return queue_.empty() && !busy_;
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&idle), drain);
+    }
     stopping_ = true;
   }
   if (!stop_.HasBeenNotified()) stop_.Notify();
@@ -44,10 +51,11 @@ bool HookRunner::Has(v1::HookConfig::Event event) const {
                      [&](const v1::HookConfig& h) { return h.on() == event; });
 }
 
-void HookRunner::Fire(v1::HookConfig::Event event, HookContext context, Done done) {
+void HookRunner::Fire(v1::HookConfig::Event event, HookContext context, Done done,
+                      StillWanted still_wanted) {
   absl::MutexLock lock(&mu_);
-  if (stopping_) return;
-  queue_.push_back({event, std::move(context), std::move(done)});
+  if (closed_) return;
+  queue_.push_back({event, std::move(context), std::move(done), std::move(still_wanted)});
 }
 
 void HookRunner::Run() {
@@ -62,6 +70,7 @@ void HookRunner::Run() {
       if (stopping_) return;
       job = std::move(queue_.front());
       queue_.pop_front();
+      busy_ = true;
     }
     bool ok = true;
     std::string detail;
@@ -74,6 +83,8 @@ void HookRunner::Run() {
       if (stop_.HasBeenNotified()) return;
     }
     if (job.done) job.done(ok, detail);
+    absl::MutexLock lock(&mu_);
+    busy_ = false;
   }
 }
 
@@ -91,7 +102,11 @@ bool HookRunner::RunHook(const v1::HookConfig& hook, const Job& job, std::string
   absl::Duration backoff = absl::Milliseconds(hook.backoff_ms());
   const int attempts = 1 + static_cast<int>(hook.retries());
   for (int attempt = 1; attempt <= attempts; ++attempt) {
-    CommandOutcome outcome = runner_(argv, env, absl::Milliseconds(hook.timeout_ms()));
+    if (job.still_wanted && !job.still_wanted()) {
+      *detail = absl::StrCat(argv[0], ": not run, superseded");
+      return false;
+    }
+    CommandOutcome outcome = runner_(argv, env, absl::Milliseconds(hook.timeout_ms()), &stop_);
     if (on_attempt_) on_attempt_({job.event, absl::StrJoin(argv, " "), attempt, outcome});
     if (outcome.ok()) return true;
     *detail = absl::StrCat(argv[0], ": ", outcome.summary);

@@ -36,7 +36,11 @@ class HookRunner {
  public:
   using Runner = std::function<CommandOutcome(const std::vector<std::string>& argv,
                                               const std::map<std::string, std::string>& env,
-                                              absl::Duration timeout)>;
+                                              absl::Duration timeout,
+                                              const absl::Notification* cancel)>;
+  // Asked before every attempt: false drops the rest of the event's hooks
+  // (a promotion that was superseded must not claim resources late).
+  using StillWanted = std::function<bool()>;
   // Called on the worker thread once every hook of an event ran: `ok` when
   // all succeeded (true when there were none), `detail` says what failed.
   using Done = std::function<void(bool ok, const std::string& detail)>;
@@ -55,11 +59,14 @@ class HookRunner {
   HookRunner& operator=(const HookRunner&) = delete;
 
   void Start();
-  // Stops after the attempt in progress; queued events are dropped.
-  void Stop();
+  // Takes no new events, lets queued ones run for up to `drain` (release
+  // hooks of a planned stop), then cancels the command in progress (its
+  // process group is killed) and drops the rest.
+  void Stop(absl::Duration drain = absl::ZeroDuration());
 
   // Queues `event`'s hooks.
-  void Fire(v1::HookConfig::Event event, HookContext context, Done done = nullptr);
+  void Fire(v1::HookConfig::Event event, HookContext context, Done done = nullptr,
+            StillWanted still_wanted = nullptr);
 
   // Whether any hook is configured for `event`.
   bool Has(v1::HookConfig::Event event) const;
@@ -69,6 +76,7 @@ class HookRunner {
     v1::HookConfig::Event event;
     HookContext context;
     Done done;
+    StillWanted still_wanted;
   };
   void Run();
   bool RunHook(const v1::HookConfig& hook, const Job& job, std::string* detail);
@@ -79,7 +87,11 @@ class HookRunner {
   std::function<void(const Attempt&)> on_attempt_;
   absl::Mutex mu_;
   std::deque<Job> queue_ ABSL_GUARDED_BY(mu_);
+  // No new events once set.
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // A job is being run.
+  bool busy_ ABSL_GUARDED_BY(mu_) = false;
   absl::Notification stop_;
   std::thread worker_;
 };

@@ -31,7 +31,8 @@ struct Recorder {
 
   HookRunner::Runner Runner() {
     return [this](const std::vector<std::string>& argv,
-                  const std::map<std::string, std::string>& env, absl::Duration) {
+                  const std::map<std::string, std::string>& env, absl::Duration,
+                  const absl::Notification*) {
       absl::MutexLock lock(&mu);
       calls.emplace_back(argv[0], env);
       CommandOutcome outcome;
@@ -130,6 +131,43 @@ TEST(HookRunnerTest, GivesUpAfterRetriesAndSkipsLaterHooks) {
   EXPECT_EQ(detail, "/eip: exit 1 (after 2 attempts)");
   absl::MutexLock lock(&rec.mu);
   EXPECT_EQ(rec.calls.size(), 2u);
+}
+
+TEST(HookRunnerTest, ASupersededJobStopsRetrying) {
+  FakeClock clock;
+  Recorder rec;
+  rec.failures_left["/eip"] = 100;
+  HookRunner runner({Hook(v1::HookConfig::TO_PRIMARY, "/eip", 5)}, &clock, rec.Runner(), nullptr);
+  runner.Start();
+  std::atomic<bool> wanted{true};
+  absl::Notification done;
+  std::string detail;
+  runner.Fire(
+      v1::HookConfig::TO_PRIMARY, {},
+      [&](bool, const std::string& d) {
+        detail = d;
+        done.Notify();
+      },
+      [&] { return wanted.load(); });
+  while (clock.sleepers() == 0) absl::SleepFor(absl::Milliseconds(1));
+  wanted = false;  // the node stepped down meanwhile
+  clock.Advance(absl::Seconds(1));
+  done.WaitForNotification();
+  EXPECT_EQ(detail, "/eip: not run, superseded");
+  EXPECT_EQ(rec.Calls(), 1u);
+}
+
+TEST(HookRunnerTest, StopDrainsQueuedReleaseHooks) {
+  FakeClock clock;
+  Recorder rec;
+  HookRunner runner({Hook(v1::HookConfig::TO_SECONDARY, "/release")}, &clock, rec.Runner(),
+                    nullptr);
+  runner.Start();
+  runner.Fire(v1::HookConfig::TO_SECONDARY, {});
+  runner.Stop(absl::Seconds(10));
+  EXPECT_EQ(rec.Calls(), 1u);
+  runner.Fire(v1::HookConfig::TO_SECONDARY, {});  // after Stop: ignored
+  EXPECT_EQ(rec.Calls(), 1u);
 }
 
 TEST(HookRunnerTest, NoHooksIsSuccess) {

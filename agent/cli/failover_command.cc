@@ -37,6 +37,8 @@ int RunFailover(const AdminTarget& target, const std::string& to, int timeout_s)
     if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
       std::cerr << "cloudha failover: cannot reach the agent at " << socket << ": "
                 << s.error_message() << "\n";
+    } else if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+      std::cerr << "cloudha failover: " << s.error_message() << "\n";
     } else {
       std::cerr << "cloudha failover: refused: " << s.error_message() << "\n";
     }
