@@ -414,7 +414,7 @@ RoleInputs Agent::Inputs(absl::Time now) {
   RoleInputs in;
   in.now = now;
   in.configured_peers = config_.peers_size();
-  in.health_penalty = monitors_->penalty();
+  in.health_penalty = monitors_->penalty() + role_.PromotionFailurePenalty(now);
   in.all_monitors_failing = monitors_->all_failing();
   // Nothing is replicated yet, so a node always holds all there is.
   in.in_sync = true;
@@ -441,7 +441,7 @@ void Agent::PublishLocked(absl::Time /*now*/) {
   RoleState state;
   state.role = role_.role();
   state.epoch = role_.hello_epoch();
-  state.health_penalty = monitors_->penalty();
+  state.health_penalty = monitors_->penalty() + role_.PromotionFailurePenalty(clock_->Now());
   state.sync_state = v1::IN_SYNC;
   state.selected_by = role_.role() == v1::PRIMARY ? role_.selected_by() : "";
   state.handover_to = role_.handover_to();
@@ -538,9 +538,9 @@ void Agent::Tick() {
   while (clock_->SleepUntil(next, stop_)) {
     absl::Time now = clock_->Now();
     for (const Membership::Change& change : membership_.Evaluate(now)) OnMembershipChange(change);
-    RoleInputs inputs = Inputs(now);
     {
       absl::MutexLock lock(&role_mu_);
+      RoleInputs inputs = Inputs(now);
       for (const Membership::LivePeer& live : membership_.Live(now)) {
         bool differs = live.hello.override() != config_.election().override() ||
                        live.hello.uptime_margin_s() != config_.election().uptime_margin_s();
@@ -677,7 +677,7 @@ v1::StatusResponse Agent::Status() {
   status.set_role(role_.role());
   status.set_epoch(role_.hello_epoch());
   status.set_selected_by(role_.selected_by());
-  status.set_health_penalty(monitors_->penalty());
+  status.set_health_penalty(monitors_->penalty() + role_.PromotionFailurePenalty(now));
   status.set_role_reason(role_.reason());
   status.set_role_age_ms(absl::ToInt64Milliseconds(now - role_.role_since()));
   status.set_primary(role_.primary());

@@ -80,7 +80,7 @@ class Agent : public AdminBackend {
   void Note(const std::string& kind, const std::string& message,
             std::map<std::string, std::string> fields = {});
   void OnMembershipChange(const Membership::Change& change);
-  RoleInputs Inputs(absl::Time now);
+  RoleInputs Inputs(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(role_mu_);
   void Apply(const RoleChange& change, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(role_mu_);
   void PublishLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(role_mu_);
   void OnPrimaryHooksDone(uint64_t epoch, bool ok, const std::string& detail);

@@ -322,9 +322,18 @@ std::optional<RoleChange> RoleMachine::EvaluateFollower(const RoleInputs& in) {
   return std::nullopt;
 }
 
+uint32_t RoleMachine::PromotionFailurePenalty(absl::Time now) const {
+  // Remembered for six hold-downs, at least a minute.
+  absl::Duration memory = std::max(absl::Minutes(1), options_.failover_hold * 6);
+  return promotion_failed_at_.has_value() && now - *promotion_failed_at_ < memory
+             ? kPromotionFailurePenalty
+             : 0;
+}
+
 std::optional<RoleChange> RoleMachine::OnPromotionFailed(uint64_t epoch, const std::string& why,
                                                          absl::Time now) {
   if (role_ != v1::PRIMARY || epoch != primary_epoch_) return std::nullopt;
+  promotion_failed_at_ = now;
   fault_from_monitors_ = false;
   fault_until_ = now + std::max(options_.failover_hold, absl::Seconds(1));
   TrackPrimary("", now);

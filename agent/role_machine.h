@@ -116,6 +116,13 @@ class RoleMachine {
   // be applied like Evaluate's. FAILED_PRECONDITION explains a refusal.
   absl::StatusOr<RoleChange> RequestHandover(const std::string& to, const RoleInputs& in);
 
+  // Added to the health penalty for a while after a promotion of this node
+  // failed (its hooks could not claim the resources): the node ranks below
+  // healthy peers, so override does not hand the role back to it only to
+  // fail again.
+  static constexpr uint32_t kPromotionFailurePenalty = 1000;
+  uint32_t PromotionFailurePenalty(absl::Time now) const;
+
   v1::Role role() const { return role_; }
   // The epoch hellos carry: a primary's own epoch, otherwise the highest
   // known.
@@ -176,6 +183,7 @@ class RoleMachine {
   // FAULT: why, and until when (hook failures; monitors decide themselves).
   bool fault_from_monitors_ = false;
   absl::Time fault_until_;
+  std::optional<absl::Time> promotion_failed_at_;
 };
 
 }  // namespace cloudha

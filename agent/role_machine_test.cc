@@ -301,6 +301,16 @@ TEST(RoleMachineTest, FailedPromotionIsFaultForTheHoldThenSecondary) {
   EXPECT_EQ(a.Evaluate(At(kT0 + absl::Seconds(16), {}))->to, v1::SECONDARY);
 }
 
+TEST(RoleMachineTest, AFailedPromotionIsRememberedAsPenalty) {
+  RoleMachine a(Opts("a", 200), 0, kT0);
+  uint64_t epoch = a.Evaluate(At(kT0 + absl::Seconds(5), {}))->epoch;
+  EXPECT_EQ(a.PromotionFailurePenalty(kT0 + absl::Seconds(5)), 0u);
+  a.OnPromotionFailed(epoch, "hook exited 1", kT0 + absl::Seconds(6));
+  EXPECT_EQ(a.PromotionFailurePenalty(kT0 + absl::Seconds(7)),
+            RoleMachine::kPromotionFailurePenalty);
+  EXPECT_EQ(a.PromotionFailurePenalty(kT0 + absl::Seconds(67)), 0u);
+}
+
 TEST(RoleMachineTest, SecondaryIgnoresFaultPeersInElection) {
   RoleMachine b(Opts("b", 100), 0, kT0);
   b.Evaluate(At(kT0 + absl::Seconds(1), {Peer("a", v1::PRIMARY, 1, 200)}));
