@@ -165,12 +165,14 @@ absl::Status HelloPath::RunStream(bool* had_reply) {
     hello.set_sequence(++sequence);
     hello.set_send_time_us(absl::ToUnixMicros(now));
     hello.set_path_index(options_.index);
+    // Recorded before the write: on loopback the reply can be read before
+    // Write() returns, and must find its hello.
+    membership_->OnHelloSent(options_.peer, options_.index, sequence, now);
     if (!stream->Write(hello)) {
       // The call is over; Finish() below says why.
       cancel = false;
       break;
     }
-    membership_->OnHelloSent(options_.peer, options_.index, sequence, now);
     next += options_.interval;
     if (next <= now) next = now + options_.interval;
     clock_->SleepUntil(next, stop_);
