@@ -141,6 +141,8 @@ TEST_F(FailoverTest, WithOverrideTheRecoveredNodeTakesTheRoleBack) {
   ASSERT_NE(cluster_.Start("a"), nullptr);
   ASSERT_NE(cluster_.Start("b"), nullptr);
   ASSERT_TRUE(WaitRole("a", v1::PRIMARY)) << Logs(cluster_.agent("a"));
+  // b has heard of epoch 1 before a dies (else it would promote to 1 too).
+  ASSERT_TRUE(cluster_.WaitFor("b", [](const v1::StatusResponse& s) { return s.primary() == "a"; }));
   cluster_.Kill("a", SIGKILL);
   ASSERT_TRUE(WaitRole("b", v1::PRIMARY)) << Logs(cluster_.agent("b"));
   ASSERT_NE(cluster_.Start("a"), nullptr);
@@ -148,7 +150,8 @@ TEST_F(FailoverTest, WithOverrideTheRecoveredNodeTakesTheRoleBack) {
   ASSERT_TRUE(WaitRole("a", v1::PRIMARY)) << Logs(cluster_.agent("a"));
   ASSERT_TRUE(WaitRole("b", v1::SECONDARY)) << Logs(cluster_.agent("b"));
   EXPECT_TRUE(WaitForLog(cluster_.agent("b"), "override: a ranks above by priority"));
-  EXPECT_EQ(cluster_.Status("a")->epoch(), 3u);
+  EXPECT_EQ(cluster_.Status("a")->epoch(), 3u) << Logs(cluster_.agent("a")) << "\n---\n"
+                                               << Logs(cluster_.agent("b"));
 }
 
 TEST_F(FailoverTest, OperatorFailover) {
