@@ -100,11 +100,19 @@ std::optional<RoleChange> RoleMachine::Evaluate(const RoleInputs& in) {
     direct_primary_ = options_.node_id;
     direct_primary_epoch_ = primary_epoch_;
   } else {
+    // Of several primaries seen, the one that wins: the highest epoch, then
+    // the same tie rule the primaries apply among themselves.
+    const PeerView* best = nullptr;
     for (const PeerView& p : in.live_peers) {
-      if (p.role == v1::PRIMARY && p.epoch >= direct_primary_epoch_) {
-        direct_primary_ = p.id;
-        direct_primary_epoch_ = p.epoch;
+      if (p.role != v1::PRIMARY) continue;
+      if (best == nullptr || p.epoch > best->epoch ||
+          (p.epoch == best->epoch && WinsTie(p.priority, p.id, best->priority, best->id))) {
+        best = &p;
       }
+    }
+    if (best != nullptr) {
+      direct_primary_ = best->id;
+      direct_primary_epoch_ = best->epoch;
     }
   }
   return change;
@@ -154,14 +162,20 @@ std::optional<RoleChange> RoleMachine::EvaluatePrimary(const RoleInputs& in) {
       return change;
     }
   }
-  // A primary this node cannot see, reported by a peer that sees it.
+  // A primary this node cannot see, reported by a peer that sees it: at a
+  // higher epoch it wins; at the same epoch the peer, which sees both of
+  // us, chose it by the tie rule.
   for (const PeerView& p : in.live_peers) {
     if (p.sees_primary.empty() || p.sees_primary == options_.node_id) continue;
-    if (p.sees_primary_epoch > primary_epoch_) {
+    // A primary this node sees itself was judged above, first-hand.
+    bool seen_directly = std::any_of(in.live_peers.begin(), in.live_peers.end(),
+                                     [&](const PeerView& q) { return q.id == p.sees_primary; });
+    if (seen_directly) continue;
+    if (p.sees_primary_epoch >= primary_epoch_) {
       RoleChange change =
           Change(v1::SECONDARY,
-                 absl::StrCat("peer ", p.id, " sees primary ", p.sees_primary,
-                              " at higher epoch ", p.sees_primary_epoch),
+                 absl::StrCat("peer ", p.id, " sees primary ", p.sees_primary, " at epoch ",
+                              p.sees_primary_epoch),
                  in.now);
       TrackPrimary(p.sees_primary, in.now);
       return change;

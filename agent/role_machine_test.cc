@@ -207,6 +207,38 @@ TEST(RoleMachineTest, PartialPartitionOfThreeKeepsOnePrimary) {
   EXPECT_EQ(a.primary(), "c");
 }
 
+TEST(RoleMachineTest, PrimariesAtTheSameEpochSettleThroughTheNodeBetweenThem) {
+  // a (200) and c (150) cannot see each other and both promoted to epoch 1;
+  // b sees both and reports the tie's winner, a.
+  RoleMachine b(Opts("b", 100), 0, kT0);
+  b.Evaluate(At(kT0 + absl::Seconds(1),
+                {Peer("a", v1::PRIMARY, 1, 200), Peer("c", v1::PRIMARY, 1, 150)}, 2));
+  EXPECT_EQ(b.direct_primary(), "a");
+  RoleMachine c(Opts("c", 150), 0, kT0);
+  ASSERT_EQ(c.Evaluate(At(kT0 + absl::Seconds(5), {}, 1))->to, v1::PRIMARY);
+  PeerView relay = Peer("b", v1::SECONDARY, 1, 100);
+  relay.sees_primary = "a";
+  relay.sees_primary_epoch = 1;
+  std::optional<RoleChange> down = c.Evaluate(At(kT0 + absl::Seconds(6), {relay}, 1));
+  ASSERT_TRUE(down.has_value());
+  EXPECT_EQ(down->to, v1::SECONDARY);
+  // a, told by b that a is the primary, stays.
+  RoleMachine a(Opts("a", 200), 0, kT0);
+  a.Evaluate(At(kT0 + absl::Seconds(5), {}, 1));
+  PeerView self_report = Peer("b", v1::SECONDARY, 1, 100);
+  self_report.sees_primary = "a";
+  self_report.sees_primary_epoch = 1;
+  EXPECT_FALSE(a.Evaluate(At(kT0 + absl::Seconds(6), {self_report}, 1)).has_value());
+  // Two primaries that see each other settle first-hand, never both down.
+  RoleMachine x(Opts("x", 100), 0, kT0);
+  x.Evaluate(At(kT0 + absl::Seconds(5), {}, 1));
+  PeerView y = Peer("y", v1::PRIMARY, 1, 50);
+  y.sees_primary = "y";
+  y.sees_primary_epoch = 1;
+  EXPECT_FALSE(x.Evaluate(At(kT0 + absl::Seconds(6), {y}, 1)).has_value());
+  EXPECT_EQ(x.role(), v1::PRIMARY);
+}
+
 TEST(RoleMachineTest, AWinnerThatNeverPromotesIsNotWaitedForForever) {
   // b thinks a should win (different settings on a): after the handover
   // timeout b promotes itself.

@@ -88,7 +88,7 @@ class FailoverTest : public ::testing::Test {
 };
 
 TEST_F(FailoverTest, HigherPriorityIsPrimaryAndHealthSaysSo) {
-  StartPair();
+  ASSERT_NO_FATAL_FAILURE(StartPair());
   EXPECT_EQ(cluster_.Status("a")->selected_by(), "priority");
   EXPECT_EQ(cluster_.Status("b")->primary(), "a");
   ASSERT_TRUE(cluster_.WaitFor("a", [](const v1::StatusResponse& s) { return s.primary_ready(); }));
@@ -104,7 +104,7 @@ TEST_F(FailoverTest, HigherPriorityIsPrimaryAndHealthSaysSo) {
 }
 
 TEST_F(FailoverTest, KilledPrimaryIsReplacedAndStaysReplacedWithoutOverride) {
-  StartPair();
+  ASSERT_NO_FATAL_FAILURE(StartPair());
   // A Watch on b's Primary service sees it turn SERVING.
   auto stub = cluster_.HealthStub("b");
   grpc::ClientContext watch;
@@ -155,7 +155,7 @@ TEST_F(FailoverTest, WithOverrideTheRecoveredNodeTakesTheRoleBack) {
 }
 
 TEST_F(FailoverTest, OperatorFailover) {
-  StartPair();
+  ASSERT_NO_FATAL_FAILURE(StartPair());
   CommandResult on_secondary = cluster_.Cli({"failover", "--socket", cluster_.socket("b")});
   EXPECT_EQ(on_secondary.exit_code, 1);
   EXPECT_THAT(on_secondary.err, HasSubstr("this node is SECONDARY; run it on the primary, a"));
@@ -185,7 +185,7 @@ TEST_F(FailoverTest, FailingMonitorHandsTheRoleOver) {
       flag, "\" } interval_ms: 100 rise: 1 fall: 1 }\n",
       "monitors { name: \"self\" tcp { address: \"127.0.0.1:", cluster_.port("a"),
       "\" } interval_ms: 500 }\n");
-  StartPair(monitors);
+  ASSERT_NO_FATAL_FAILURE(StartPair(monitors));
   WriteFileAtomically(flag, "", 0644, Overwrite::kReplace).IgnoreError();
   ASSERT_TRUE(WaitRole("b", v1::PRIMARY)) << Logs(cluster_.agent("a"));
   absl::StatusOr<v1::StatusResponse> a = cluster_.Status("a");
@@ -198,8 +198,8 @@ TEST_F(FailoverTest, FailingMonitorHandsTheRoleOver) {
 
 TEST_F(FailoverTest, EveryMonitorFailingIsFault) {
   const std::string flag = cluster_.dir() + "/a-unhealthy";
-  StartPair(absl::StrCat("monitors { name: \"app\" exec { command: \"/bin/sh\" command: \"-c\" ",
-                         "command: \"test ! -e ", flag, "\" } interval_ms: 100 rise: 1 fall: 1 }\n"));
+  ASSERT_NO_FATAL_FAILURE(StartPair(absl::StrCat("monitors { name: \"app\" exec { command: \"/bin/sh\" command: \"-c\" ",
+                         "command: \"test ! -e ", flag, "\" } interval_ms: 100 rise: 1 fall: 1 }\n")));
   WriteFileAtomically(flag, "", 0644, Overwrite::kReplace).IgnoreError();
   ASSERT_TRUE(WaitRole("a", v1::FAULT)) << Logs(cluster_.agent("a"));
   ASSERT_TRUE(WaitRole("b", v1::PRIMARY)) << Logs(cluster_.agent("b"));
@@ -219,7 +219,7 @@ TEST_F(FailoverTest, HooksSeeTheirEnvironmentInOrder) {
     }
     return out;
   };
-  StartPair(hooks("a", log_a), hooks("b", log_b));
+  ASSERT_NO_FATAL_FAILURE(StartPair(hooks("a", log_a), hooks("b", log_b)));
   cluster_.Kill("a", SIGKILL);
   ASSERT_TRUE(WaitRole("b", v1::PRIMARY));
   ASSERT_TRUE(cluster_.WaitFor("b", [](const v1::StatusResponse& s) { return s.primary_ready(); }));
@@ -265,7 +265,7 @@ TEST_F(FailoverTest, SlowHooksNeverDelayHellos) {
   // must keep hearing a all along.
   const std::string slow = cluster_.dir() + "/slow.sh";
   WriteFileAtomically(slow, "#!/bin/sh\nsleep 3\n", 0755, Overwrite::kReplace).IgnoreError();
-  StartPair(absl::StrCat("hooks { on: TO_PRIMARY command: \"", slow, "\" }\n"));
+  ASSERT_NO_FATAL_FAILURE(StartPair(absl::StrCat("hooks { on: TO_PRIMARY command: \"", slow, "\" }\n")));
   EXPECT_FALSE(cluster_.Status("a")->primary_ready());
   EXPECT_EQ(Health("a", "cloudha.v1.Primary"), HealthCheckResponse::NOT_SERVING);
   ASSERT_TRUE(cluster_.WaitFor("a", [](const v1::StatusResponse& s) { return s.primary_ready(); }))
@@ -277,7 +277,7 @@ TEST_F(FailoverTest, SlowHooksNeverDelayHellos) {
 }
 
 TEST_F(FailoverTest, EventsFollowShowsChangesAsTheyHappen) {
-  StartPair();
+  ASSERT_NO_FATAL_FAILURE(StartPair());
   auto follower = Subprocess::Start(
       {CloudhaBinary(), "events", "--follow", "--socket", cluster_.socket("b")},
       cluster_.dir() + "/follow");
@@ -296,7 +296,7 @@ TEST_F(FailoverTest, EventsFollowShowsChangesAsTheyHappen) {
 }
 
 TEST_F(FailoverTest, StoppingPrimaryHandsOverFirst) {
-  StartPair();
+  ASSERT_NO_FATAL_FAILURE(StartPair());
   cluster_.Kill("a", SIGTERM);
   ASSERT_EQ(cluster_.agent("a")->Wait(absl::Seconds(10)), std::optional<int>(0))
       << Logs(cluster_.agent("a"));
@@ -306,7 +306,7 @@ TEST_F(FailoverTest, StoppingPrimaryHandsOverFirst) {
 }
 
 TEST_F(FailoverTest, EpochSurvivesRestart) {
-  StartPair();
+  ASSERT_NO_FATAL_FAILURE(StartPair());
   cluster_.Kill("b", SIGKILL);
   cluster_.Kill("a", SIGKILL);
   cluster_.agent("a")->Wait(absl::Seconds(5));

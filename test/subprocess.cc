@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -143,8 +144,12 @@ int PickUnusedPort() {
   // start is random so that tests running side by side rarely meet.
   static std::mt19937 random(std::random_device{}() ^ static_cast<unsigned>(getpid()));
   std::uniform_int_distribution<int> pick(20000, 32000);
+  // Never the same port twice in one test process: none is bound yet when
+  // the next is picked.
+  static std::set<int> given;
   for (int attempt = 0; attempt < 100; ++attempt) {
     int port = pick(random);
+    if (!given.insert(port).second) continue;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;

@@ -65,7 +65,7 @@ std::string TestCluster::Config(const std::string& node, const Settings& setting
       "cluster { name: \"", cluster_, "\" group_id: ", group_id_, " }\n", "node { id: \"", node,
       "\"", settings.priority >= 0 ? absl::StrCat(" priority: ", settings.priority) : "", " }\n",
       "listen: \"127.0.0.1:", ports_.at(node), "\"\n");
-  for (const std::string& peer : nodes_) {
+  for (const std::string& peer : settings.peers.empty() ? nodes_ : settings.peers) {
     if (peer == node) continue;
     absl::StrAppend(&text, "peers { id: \"", peer, "\" addresses: \"127.0.0.1:", ports_.at(peer),
                     "\" }\n");

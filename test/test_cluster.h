@@ -42,6 +42,8 @@ class TestCluster {
     std::string election;
     // Appended as is (monitors, hooks).
     std::string extra;
+    // The peers this node knows; empty: every other node.
+    std::vector<std::string> peers;
   };
 
   // The configuration text this cluster would give `node`.
