@@ -182,6 +182,8 @@ Agent::Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, uint64_t
                             : absl::StrCat(change.monitor, " failing: ", change.result),
              {{"monitor", change.monitor}, {"passing", change.passing ? "true" : "false"}});
       });
+  // Set before any hello can arrive (the servers start later).
+  membership_.SetNewsCallback([this] { Wake(); });
   auto on_attempt = [this](const HookRunner::Attempt& a) {
     std::string event = HookEventName(a.event);
     LogEvent(a.outcome.ok() ? LogLevel::kInfo : LogLevel::kWarn, "hook_result",
@@ -532,10 +534,25 @@ void Agent::OnPrimaryHooksDone(uint64_t epoch, bool ok, const std::string& detai
   if (fault.has_value()) Apply(*fault, now);
 }
 
+void Agent::Wake() {
+  absl::MutexLock lock(&wake_mu_);
+  if (wake_ != nullptr && !wake_->HasBeenNotified()) wake_->Notify();
+}
+
 void Agent::Tick() {
   absl::Duration interval = absl::Milliseconds(config_.heartbeat().interval_ms());
   absl::Time next = clock_->Now();
-  while (clock_->SleepUntil(next, stop_)) {
+  while (!stop_.HasBeenNotified()) {
+    // Sleeps until the next tick, or less when a peer's hello brings news
+    // (a handover naming this node, a new primary), so roles react within
+    // a round trip rather than an interval.
+    auto wake = std::make_shared<absl::Notification>();
+    {
+      absl::MutexLock lock(&wake_mu_);
+      wake_ = wake;
+    }
+    clock_->SleepUntil(next, *wake);
+    if (stop_.HasBeenNotified()) break;
     absl::Time now = clock_->Now();
     for (const Membership::Change& change : membership_.Evaluate(now)) OnMembershipChange(change);
     {
@@ -568,7 +585,7 @@ void Agent::Tick() {
         }
       }
     }
-    next += interval;
+    if (next <= now) next += interval;
     if (next <= now) next = now + interval;
     // Wake when a peer would expire if that comes before the next tick, so
     // detection takes interval * threshold, not up to one interval more.
@@ -642,6 +659,7 @@ void Agent::Shutdown() {
   // Probes and load balancers see NOT_SERVING before anything stops.
   health_.Shutdown();
   stop_.Notify();
+  Wake();
   if (ticker_.joinable()) ticker_.join();
   // Peers stop hearing from this node now, not after the hooks are done.
   for (auto& path : paths_) path->RequestStop();

@@ -85,6 +85,8 @@ class Agent : public AdminBackend {
   void PublishLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(role_mu_);
   void OnPrimaryHooksDone(uint64_t epoch, bool ok, const std::string& detail);
   void HandOverBeforeStopping();
+  // Wakes the role thread early (a peer's hello brought news).
+  void Wake();
 
   const v1::AgentConfig config_;
   const TlsMaterial tls_;
@@ -116,6 +118,10 @@ class Agent : public AdminBackend {
   std::vector<std::unique_ptr<HelloPath>> paths_;
   absl::Notification stop_;
   std::thread ticker_;
+  absl::Mutex wake_mu_;
+  // What the role thread sleeps on; shared with the hello threads that wake
+  // it, each sleep gets a fresh one (a Notification cannot be reset).
+  std::shared_ptr<absl::Notification> wake_ ABSL_GUARDED_BY(wake_mu_);
   bool started_ = false;
   bool shut_down_ = false;
 };

@@ -39,7 +39,9 @@ bool Membership::Fresh(const std::optional<absl::Time>& t, absl::Time now) const
   return t.has_value() && now - *t < lost_after_;
 }
 
-void Membership::Observe(Peer& peer, const v1::Hello& hello, absl::Time now) {
+bool Membership::Observe(Peer& peer, const v1::Hello& hello, absl::Time now) {
+  bool news = hello.boot_id() != peer.last.boot_id() ||
+              hello.state_version() > peer.last.state_version();
   if (peer.last.boot_id() != 0 && hello.boot_id() != peer.last.boot_id()) {
     ++peer.restarts;
     pending_.push_back({Change::Kind::kPeerRestarted, peer.id});
@@ -51,6 +53,7 @@ void Membership::Observe(Peer& peer, const v1::Hello& hello, absl::Time now) {
   if (!older) peer.last = hello;
   peer.last_hello = now;
   peer.last_error.clear();
+  return news;
 }
 
 void Membership::OnHelloSent(const std::string& peer_id, int path, uint64_t sequence,
@@ -66,11 +69,20 @@ void Membership::OnHelloSent(const std::string& peer_id, int path, uint64_t sequ
 
 void Membership::OnReply(const std::string& peer_id, int path_index, const v1::Hello& reply,
                          absl::Duration rtt, absl::Time now) {
-  absl::MutexLock lock(&mu_);
+  bool news = false;
+  {
+    absl::MutexLock lock(&mu_);
+    news = RecordReply(peer_id, path_index, reply, rtt, now);
+  }
+  if (news && on_news_) on_news_();
+}
+
+bool Membership::RecordReply(const std::string& peer_id, int path_index, const v1::Hello& reply,
+                             absl::Duration rtt, absl::Time now) {
   Peer* peer = Find(peer_id);
   if (peer == nullptr || path_index < 0 ||
       path_index >= static_cast<int>(peer->paths.size())) {
-    return;
+    return false;
   }
   Path& path = peer->paths[path_index];
   path.last_error.clear();
@@ -86,16 +98,20 @@ void Membership::OnReply(const std::string& peer_id, int path_index, const v1::H
   path.last_rtt_ms = ms;
   path.rtt_ms = Smooth(path.rtt_ms, ms);
   peer->rtt_ms = Smooth(peer->rtt_ms, ms);
-  Observe(*peer, reply, now);
+  return Observe(*peer, reply, now);
 }
 
 void Membership::OnInboundHello(const std::string& peer_id, const v1::Hello& hello,
                                 absl::Time now) {
-  absl::MutexLock lock(&mu_);
-  Peer* peer = Find(peer_id);
-  if (peer == nullptr) return;
-  ++peer->inbound;
-  Observe(*peer, hello, now);
+  bool news = false;
+  {
+    absl::MutexLock lock(&mu_);
+    Peer* peer = Find(peer_id);
+    if (peer == nullptr) return;
+    ++peer->inbound;
+    news = Observe(*peer, hello, now);
+  }
+  if (news && on_news_) on_news_();
 }
 
 void Membership::OnPathError(const std::string& peer_id, int path, const std::string& reason) {

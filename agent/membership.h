@@ -12,6 +12,7 @@
 #define CLOUDHA_AGENT_MEMBERSHIP_H_
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -40,6 +41,11 @@ class Membership {
   };
 
   explicit Membership(const v1::AgentConfig& config);
+
+  // Called (without the lock held, on the thread that delivered the hello)
+  // when a hello brings news: a peer's new role state or a new incarnation.
+  // Set before hellos flow.
+  void SetNewsCallback(std::function<void()> on_news) { on_news_ = std::move(on_news); }
   Membership(const Membership&) = delete;
   Membership& operator=(const Membership&) = delete;
 
@@ -117,11 +123,15 @@ class Membership {
   };
 
   Peer* Find(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Observe(Peer& peer, const v1::Hello& hello, absl::Time now)
+  bool RecordReply(const std::string& peer_id, int path_index, const v1::Hello& reply,
+                   absl::Duration rtt, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Returns whether the hello is news (see SetNewsCallback).
+  bool Observe(Peer& peer, const v1::Hello& hello, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Fresh(const std::optional<absl::Time>& t, absl::Time now) const;
 
   const absl::Duration lost_after_;
+  std::function<void()> on_news_;
   mutable absl::Mutex mu_;
   std::vector<Peer> peers_ ABSL_GUARDED_BY(mu_);
   std::vector<Change> pending_ ABSL_GUARDED_BY(mu_);

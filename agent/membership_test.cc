@@ -157,6 +157,24 @@ TEST(MembershipTest, AnOlderStateVersionDoesNotRollBack) {
   EXPECT_EQ(m.Live(kStart + kInterval * 2)[0].hello.boot_id(), 2u);
 }
 
+TEST(MembershipTest, NewsIsANewStateOrIncarnationOnly) {
+  Membership m(Config());
+  int news = 0;
+  m.SetNewsCallback([&] { ++news; });
+  v1::Hello h = FromB(1);
+  h.set_state_version(1);
+  m.OnInboundHello("b", h, kStart);
+  EXPECT_EQ(news, 1);  // first hello
+  m.OnInboundHello("b", h, kStart + kInterval);
+  m.OnReply("b", 0, h, absl::Milliseconds(1), kStart + kInterval);
+  EXPECT_EQ(news, 1);  // same state
+  h.set_state_version(2);
+  m.OnReply("b", 0, h, absl::Milliseconds(1), kStart + kInterval * 2);
+  EXPECT_EQ(news, 2);
+  m.OnInboundHello("b", FromB(7), kStart + kInterval * 3);
+  EXPECT_EQ(news, 3);  // restarted
+}
+
 TEST(MembershipTest, RttIsSmoothed) {
   Membership m(Config());
   m.OnReply("b", 0, FromB(1), absl::Milliseconds(8), kStart);
