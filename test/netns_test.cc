@@ -46,8 +46,10 @@ class NetnsTest : public ::testing::Test {
     ASSERT_NE(cluster_.Start("b", {"ip", "netns", "exec", ns_b_}), nullptr);
     ASSERT_TRUE(WaitRole("a", v1::PRIMARY)) << Logs(cluster_.agent("a"));
     ASSERT_TRUE(WaitRole("b", v1::SECONDARY)) << Logs(cluster_.agent("b"));
+    // b follows a (and so knows epoch 1) on both paths.
     ASSERT_TRUE(cluster_.WaitFor("b", [](const v1::StatusResponse& s) {
-      return s.peers(0).paths(0).state() == v1::PeerStatus::UP &&
+      return s.primary() == "a" && s.epoch() == 1 &&
+             s.peers(0).paths(0).state() == v1::PeerStatus::UP &&
              s.peers(0).paths(1).state() == v1::PeerStatus::UP;
     }));
   }
