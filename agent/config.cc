@@ -162,6 +162,7 @@ class Checker {
       }
     }
     CheckElection(c);
+    CheckSessions(c);
     CheckMonitors(c);
     CheckHooks(c);
     if (tls_check == TlsCheck::kFull) CheckTls(c, now);
@@ -197,6 +198,10 @@ class Checker {
         Add({{"peers", i}},
             absl::StrCat(what, " needs 1 to 4 addresses (heartbeat paths), got ",
                          peer.addresses_size()));
+      }
+      if (!peer.sync_address().empty()) {
+        CheckAddress({{"peers", i}, {"sync_address"}}, what + ".sync_address",
+                     peer.sync_address());
       }
       std::set<std::string> addresses;
       for (int j = 0; j < peer.addresses_size(); ++j) {
@@ -241,6 +246,22 @@ class Checker {
                e.override_wait_s(), 0, 3600);
     CheckRange({{"election"}, {"failover_hold_s"}}, "election.failover_hold_s",
                e.failover_hold_s(), 0, 3600);
+  }
+
+  void CheckSessions(const AgentConfig& c) {
+    const auto& s = c.sessions();
+    if (s.pickup() && s.source() == v1::SessionsConfig::SOURCE_UNSPECIFIED) {
+      Add({{"sessions"}, {"pickup"}},
+          "sessions.source must be CONNTRACK or PUBLISHER when sessions.pickup is on");
+    }
+    CheckRange({{"sessions"}, {"pickup_delay_s"}}, "sessions.pickup_delay_s",
+               s.pickup_delay_s(), 0, 3600);
+    CheckRange({{"sessions"}, {"max_sessions"}}, "sessions.max_sessions", s.max_sessions(), 1,
+               100000000);
+    for (int i = 0; i < s.zones_size(); ++i) {
+      CheckRange({{"sessions"}, {"zones", i}}, absl::StrCat("sessions.zones[", i, "]"),
+                 s.zones(i), 0, 65535);
+    }
   }
 
   // An executable named by a monitor or hook must exist and be executable.
@@ -382,6 +403,14 @@ void FillDefaults(const std::string& folder, AgentConfig* c) {
     if (!m.has_weight()) m.set_weight(10);
     if (m.has_exec() && m.exec().command_size() > 0) {
       ResolveCommand(folder, m.mutable_exec()->mutable_command(0));
+    }
+  }
+  auto* sessions = c->mutable_sessions();
+  if (!sessions->has_pickup_delay_s()) sessions->set_pickup_delay_s(0);
+  if (!sessions->has_max_sessions()) sessions->set_max_sessions(kDefaultMaxSessions);
+  for (auto& peer : *c->mutable_peers()) {
+    if (peer.sync_address().empty() && peer.addresses_size() > 0) {
+      peer.set_sync_address(peer.addresses(0));
     }
   }
   for (auto& h : *c->mutable_hooks()) {

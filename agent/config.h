@@ -29,6 +29,7 @@ inline constexpr uint32_t kDefaultUptimeMarginS = 300;
 inline constexpr uint32_t kDefaultHelloHolddownS = 5;
 inline constexpr uint32_t kDefaultOverrideWaitS = 5;
 inline constexpr uint32_t kDefaultFailoverHoldS = 10;
+inline constexpr uint32_t kDefaultMaxSessions = 4000000;
 
 // One thing wrong with a configuration file.
 struct ConfigProblem {

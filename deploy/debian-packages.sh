@@ -9,9 +9,9 @@ CLOUDHA_PACKAGES=(
   protobuf-compiler protobuf-compiler-grpc grpc-proto
   # libraries
   libgrpc++-dev libprotobuf-dev libabsl-dev libssl-dev
-  libspdlog-dev libfmt-dev libcli11-dev
+  libspdlog-dev libfmt-dev libcli11-dev libnetfilter-conntrack-dev
   # tests
-  libgtest-dev libgmock-dev iproute2
+  libgtest-dev libgmock-dev iproute2 conntrack
 )
 
 cloudha_missing_packages() {

@@ -23,6 +23,7 @@ _LIBRARIES = {
     "benchmark": (["benchmark"], "libbenchmark-dev"),
     "gmock": (["gmock"], "libgmock-dev"),
     "grpc++": (["grpc++"], "libgrpc++-dev"),
+    "netfilter_conntrack": (["libnetfilter_conntrack"], "libnetfilter-conntrack-dev"),
     "gtest": (["gtest"], "libgtest-dev"),
     "gtest_main": (["gtest_main"], "libgtest-dev"),
     "openssl": (["openssl"], "libssl-dev"),

@@ -1,0 +1,245 @@
+#include "sync/session_table.h"
+
+#include <algorithm>
+
+namespace cloudha {
+namespace {
+
+int64_t WallMs(Clock* clock) { return absl::ToUnixMillis(clock->WallNow()); }
+
+}  // namespace
+
+SessionTable::SessionTable(const SessionTableOptions& options, Clock* clock)
+    : options_(options), clock_(clock), log_(options.log_max_bytes) {}
+
+bool SessionTable::Replicable(const SessionKey& key, const SessionValue& value,
+                              int64_t now_ms) const {
+  if (!options_.pickup_connectionless && !IsConnectionOriented(key.l4_protocol)) return false;
+  return now_ms - value.created_ms >= absl::ToInt64Milliseconds(options_.pickup_delay);
+}
+
+void SessionTable::UpsertLocked(const SessionRecord& record, uint32_t generation,
+                                int64_t now_ms, int64_t now_us, ApplyResult* result) {
+  auto it = entries_.find(record.key);
+  if (it == entries_.end()) {
+    if (entries_.size() >= options_.max_sessions) {
+      ++result->refused;
+      ++refused_;
+      return;
+    }
+    it = entries_.try_emplace(record.key).first;
+  }
+  Entry& entry = it->second;
+  entry.value = record.value;
+  entry.generation = generation;
+  ++result->applied;
+  if (!options_.pickup_connectionless && !IsConnectionOriented(record.key.l4_protocol)) return;
+  if (Replicable(record.key, record.value, now_ms)) {
+    entry.replicated = true;
+    log_.Append({SessionChange::Op::kUpsert, record}, now_us);
+  } else if (!entry.replicated) {
+    delayed_.push({record.value.created_ms + absl::ToInt64Milliseconds(options_.pickup_delay),
+                   record.key});
+  }
+}
+
+void SessionTable::EraseLocked(const SessionKey& key, int64_t now_us, ApplyResult* result) {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) {
+    // Unknown here: nothing to undo, but counted as handled.
+    ++result->applied;
+    return;
+  }
+  bool replicated = it->second.replicated;
+  entries_.erase(it);
+  ++result->applied;
+  if (replicated) {
+    SessionChange change;
+    change.op = SessionChange::Op::kDelete;
+    change.record.key = key;
+    log_.Append(change, now_us);
+  }
+}
+
+ApplyResult SessionTable::Apply(const std::vector<SessionChange>& changes, uint32_t generation) {
+  absl::Time wall = clock_->WallNow();
+  int64_t now_ms = absl::ToUnixMillis(wall);
+  int64_t now_us = absl::ToUnixMicros(wall);
+  ApplyResult result;
+  absl::MutexLock lock(&mu_);
+  uint64_t before = log_.end();
+  for (const SessionChange& change : changes) {
+    if (change.op == SessionChange::Op::kUpsert) {
+      UpsertLocked(change.record, generation, now_ms, now_us, &result);
+    } else {
+      EraseLocked(change.record.key, now_us, &result);
+    }
+  }
+  if (log_.end() != before) changed_.SignalAll();
+  return result;
+}
+
+ApplyResult SessionTable::Reconcile(const std::vector<SessionRecord>& records) {
+  absl::Time wall = clock_->WallNow();
+  int64_t now_ms = absl::ToUnixMillis(wall);
+  int64_t now_us = absl::ToUnixMicros(wall);
+  ApplyResult result;
+  absl::MutexLock lock(&mu_);
+  absl::flat_hash_map<SessionKey, bool> present;
+  present.reserve(records.size());
+  for (const SessionRecord& r : records) present.emplace(r.key, true);
+  std::vector<SessionKey> gone;
+  for (const auto& [key, entry] : entries_) {
+    if (!present.contains(key)) gone.push_back(key);
+  }
+  for (const SessionKey& key : gone) EraseLocked(key, now_us, &result);
+  for (const SessionRecord& r : records) {
+    auto it = entries_.find(r.key);
+    if (it != entries_.end() && it->second.value == r.value) continue;
+    UpsertLocked(r, 0, now_ms, now_us, &result);
+  }
+  changed_.SignalAll();
+  return result;
+}
+
+uint64_t SessionTable::Tick() {
+  absl::Time wall = clock_->WallNow();
+  int64_t now_ms = absl::ToUnixMillis(wall);
+  int64_t now_us = absl::ToUnixMicros(wall);
+  absl::MutexLock lock(&mu_);
+  uint64_t before = log_.end();
+  while (!delayed_.empty() && delayed_.top().first <= now_ms) {
+    SessionKey key = delayed_.top().second;
+    delayed_.pop();
+    auto it = entries_.find(key);
+    if (it == entries_.end() || it->second.replicated) continue;
+    if (!Replicable(key, it->second.value, now_ms)) continue;
+    it->second.replicated = true;
+    log_.Append({SessionChange::Op::kUpsert, {key, it->second.value}}, now_us);
+  }
+  uint64_t expired = 0;
+  if (expiry_) {
+    std::vector<SessionKey> dead;
+    for (const auto& [key, entry] : entries_) {
+      if (entry.value.last_update_ms + int64_t{entry.value.timeout_s} * 1000 < now_ms) {
+        dead.push_back(key);
+      }
+    }
+    ApplyResult ignored;
+    for (const SessionKey& key : dead) EraseLocked(key, now_us, &ignored);
+    expired = dead.size();
+  }
+  if (log_.end() != before) changed_.SignalAll();
+  return expired;
+}
+
+void SessionTable::SetExpiry(bool on) {
+  absl::MutexLock lock(&mu_);
+  expiry_ = on;
+}
+
+SessionSnapshot SessionTable::Snapshot(size_t chunk_bytes, int* reader) {
+  SessionSnapshot snapshot;
+  absl::MutexLock lock(&mu_);
+  std::string chunk;
+  uint32_t count = 0;
+  for (const auto& [key, entry] : entries_) {
+    if (!entry.replicated) continue;
+    if (chunk.size() >= chunk_bytes) {
+      snapshot.chunks.push_back(std::move(chunk));
+      snapshot.counts.push_back(count);
+      chunk = std::string();
+      count = 0;
+    }
+    if (chunk.empty()) chunk.reserve(chunk_bytes + 128);
+    AppendUpsert({key, entry.value}, &chunk);
+    ++count;
+    ++snapshot.sessions;
+  }
+  if (count > 0) {
+    snapshot.chunks.push_back(std::move(chunk));
+    snapshot.counts.push_back(count);
+  }
+  log_.Seal();
+  snapshot.position = log_.end();
+  if (reader != nullptr) *reader = log_.AddReader(snapshot.position);
+  return snapshot;
+}
+
+void SessionTable::RemoveReader(int reader) {
+  absl::MutexLock lock(&mu_);
+  log_.RemoveReader(reader);
+}
+
+ChangeLog::ReadResult SessionTable::Read(int reader, size_t max_bytes, LogBatch* out) {
+  absl::MutexLock lock(&mu_);
+  return log_.Read(reader, max_bytes, out);
+}
+
+void SessionTable::WaitForChanges(uint64_t position, absl::Duration max_wait) {
+  absl::MutexLock lock(&mu_);
+  // A bound on a blocking wait, not a clock read: a blocked thread is woken
+  // by Apply, WakeWaiters or the real time passing.
+  if (log_.end() > position) return;
+  changed_.WaitWithTimeout(&mu_, max_wait);
+}
+
+void SessionTable::WakeWaiters() {
+  absl::MutexLock lock(&mu_);
+  changed_.SignalAll();
+}
+
+uint64_t SessionTable::position() const {
+  absl::MutexLock lock(&mu_);
+  return log_.end();
+}
+
+int64_t SessionTable::OldestUnreadUs(uint64_t position) const {
+  absl::MutexLock lock(&mu_);
+  return log_.OldestAfter(position);
+}
+
+uint64_t SessionTable::RemoveOlderThan(uint32_t generation) {
+  absl::MutexLock lock(&mu_);
+  uint64_t removed = 0;
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (it->second.generation < generation) {
+      entries_.erase(it++);
+      ++removed;
+    } else {
+      ++it;
+    }
+  }
+  return removed;
+}
+
+void SessionTable::Clear() {
+  absl::MutexLock lock(&mu_);
+  entries_.clear();
+  delayed_ = decltype(delayed_)();
+}
+
+size_t SessionTable::size() const {
+  absl::MutexLock lock(&mu_);
+  return entries_.size();
+}
+
+uint64_t SessionTable::refused() const {
+  absl::MutexLock lock(&mu_);
+  return refused_;
+}
+
+std::vector<SessionRecord> SessionTable::Records(
+    const std::function<bool(const SessionRecord&)>& keep, size_t limit) const {
+  std::vector<SessionRecord> out;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [key, entry] : entries_) {
+    SessionRecord record{key, entry.value};
+    if (keep && !keep(record)) continue;
+    out.push_back(record);
+    if (limit != 0 && out.size() >= limit) break;
+  }
+  return out;
+}
+
+}  // namespace cloudha
