@@ -43,4 +43,22 @@ grpc::Status AdminServiceImpl::ListEvents(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status AdminServiceImpl::ListSessions(grpc::ServerContext* /*context*/,
+                                            const v1::ListSessionsRequest* request,
+                                            grpc::ServerWriter<v1::ListSessionsResponse>* writer) {
+  return sessions_->List(*request, writer);
+}
+
+grpc::Status AdminServiceImpl::PublishSessions(
+    grpc::ServerContext* context, grpc::ServerReader<v1::PublishSessionsRequest>* reader,
+    v1::PublishSessionsResponse* response) {
+  return sessions_->Publish(context, reader, response);
+}
+
+grpc::Status AdminServiceImpl::ReceiveSessions(
+    grpc::ServerContext* context, const v1::ReceiveSessionsRequest* /*request*/,
+    grpc::ServerWriter<v1::ListSessionsResponse>* writer) {
+  return sessions_->Receive(context, writer);
+}
+
 }  // namespace cloudha

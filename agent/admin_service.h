@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "agent/session_sync.h"
 #include "cloudha/v1/admin.grpc.pb.h"
 
 namespace cloudha {
@@ -35,7 +36,8 @@ class AdminBackend {
 // Thread-safe when the backend is.
 class AdminServiceImpl final : public v1::AdminService::Service {
  public:
-  explicit AdminServiceImpl(AdminBackend* backend) : backend_(backend) {}
+  AdminServiceImpl(AdminBackend* backend, SessionSync* sessions)
+      : backend_(backend), sessions_(sessions) {}
 
   grpc::Status GetStatus(grpc::ServerContext* context, const v1::GetStatusRequest* request,
                          v1::StatusResponse* response) override;
@@ -43,9 +45,18 @@ class AdminServiceImpl final : public v1::AdminService::Service {
                         v1::FailoverResponse* response) override;
   grpc::Status ListEvents(grpc::ServerContext* context, const v1::ListEventsRequest* request,
                           grpc::ServerWriter<v1::Event>* writer) override;
+  grpc::Status ListSessions(grpc::ServerContext* context, const v1::ListSessionsRequest* request,
+                            grpc::ServerWriter<v1::ListSessionsResponse>* writer) override;
+  grpc::Status PublishSessions(grpc::ServerContext* context,
+                               grpc::ServerReader<v1::PublishSessionsRequest>* reader,
+                               v1::PublishSessionsResponse* response) override;
+  grpc::Status ReceiveSessions(grpc::ServerContext* context,
+                               const v1::ReceiveSessionsRequest* request,
+                               grpc::ServerWriter<v1::ListSessionsResponse>* writer) override;
 
  private:
   AdminBackend* backend_;
+  SessionSync* sessions_;
 };
 
 }  // namespace cloudha

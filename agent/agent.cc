@@ -163,8 +163,10 @@ Agent::Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, uint64_t
       local_(config_, boot_id, clock->Now()),
       verifier_(config_),
       membership_(config_),
-      peer_service_(&local_, &verifier_, &membership_, clock),
-      admin_service_(this),
+      sessions_(config_, tls_, boot_id, clock,
+                [this](const std::string& message) { Note("sessions", message); }),
+      peer_service_(&local_, &verifier_, &membership_, &sessions_, clock),
+      admin_service_(this, &sessions_),
       epoch_store_(config_.state_dir()),
       role_(RoleOptions(config_), stored_epoch, clock->Now()),
       stored_epoch_(stored_epoch) {
@@ -245,6 +247,7 @@ absl::Status Agent::Start() {
   if (started_) return absl::FailedPreconditionError("agent already started");
   started_ = true;
   if (absl::Status s = PrepareAdminSocket(); !s.ok()) return s;
+  if (absl::Status s = sessions_.Start(); !s.ok()) return s;
 
   grpc::EnableDefaultHealthCheckService(true);
 
@@ -418,8 +421,7 @@ RoleInputs Agent::Inputs(absl::Time now) {
   in.configured_peers = config_.peers_size();
   in.health_penalty = monitors_->penalty() + role_.PromotionFailurePenalty(now);
   in.all_monitors_failing = monitors_->all_failing();
-  // Nothing is replicated yet, so a node always holds all there is.
-  in.in_sync = true;
+  in.in_sync = sessions_.in_sync();
   for (const Membership::LivePeer& live : membership_.Live(now)) {
     const v1::Hello& h = live.hello;
     PeerView p;
@@ -439,12 +441,20 @@ RoleInputs Agent::Inputs(absl::Time now) {
   return in;
 }
 
-void Agent::PublishLocked(absl::Time /*now*/) {
+void Agent::PublishLocked(absl::Time now) {
+  if (sessions_.enabled()) {
+    std::vector<std::string> live;
+    for (const Membership::LivePeer& peer : membership_.Live(now)) live.push_back(peer.id);
+    uint64_t epoch =
+        role_.role() == v1::PRIMARY ? role_.hello_epoch() : role_.known_epoch();
+    sessions_.Update(role_.role(), epoch, role_.primary(), live);
+    local_.SetSessionPosition(sessions_.position());
+  }
   RoleState state;
   state.role = role_.role();
   state.epoch = role_.hello_epoch();
   state.health_penalty = monitors_->penalty() + role_.PromotionFailurePenalty(clock_->Now());
-  state.sync_state = v1::IN_SYNC;
+  state.sync_state = sessions_.in_sync() ? v1::IN_SYNC : v1::SYNCING;
   state.selected_by = role_.role() == v1::PRIMARY ? role_.selected_by() : "";
   state.handover_to = role_.handover_to();
   state.primary_id = role_.direct_primary();
@@ -661,6 +671,7 @@ void Agent::Shutdown() {
   stop_.Notify();
   Wake();
   if (ticker_.joinable()) ticker_.join();
+  sessions_.Stop();
   // Peers stop hearing from this node now, not after the hooks are done.
   for (auto& path : paths_) path->RequestStop();
   auto now = std::chrono::system_clock::now();
@@ -699,8 +710,14 @@ v1::StatusResponse Agent::Status() {
   status.set_role_reason(role_.reason());
   status.set_role_age_ms(absl::ToInt64Milliseconds(now - role_.role_since()));
   status.set_primary(role_.primary());
-  status.set_sync_state(v1::IN_SYNC);
+  status.set_sync_state(sessions_.in_sync() ? v1::IN_SYNC : v1::SYNCING);
   status.set_primary_ready(primary_ready_);
+  std::string primary = role_.primary();
+  uint64_t primary_position = 0;
+  for (const Membership::LivePeer& live : membership_.Live(now)) {
+    if (live.id == primary) primary_position = live.hello.session_position();
+  }
+  sessions_.FillStatus(primary_position, &status);
   return status;
 }
 

@@ -32,6 +32,7 @@
 #include "agent/peer_service.h"
 #include "agent/peer_verifier.h"
 #include "agent/role_machine.h"
+#include "agent/session_sync.h"
 #include "cloudha/v1/config.pb.h"
 #include "crypto/tls_material.h"
 #include "grpcpp/generic/async_generic_service.h"
@@ -95,6 +96,8 @@ class Agent : public AdminBackend {
   PeerVerifier verifier_;
   Membership membership_;
   HealthPublisher health_;
+  // Before the services that use it.
+  SessionSync sessions_;
   PeerServiceImpl peer_service_;
   AdminServiceImpl admin_service_;
   EventLog events_;

@@ -48,6 +48,7 @@ v1::Hello LocalNode::MakeHello(absl::Time now) const {
   hello.set_epoch(state.epoch);
   hello.set_health_penalty(state.health_penalty);
   hello.set_sync_state(state.sync_state);
+  hello.set_session_position(session_position_.load());
   hello.set_selected_by(state.selected_by);
   hello.set_handover_to(state.handover_to);
   return hello;

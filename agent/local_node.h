@@ -3,6 +3,8 @@
 #ifndef CLOUDHA_AGENT_LOCAL_NODE_H_
 #define CLOUDHA_AGENT_LOCAL_NODE_H_
 
+#include <atomic>
+
 #include <cstdint>
 #include <string>
 
@@ -50,6 +52,8 @@ class LocalNode {
   absl::Time started() const { return started_; }
 
   void Publish(const RoleState& state);
+  // Hello.session_position; changes too often to count as role state.
+  void SetSessionPosition(uint64_t position) { session_position_.store(position); }
   RoleState state() const;
 
   // A hello with this node's identity and state at monotonic time `now`;
@@ -69,6 +73,7 @@ class LocalNode {
   mutable absl::Mutex mu_;
   RoleState state_ ABSL_GUARDED_BY(mu_);
   uint64_t state_version_ ABSL_GUARDED_BY(mu_) = 1;
+  std::atomic<uint64_t> session_position_{0};
 };
 
 }  // namespace cloudha

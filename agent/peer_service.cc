@@ -28,15 +28,29 @@ void PeerServiceImpl::LogRefusal(const std::string& who, const std::string& from
            {{"peer", who}, {"from", from}, {"reason", reason.message()}});
 }
 
-grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context,
-                                    grpc::ServerReaderWriter<v1::Hello, v1::Hello>* stream) {
+absl::StatusOr<NodeIdentity> PeerServiceImpl::Authenticate(grpc::ServerContext* context) {
   absl::StatusOr<NodeIdentity> id = PeerIdentityFromAuthContext(*context->auth_context());
   absl::Status accepted = id.ok() ? verifier_->CheckCertificate(*id) : id.status();
   if (!accepted.ok()) {
     LogRefusal(id.ok() ? id->node : "unknown", context->peer(), accepted);
     if (id.ok()) membership_->OnRefused(id->node, std::string(accepted.message()));
-    return ToGrpcStatus(accepted);
+    return accepted;
   }
+  return id;
+}
+
+grpc::Status PeerServiceImpl::SyncSessions(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::SessionSyncMessage, v1::SessionSyncMessage>* stream) {
+  absl::StatusOr<NodeIdentity> id = Authenticate(context);
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  return sessions_->Serve(id->node, context, stream);
+}
+
+grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context,
+                                    grpc::ServerReaderWriter<v1::Hello, v1::Hello>* stream) {
+  absl::StatusOr<NodeIdentity> id = Authenticate(context);
+  if (!id.ok()) return ToGrpcStatus(id.status());
   v1::Hello in;
   while (stream->Read(&in)) {
     absl::Time now = clock_->Now();

@@ -15,6 +15,7 @@
 #include "agent/local_node.h"
 #include "agent/membership.h"
 #include "agent/peer_verifier.h"
+#include "agent/session_sync.h"
 #include "cloudha/v1/peer.grpc.pb.h"
 
 namespace cloudha {
@@ -24,11 +25,19 @@ namespace cloudha {
 class PeerServiceImpl final : public v1::PeerService::Service {
  public:
   PeerServiceImpl(const LocalNode* local, const PeerVerifier* verifier, Membership* membership,
-                  Clock* clock)
-      : local_(local), verifier_(verifier), membership_(membership), clock_(clock) {}
+                  SessionSync* sessions, Clock* clock)
+      : local_(local),
+        verifier_(verifier),
+        membership_(membership),
+        sessions_(sessions),
+        clock_(clock) {}
 
   grpc::Status Hello(grpc::ServerContext* context,
                      grpc::ServerReaderWriter<v1::Hello, v1::Hello>* stream) override;
+  // Same certificate check as Hello, then the session replica takes it.
+  grpc::Status SyncSessions(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<v1::SessionSyncMessage, v1::SessionSyncMessage>* stream) override;
 
  private:
   // Logs a refusal, but the same one from the same peer at most once per
@@ -40,7 +49,11 @@ class PeerServiceImpl final : public v1::PeerService::Service {
   absl::flat_hash_map<std::string, absl::Time> refusals_logged_ ABSL_GUARDED_BY(mu_);
   const LocalNode* local_;
   const PeerVerifier* verifier_;
+  // The peer's verified identity, or the refusal (logged).
+  absl::StatusOr<NodeIdentity> Authenticate(grpc::ServerContext* context);
+
   Membership* membership_;
+  SessionSync* sessions_;
   Clock* clock_;
 };
 

@@ -304,10 +304,24 @@ std::optional<RoleChange> RoleMachine::EvaluateFollower(const RoleInputs& in) {
   bool all_heard = static_cast<int>(heard_from_.size()) >= in.configured_peers;
   if (!all_heard && in.now - started_ < options_.hello_holddown) return std::nullopt;
 
-  std::vector<Candidate> candidates = {Self(in)};
+  // A node whose bulk sync has not finished stands only when no node that
+  // holds a complete replica does: promoting it would lose sessions.
+  bool any_in_sync = in.in_sync;
+  for (const PeerView& p : in.live_peers) {
+    if ((p.role == v1::SECONDARY || p.role == v1::STARTING) && p.handover_to.empty() &&
+        p.in_sync) {
+      any_in_sync = true;
+    }
+  }
+  // (Out of the running, this node still takes the role if the winner does
+  // not promote in time, below.)
+  std::vector<Candidate> candidates;
+  if (in.in_sync || !any_in_sync) candidates.push_back(Self(in));
   for (const PeerView& p : in.live_peers) {
     if (p.role == v1::SECONDARY || p.role == v1::STARTING) {
-      if (p.handover_to.empty()) candidates.push_back(AsCandidate(p));
+      if (p.handover_to.empty() && (p.in_sync || !any_in_sync)) {
+        candidates.push_back(AsCandidate(p));
+      }
     }
   }
   ElectionResult result = Elect(candidates, options_.rules);

@@ -429,3 +429,35 @@ TEST(RoleMachineTest, StoredEpochIsNeverReused) {
 
 }  // namespace
 }  // namespace cloudha
+
+namespace cloudha {
+namespace {
+
+TEST(RoleMachineTest, ANodeStillSyncingDefersToOneThatHoldsACompleteReplica) {
+  // b ranks above a by priority, but its bulk sync has not finished.
+  RoleMachine b(Opts("b", 200), 0, kT0);
+  PeerView a = Peer("a", v1::SECONDARY, 1, 100);
+  RoleInputs in = At(kT0 + absl::Seconds(6), {a});
+  in.in_sync = false;
+  std::optional<RoleChange> held = b.Evaluate(in);
+  EXPECT_TRUE(!held.has_value() || held->to != v1::PRIMARY);
+  // a, in sync, sees b syncing and promotes although b ranks above it.
+  RoleMachine a_machine(Opts("a", 100), 1, kT0);
+  PeerView b_view = Peer("b", v1::SECONDARY, 1, 200);
+  b_view.in_sync = false;
+  std::optional<RoleChange> change = a_machine.Evaluate(At(kT0 + absl::Seconds(6), {b_view}));
+  ASSERT_TRUE(change.has_value());
+  EXPECT_EQ(change->to, v1::PRIMARY);
+  // With nobody in sync (both just started), the usual ranking decides.
+  RoleMachine b2(Opts("b", 200), 0, kT0);
+  PeerView a_syncing = Peer("a", v1::SECONDARY, 1, 100);
+  a_syncing.in_sync = false;
+  RoleInputs both = At(kT0 + absl::Seconds(6), {a_syncing});
+  both.in_sync = false;
+  change = b2.Evaluate(both);
+  ASSERT_TRUE(change.has_value());
+  EXPECT_EQ(change->to, v1::PRIMARY);
+}
+
+}  // namespace
+}  // namespace cloudha

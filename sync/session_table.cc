@@ -21,7 +21,8 @@ bool SessionTable::Replicable(const SessionKey& key, const SessionValue& value,
 void SessionTable::UpsertLocked(const SessionRecord& record, uint32_t generation,
                                 int64_t now_ms, int64_t now_us, ApplyResult* result) {
   auto it = entries_.find(record.key);
-  if (it == entries_.end()) {
+  const bool inserted = it == entries_.end();
+  if (inserted) {
     if (entries_.size() >= options_.max_sessions) {
       ++result->refused;
       ++refused_;
@@ -30,16 +31,23 @@ void SessionTable::UpsertLocked(const SessionRecord& record, uint32_t generation
     it = entries_.try_emplace(record.key).first;
   }
   Entry& entry = it->second;
+  // A session's creation does not move: sources that only see changes
+  // (conntrack events) report when they saw it.
+  int64_t created_ms = record.value.created_ms;
+  if (entry.value.created_ms != 0 && entry.value.created_ms < created_ms) {
+    created_ms = entry.value.created_ms;
+  }
   entry.value = record.value;
+  entry.value.created_ms = created_ms;
   entry.generation = generation;
   ++result->applied;
   if (!options_.pickup_connectionless && !IsConnectionOriented(record.key.l4_protocol)) return;
-  if (Replicable(record.key, record.value, now_ms)) {
+  if (Replicable(record.key, entry.value, now_ms)) {
     entry.replicated = true;
-    log_.Append({SessionChange::Op::kUpsert, record}, now_us);
-  } else if (!entry.replicated) {
-    delayed_.push({record.value.created_ms + absl::ToInt64Milliseconds(options_.pickup_delay),
-                   record.key});
+    log_.Append({SessionChange::Op::kUpsert, {record.key, entry.value}}, now_us);
+  } else if (inserted) {
+    delayed_.push(
+        {created_ms + absl::ToInt64Milliseconds(options_.pickup_delay), record.key});
   }
 }
 

@@ -9,6 +9,7 @@
 #include "agent/cli/check_config_command.h"
 #include "agent/cli/failover_command.h"
 #include "agent/cli/probe_command.h"
+#include "agent/cli/sessions_command.h"
 #include "agent/cli/status_command.h"
 
 namespace {
@@ -86,6 +87,17 @@ int main(int argc, char** argv) {
   events->add_flag("-f,--follow", events_follow, "keep printing new events");
   events->add_flag("--json", events_json, "one JSON object per line");
 
+  cloudha::SessionsOptions sessions_options;
+  CLI::App* sessions = app.add_subcommand(
+      "sessions", "the session table (the source on a primary, the replica on a secondary)");
+  AddAdminTarget(sessions, &sessions_options.target);
+  sessions->add_flag("--count", sessions_options.count, "print only the number of sessions");
+  sessions->add_flag("--lag", sessions_options.lag, "replication state and lag");
+  sessions->add_option("--limit", sessions_options.limit, "at most N sessions (0 = all)");
+  sessions->add_option("--filter", sessions_options.filters,
+                       "ADDRESS, port=N, proto=NAME or zone=N (repeatable; all must match)");
+  sessions->add_flag("--json", sessions_options.json, "one JSON object per line");
+
   cloudha::ProbeOptions probe_options;
   CLI::App* probe = app.add_subcommand(
       "probe", "gRPC health check (grpc_health_probe's flags and exit codes)");
@@ -129,5 +141,6 @@ int main(int argc, char** argv) {
     return cloudha::RunFailover(failover_target, failover_to, failover_timeout_s);
   }
   if (events->parsed()) return cloudha::RunEvents(events_target, events_follow, events_json);
+  if (sessions->parsed()) return cloudha::RunSessions(sessions_options);
   return 1;
 }

@@ -1,0 +1,163 @@
+#include "agent/cli/sessions_command.h"
+
+#include <arpa/inet.h>
+
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "cloudha/v1/admin.pb.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace cloudha {
+namespace {
+
+std::string Address(const std::string& bytes) {
+  char text[INET6_ADDRSTRLEN] = {};
+  int family = bytes.size() == 16 ? AF_INET6 : AF_INET;
+  if (inet_ntop(family, bytes.data(), text, sizeof(text)) == nullptr) return "?";
+  return text;
+}
+
+std::string Protocol(uint32_t p) {
+  switch (p) {
+    case 1: return "icmp";
+    case 6: return "tcp";
+    case 17: return "udp";
+    case 58: return "icmpv6";
+    case 132: return "sctp";
+    default: return absl::StrCat(p);
+  }
+}
+
+// Like `conntrack -L`: proto, state, timeout, original, reply, mark, zone.
+std::string Line(const v1::Session& s) {
+  std::string state =
+      s.tcp_state() == v1::TCP_STATE_NONE ? "" : v1::TcpState_Name(s.tcp_state()).substr(4);
+  std::string line = absl::StrCat(Protocol(s.l4_protocol()), " ", state.empty() ? "" : state + " ",
+                                  s.timeout_s(), "s src=", Address(s.original().src_addr()),
+                                  " dst=", Address(s.original().dst_addr()),
+                                  " sport=", s.original().src_port(),
+                                  " dport=", s.original().dst_port(),
+                                  " reply src=", Address(s.reply().src_addr()),
+                                  " dst=", Address(s.reply().dst_addr()),
+                                  " sport=", s.reply().src_port(),
+                                  " dport=", s.reply().dst_port());
+  if (s.mark() != 0) absl::StrAppend(&line, " mark=", s.mark());
+  if (s.zone() != 0) absl::StrAppend(&line, " zone=", s.zone());
+  return line;
+}
+
+std::string Json(const google::protobuf::Message& m) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, options);
+  return out;
+}
+
+int PrintLag(v1::AdminService::Stub* stub, const std::string& socket, bool json) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::StatusResponse status;
+  grpc::Status s = stub->GetStatus(&context, v1::GetStatusRequest(), &status);
+  if (!s.ok()) {
+    std::cerr << "cloudha sessions: cannot reach the agent at " << socket << ": "
+              << s.error_message() << "\n";
+    return 1;
+  }
+  if (!status.has_sessions()) {
+    std::cerr << "cloudha sessions: session pickup is off on " << status.node_id() << "\n";
+    return 1;
+  }
+  if (json) {
+    v1::StatusResponse only;
+    only.set_node_id(status.node_id());
+    only.set_role(status.role());
+    only.set_sync_state(status.sync_state());
+    *only.mutable_sessions() = status.sessions();
+    for (const v1::PeerStatus& p : status.peers()) {
+      if (p.has_sessions()) {
+        v1::PeerStatus* q = only.add_peers();
+        q->set_id(p.id());
+        *q->mutable_sessions() = p.sessions();
+      }
+    }
+    std::cout << Json(only) << "\n";
+    return 0;
+  }
+  const v1::SessionSyncStatus& ss = status.sessions();
+  std::cout << status.node_id() << " " << v1::Role_Name(status.role()) << " "
+            << v1::SyncState_Name(status.sync_state()) << ": " << ss.table_size()
+            << " sessions, position " << ss.position() << ", source " << ss.source() << "\n";
+  if (status.role() == v1::PRIMARY) {
+    for (const v1::PeerStatus& p : status.peers()) {
+      if (!p.has_sessions()) continue;
+      const v1::PeerSessionStatus& ps = p.sessions();
+      std::cout << "  to " << p.id() << ": " << ps.state() << ", acked " << ps.acked_position()
+                << ", lag " << ps.lag_entries() << " changes / " << ps.lag_ms() << " ms, "
+                << ps.snapshots() << " snapshots\n";
+    }
+  } else {
+    std::cout << "  from " << (ss.replica_of().empty() ? "(no stream)" : ss.replica_of())
+              << ": lag " << ss.lag_entries() << " changes / " << ss.lag_ms() << " ms, "
+              << ss.snapshots() << " bulk syncs\n";
+  }
+  if (ss.refused_max_sessions() > 0) {
+    std::cout << "  refused (max_sessions): " << ss.refused_max_sessions() << "\n";
+  }
+  if (ss.batches_refused() > 0) std::cout << "  batches refused: " << ss.batches_refused() << "\n";
+  if (ss.overruns() > 0) std::cout << "  conntrack overruns: " << ss.overruns() << "\n";
+  if (!ss.last_error().empty()) std::cout << "  last error: " << ss.last_error() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int RunSessions(const SessionsOptions& options) {
+  absl::StatusOr<std::string> socket = ResolveAdminSocket(options.target);
+  if (!socket.ok()) {
+    std::cerr << "cloudha sessions: " << socket.status().message() << "\n";
+    return 1;
+  }
+  auto stub = ConnectAdmin(*socket);
+  if (options.lag) return PrintLag(stub.get(), *socket, options.json);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  v1::ListSessionsRequest request;
+  request.set_limit(options.limit);
+  request.set_count_only(options.count);
+  for (const std::string& f : options.filters) request.add_filters(f);
+  auto reader = stub->ListSessions(&context, request);
+  v1::ListSessionsResponse chunk;
+  uint64_t shown = 0;
+  uint64_t total = 0;
+  bool first = true;
+  while (reader->Read(&chunk)) {
+    if (first) total = chunk.total();
+    first = false;
+    if (options.count) continue;
+    for (const v1::Session& s : chunk.sessions()) {
+      std::cout << (options.json ? Json(s) : Line(s)) << "\n";
+      ++shown;
+    }
+  }
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) {
+    if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      std::cerr << "cloudha sessions: cannot reach the agent at " << *socket << ": "
+                << s.error_message() << "\n";
+    } else {
+      std::cerr << "cloudha sessions: " << s.error_message() << "\n";
+    }
+    return 1;
+  }
+  if (options.count) {
+    std::cout << (options.json ? absl::StrCat("{\"count\":", total, "}") : absl::StrCat(total))
+              << "\n";
+  } else if (!options.json) {
+    std::cerr << shown << " of " << total << " sessions shown\n";
+  }
+  return 0;
+}
+
+}  // namespace cloudha
