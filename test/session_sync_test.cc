@@ -216,6 +216,7 @@ TEST_F(SessionSyncTest, SecondaryJoiningDuringChurnAndRestartingConverges) {
 
   // b restarts while the table changes: it resyncs.
   cluster_.Kill("b", SIGKILL);
+  cluster_.agent("b")->Wait(absl::Seconds(5));
   stop = false;
   std::thread writer2(churn_until_stopped, 3);
   absl::SleepFor(absl::Milliseconds(300));
