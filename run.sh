@@ -53,6 +53,7 @@ election { hello_holddown_s: 2 failover_hold_s: 5 }
 admin { socket: "$1.sock" }
 health { listen: "127.0.0.1:$5" }
 state_dir: "state/$1"
+sessions { pickup: true source: PUBLISHER pickup_connectionless: true }
 CONFIG
 }
 write_config a b $((port_a + 1)) $((port_a + 2)) $((port_a + 101)) 200
@@ -118,5 +119,6 @@ while [[ $duration -eq 0 || $second -lt $duration ]]; do
   for node in a b; do
     echo "--- $node, ${second}s ---"
     "$cloudha" status --socket "$work/$node.sock" 2>&1 | sed -n '2,3p;7,$p' || true
+    "$cloudha" sessions --lag --socket "$work/$node.sock" 2>&1 || true
   done
 done

@@ -199,7 +199,9 @@ class Checker {
             absl::StrCat(what, " needs 1 to 4 addresses (heartbeat paths), got ",
                          peer.addresses_size()));
       }
-      if (!peer.sync_address().empty()) {
+      // (The default is the first address, which is checked below.)
+      if (!peer.sync_address().empty() &&
+          (peer.addresses_size() == 0 || peer.sync_address() != peer.addresses(0))) {
         CheckAddress({{"peers", i}, {"sync_address"}}, what + ".sync_address",
                      peer.sync_address());
       }
