@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "cloudha/v1/admin.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "sync/session_record.h"
 
 namespace cloudha {
 namespace {
@@ -18,22 +19,11 @@ std::string Address(const std::string& bytes) {
   return text;
 }
 
-std::string Protocol(uint32_t p) {
-  switch (p) {
-    case 1: return "icmp";
-    case 6: return "tcp";
-    case 17: return "udp";
-    case 58: return "icmpv6";
-    case 132: return "sctp";
-    default: return absl::StrCat(p);
-  }
-}
-
 // Like `conntrack -L`: proto, state, timeout, original, reply, mark, zone.
 std::string Line(const v1::Session& s) {
   std::string state =
       s.tcp_state() == v1::TCP_STATE_NONE ? "" : v1::TcpState_Name(s.tcp_state()).substr(4);
-  std::string line = absl::StrCat(Protocol(s.l4_protocol()), " ", state.empty() ? "" : state + " ",
+  std::string line = absl::StrCat(ProtocolName(static_cast<uint8_t>(s.l4_protocol())), " ", state.empty() ? "" : state + " ",
                                   s.timeout_s(), "s src=", Address(s.original().src_addr()),
                                   " dst=", Address(s.original().dst_addr()),
                                   " sport=", s.original().src_port(),
