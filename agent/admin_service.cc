@@ -61,4 +61,44 @@ grpc::Status AdminServiceImpl::ReceiveSessions(
   return sessions_->Receive(context, writer);
 }
 
+grpc::Status AdminServiceImpl::GetConfig(grpc::ServerContext*, const v1::GetConfigRequest* request,
+                                         v1::GetConfigResponse* response) {
+  return config_->Get(*request, response);
+}
+
+grpc::Status AdminServiceImpl::PutConfig(grpc::ServerContext*, const v1::PutConfigRequest* request,
+                                         v1::PutConfigResponse* response) {
+  return config_->Put(*request, response);
+}
+
+grpc::Status AdminServiceImpl::DeleteConfig(grpc::ServerContext*,
+                                            const v1::DeleteConfigRequest* request,
+                                            v1::DeleteConfigResponse* response) {
+  return config_->Delete(*request, response);
+}
+
+grpc::Status AdminServiceImpl::ListConfig(grpc::ServerContext*,
+                                          const v1::ListConfigRequest* request,
+                                          v1::ListConfigResponse* response) {
+  return config_->List(*request, response);
+}
+
+grpc::Status AdminServiceImpl::WatchConfig(grpc::ServerContext* context,
+                                           const v1::WatchConfigRequest* request,
+                                           grpc::ServerWriter<v1::WatchConfigResponse>* writer) {
+  return config_->Watch(context, *request, writer);
+}
+
+grpc::Status AdminServiceImpl::DiffConfig(grpc::ServerContext*,
+                                          const v1::DiffConfigRequest* request,
+                                          v1::DiffConfigResponse* response) {
+  return config_->Diff(*request, response);
+}
+
+grpc::Status AdminServiceImpl::ConfigChecksums(grpc::ServerContext*,
+                                               const v1::ConfigChecksumsRequest* request,
+                                               v1::ConfigChecksumsResponse* response) {
+  return config_->Checksums(*request, response);
+}
+
 }  // namespace cloudha

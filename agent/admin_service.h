@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "agent/config_sync.h"
 #include "agent/session_sync.h"
 #include "cloudha/v1/admin.grpc.pb.h"
 
@@ -36,8 +37,8 @@ class AdminBackend {
 // Thread-safe when the backend is.
 class AdminServiceImpl final : public v1::AdminService::Service {
  public:
-  AdminServiceImpl(AdminBackend* backend, SessionSync* sessions)
-      : backend_(backend), sessions_(sessions) {}
+  AdminServiceImpl(AdminBackend* backend, SessionSync* sessions, ConfigSync* config)
+      : backend_(backend), sessions_(sessions), config_(config) {}
 
   grpc::Status GetStatus(grpc::ServerContext* context, const v1::GetStatusRequest* request,
                          v1::StatusResponse* response) override;
@@ -53,10 +54,26 @@ class AdminServiceImpl final : public v1::AdminService::Service {
   grpc::Status ReceiveSessions(grpc::ServerContext* context,
                                const v1::ReceiveSessionsRequest* request,
                                grpc::ServerWriter<v1::ListSessionsResponse>* writer) override;
+  grpc::Status GetConfig(grpc::ServerContext* context, const v1::GetConfigRequest* request,
+                         v1::GetConfigResponse* response) override;
+  grpc::Status PutConfig(grpc::ServerContext* context, const v1::PutConfigRequest* request,
+                         v1::PutConfigResponse* response) override;
+  grpc::Status DeleteConfig(grpc::ServerContext* context, const v1::DeleteConfigRequest* request,
+                            v1::DeleteConfigResponse* response) override;
+  grpc::Status ListConfig(grpc::ServerContext* context, const v1::ListConfigRequest* request,
+                          v1::ListConfigResponse* response) override;
+  grpc::Status WatchConfig(grpc::ServerContext* context, const v1::WatchConfigRequest* request,
+                           grpc::ServerWriter<v1::WatchConfigResponse>* writer) override;
+  grpc::Status DiffConfig(grpc::ServerContext* context, const v1::DiffConfigRequest* request,
+                          v1::DiffConfigResponse* response) override;
+  grpc::Status ConfigChecksums(grpc::ServerContext* context,
+                               const v1::ConfigChecksumsRequest* request,
+                               v1::ConfigChecksumsResponse* response) override;
 
  private:
   AdminBackend* backend_;
   SessionSync* sessions_;
+  ConfigSync* config_;
 };
 
 }  // namespace cloudha

@@ -165,8 +165,10 @@ Agent::Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, uint64_t
       membership_(config_),
       sessions_(config_, tls_, boot_id, clock,
                 [this](const std::string& message) { Note("sessions", message); }),
-      peer_service_(&local_, &verifier_, &membership_, &sessions_, clock),
-      admin_service_(this, &sessions_),
+      config_sync_(config_, tls_, clock,
+                   [this](const std::string& message) { Note("config", message); }),
+      peer_service_(&local_, &verifier_, &membership_, &sessions_, &config_sync_, clock),
+      admin_service_(this, &sessions_, &config_sync_),
       epoch_store_(config_.state_dir()),
       role_(RoleOptions(config_), stored_epoch, clock->Now()),
       stored_epoch_(stored_epoch) {
@@ -247,6 +249,10 @@ absl::Status Agent::Start() {
   if (started_) return absl::FailedPreconditionError("agent already started");
   started_ = true;
   if (absl::Status s = PrepareAdminSocket(); !s.ok()) return s;
+  if (absl::Status s = config_sync_.Start(); !s.ok()) return s;
+  local_.SetHelloFiller([this](const std::string& peer, v1::Hello* hello) {
+    config_sync_.FillHello(peer, hello);
+  });
   if (absl::Status s = sessions_.Start(); !s.ok()) return s;
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -421,7 +427,7 @@ RoleInputs Agent::Inputs(absl::Time now) {
   in.configured_peers = config_.peers_size();
   in.health_penalty = monitors_->penalty() + role_.PromotionFailurePenalty(now);
   in.all_monitors_failing = monitors_->all_failing();
-  in.in_sync = sessions_.in_sync();
+  in.in_sync = sessions_.in_sync() && config_sync_.in_sync();
   for (const Membership::LivePeer& live : membership_.Live(now)) {
     const v1::Hello& h = live.hello;
     PeerView p;
@@ -450,11 +456,22 @@ void Agent::PublishLocked(absl::Time now) {
     sessions_.Update(role_.role(), epoch, role_.primary(), live);
     local_.SetSessionPosition(sessions_.position());
   }
+  {
+    std::vector<ConfigPeerView> live;
+    for (const Membership::LivePeer& peer : membership_.Live(now)) {
+      live.push_back({peer.id, peer.hello.config_revision(), peer.hello.config_root_checksum(),
+                      peer.hello.exclusion_digest()});
+    }
+    uint64_t epoch =
+        role_.role() == v1::PRIMARY ? role_.hello_epoch() : role_.known_epoch();
+    config_sync_.Update(role_.role(), epoch, role_.primary(), live);
+  }
   RoleState state;
   state.role = role_.role();
   state.epoch = role_.hello_epoch();
   state.health_penalty = monitors_->penalty() + role_.PromotionFailurePenalty(clock_->Now());
-  state.sync_state = sessions_.in_sync() ? v1::IN_SYNC : v1::SYNCING;
+  state.sync_state =
+      sessions_.in_sync() && config_sync_.in_sync() ? v1::IN_SYNC : v1::SYNCING;
   state.selected_by = role_.role() == v1::PRIMARY ? role_.selected_by() : "";
   state.handover_to = role_.handover_to();
   state.primary_id = role_.direct_primary();
@@ -672,6 +689,7 @@ void Agent::Shutdown() {
   Wake();
   if (ticker_.joinable()) ticker_.join();
   sessions_.Stop();
+  config_sync_.Stop();
   // Peers stop hearing from this node now, not after the hooks are done.
   for (auto& path : paths_) path->RequestStop();
   auto now = std::chrono::system_clock::now();
@@ -710,7 +728,8 @@ v1::StatusResponse Agent::Status() {
   status.set_role_reason(role_.reason());
   status.set_role_age_ms(absl::ToInt64Milliseconds(now - role_.role_since()));
   status.set_primary(role_.primary());
-  status.set_sync_state(sessions_.in_sync() ? v1::IN_SYNC : v1::SYNCING);
+  status.set_sync_state(sessions_.in_sync() && config_sync_.in_sync() ? v1::IN_SYNC
+                                                                    : v1::SYNCING);
   status.set_primary_ready(primary_ready_);
   std::string primary = role_.primary();
   uint64_t primary_position = 0;
@@ -718,6 +737,7 @@ v1::StatusResponse Agent::Status() {
     if (live.id == primary) primary_position = live.hello.session_position();
   }
   sessions_.FillStatus(primary_position, &status);
+  config_sync_.FillStatus(&status);
   return status;
 }
 

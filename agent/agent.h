@@ -32,6 +32,7 @@
 #include "agent/peer_service.h"
 #include "agent/peer_verifier.h"
 #include "agent/role_machine.h"
+#include "agent/config_sync.h"
 #include "agent/session_sync.h"
 #include "cloudha/v1/config.pb.h"
 #include "crypto/tls_material.h"
@@ -98,6 +99,7 @@ class Agent : public AdminBackend {
   HealthPublisher health_;
   // Before the services that use it.
   SessionSync sessions_;
+  ConfigSync config_sync_;
   PeerServiceImpl peer_service_;
   AdminServiceImpl admin_service_;
   EventLog events_;

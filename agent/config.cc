@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "crypto/node_identity.h"
 #include "crypto/secure_file.h"
+#include "sync/config_path.h"
 #include "crypto/tls_material.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
@@ -165,6 +166,7 @@ class Checker {
     CheckSessions(c);
     CheckMonitors(c);
     CheckHooks(c);
+    CheckConfigSync(c);
     if (tls_check == TlsCheck::kFull) CheckTls(c, now);
   }
 
@@ -263,6 +265,28 @@ class Checker {
     for (int i = 0; i < s.zones_size(); ++i) {
       CheckRange({{"sessions"}, {"zones", i}}, absl::StrCat("sessions.zones[", i, "]"),
                  s.zones(i), 0, 65535);
+    }
+  }
+
+  void CheckConfigSync(const AgentConfig& c) {
+    const auto& cs = c.config_sync();
+    std::set<std::string> seen;
+    for (int i = 0; i < cs.exclude_size(); ++i) {
+      std::string what = absl::StrCat("config_sync.exclude[", i, "]");
+      if (absl::Status s = ValidateConfigPattern(cs.exclude(i)); !s.ok()) {
+        Add({{"config_sync"}, {"exclude", i}}, absl::StrCat(what, ": ", s.message()));
+      } else if (!seen.insert(cs.exclude(i)).second) {
+        Add({{"config_sync"}, {"exclude", i}},
+            absl::StrCat(what, " \"", cs.exclude(i), "\" appears twice"));
+      }
+    }
+    for (int i = 0; i < cs.on_change_size(); ++i) {
+      const auto& h = cs.on_change(i);
+      std::string what = absl::StrCat("config_sync.on_change[", i, "]");
+      CheckExecutable({{"config_sync"}, {"on_change", i}, {"command"}}, what + ".command",
+                      h.command());
+      CheckRange({{"config_sync"}, {"on_change", i}, {"timeout_ms"}}, what + ".timeout_ms",
+                 h.timeout_ms(), 100, 3600000);
     }
   }
 
@@ -415,6 +439,13 @@ void FillDefaults(const std::string& folder, AgentConfig* c) {
       peer.set_sync_address(peer.addresses(0));
     }
   }
+  for (auto& h : *c->mutable_config_sync()->mutable_on_change()) {
+    if (!h.has_timeout_ms()) h.set_timeout_ms(30000);
+    if (h.command_size() > 0) ResolveCommand(folder, h.mutable_command(0));
+  }
+  if (c->config_sync().store_file().empty()) {
+    c->mutable_config_sync()->set_store_file(absl::StrCat(c->state_dir(), "/config.db"));
+  }
   for (auto& h : *c->mutable_hooks()) {
     if (!h.has_timeout_ms()) h.set_timeout_ms(30000);
     if (!h.has_retries()) h.set_retries(2);
@@ -426,6 +457,7 @@ void FillDefaults(const std::string& folder, AgentConfig* c) {
   Resolve(folder, c->mutable_tls()->mutable_key_file());
   Resolve(folder, c->mutable_admin()->mutable_socket());
   Resolve(folder, c->mutable_state_dir());
+  Resolve(folder, c->mutable_config_sync()->mutable_store_file());
 }
 
 }  // namespace

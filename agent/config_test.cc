@@ -72,6 +72,17 @@ TEST_F(ConfigTest, GoodTextprotoResolvesPathsAndFillsDefaults) {
   EXPECT_EQ(loaded.config.node().priority(), 200u);
 }
 
+TEST_F(ConfigTest, ConfigSyncDefaultsAndResolves) {
+  LoadedConfig loaded = Parse(Good() +
+                              "config_sync { exclude: \"system.interface.**\" "
+                              "exclude: \"system.hostname\" "
+                              "on_change { prefix: \"firewall.\" command: \"/bin/true\" } }\n");
+  ASSERT_THAT(loaded.problems, IsEmpty()) << loaded.problems[0].ToString();
+  EXPECT_EQ(loaded.config.config_sync().store_file(), *dir_ + "/state/a/config.db");
+  EXPECT_EQ(loaded.config.config_sync().on_change(0).timeout_ms(), 30000u);
+  EXPECT_EQ(loaded.config.config_sync().exclude_size(), 2);
+}
+
 TEST_F(ConfigTest, GoodJson) {
   LoadedConfig loaded = Parse(R"({
   "cluster": {"name": "demo", "groupId": 7},
@@ -172,6 +183,13 @@ TEST_F(ConfigTest, BadMonitorsAndHooks) {
       {"", "hooks { on: TO_FAULT command: \"/bin/true\" retries: 11 }", 10,
        "hooks[0].retries must be 0..10"},
       {"", "election { failover_hold_s: 4000 }", 10, "election.failover_hold_s must be 0..3600"},
+      {"", "config_sync { exclude: \"system..hostname\" }", 10, "config_sync.exclude[0]"},
+      {"", "config_sync { exclude: \"system.*x\" }", 10, "config_sync.exclude[0]"},
+      {"", "config_sync { exclude: \"a.b\" exclude: \"a.b\" }", 10, "appears twice"},
+      {"", "config_sync { on_change { prefix: \"firewall.\" } }", 10,
+       "config_sync.on_change[0].command is empty"},
+      {"", "config_sync { on_change { command: \"reload\" } }", 10,
+       "config_sync.on_change[0].command[0] \"reload\" must be a path"},
   };
   for (const BadCase& c : cases) {
     LoadedConfig loaded = Parse(Good() + c.to + "\n");

@@ -161,7 +161,7 @@ absl::Status HelloPath::RunStream(bool* had_reply) {
         break;
       }
     }
-    v1::Hello hello = local_->MakeHello(now);
+    v1::Hello hello = local_->MakeHello(now, options_.peer);
     hello.set_sequence(++sequence);
     hello.set_send_time_us(absl::ToUnixMicros(now));
     hello.set_path_index(options_.index);

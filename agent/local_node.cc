@@ -25,7 +25,7 @@ RoleState LocalNode::state() const {
   return state_;
 }
 
-v1::Hello LocalNode::MakeHello(absl::Time now) const {
+v1::Hello LocalNode::MakeHello(absl::Time now, const std::string& peer) const {
   v1::Hello hello;
   hello.set_cluster_name(cluster_);
   hello.set_group_id(group_id_);
@@ -51,6 +51,7 @@ v1::Hello LocalNode::MakeHello(absl::Time now) const {
   hello.set_session_position(session_position_.load());
   hello.set_selected_by(state.selected_by);
   hello.set_handover_to(state.handover_to);
+  if (filler_) filler_(peer, &hello);
   return hello;
 }
 

@@ -6,6 +6,7 @@
 #include <atomic>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -58,7 +59,12 @@ class LocalNode {
 
   // A hello with this node's identity and state at monotonic time `now`;
   // sequence, send time and echo fields are the caller's.
-  v1::Hello MakeHello(absl::Time now) const;
+  // A hello to `peer`.
+  v1::Hello MakeHello(absl::Time now, const std::string& peer) const;
+  // Adds per-peer fields (config revision and checksums) to every hello;
+  // set once, before any hello is made.
+  using HelloFiller = std::function<void(const std::string& peer, v1::Hello* hello)>;
+  void SetHelloFiller(HelloFiller filler) { filler_ = std::move(filler); }
 
  private:
   const std::string node_id_;
@@ -74,6 +80,7 @@ class LocalNode {
   RoleState state_ ABSL_GUARDED_BY(mu_);
   uint64_t state_version_ ABSL_GUARDED_BY(mu_) = 1;
   std::atomic<uint64_t> session_position_{0};
+  HelloFiller filler_;
 };
 
 }  // namespace cloudha

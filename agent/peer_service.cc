@@ -47,6 +47,22 @@ grpc::Status PeerServiceImpl::SyncSessions(
   return sessions_->Serve(id->node, context, stream);
 }
 
+grpc::Status PeerServiceImpl::SyncConfig(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::ConfigSyncMessage, v1::ConfigSyncMessage>* stream) {
+  absl::StatusOr<NodeIdentity> id = Authenticate(context);
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  return config_->Serve(id->node, context, stream);
+}
+
+grpc::Status PeerServiceImpl::QueryConfig(grpc::ServerContext* context,
+                                          const v1::ConfigQueryRequest* request,
+                                          v1::ConfigQueryResponse* response) {
+  absl::StatusOr<NodeIdentity> id = Authenticate(context);
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  return config_->Query(id->node, *request, response);
+}
+
 grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context,
                                     grpc::ServerReaderWriter<v1::Hello, v1::Hello>* stream) {
   absl::StatusOr<NodeIdentity> id = Authenticate(context);
@@ -60,7 +76,7 @@ grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context,
       return ToGrpcStatus(s);
     }
     membership_->OnInboundHello(id->node, in, now);
-    v1::Hello reply = local_->MakeHello(now);
+    v1::Hello reply = local_->MakeHello(now, id->node);
     reply.set_echo_sequence(in.sequence());
     reply.set_echo_send_time_us(in.send_time_us());
     reply.set_path_index(in.path_index());

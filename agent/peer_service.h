@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/clock.h"
+#include "agent/config_sync.h"
 #include "agent/local_node.h"
 #include "agent/membership.h"
 #include "agent/peer_verifier.h"
@@ -25,11 +26,12 @@ namespace cloudha {
 class PeerServiceImpl final : public v1::PeerService::Service {
  public:
   PeerServiceImpl(const LocalNode* local, const PeerVerifier* verifier, Membership* membership,
-                  SessionSync* sessions, Clock* clock)
+                  SessionSync* sessions, ConfigSync* config, Clock* clock)
       : local_(local),
         verifier_(verifier),
         membership_(membership),
         sessions_(sessions),
+        config_(config),
         clock_(clock) {}
 
   grpc::Status Hello(grpc::ServerContext* context,
@@ -38,6 +40,12 @@ class PeerServiceImpl final : public v1::PeerService::Service {
   grpc::Status SyncSessions(
       grpc::ServerContext* context,
       grpc::ServerReaderWriter<v1::SessionSyncMessage, v1::SessionSyncMessage>* stream) override;
+  // Same check, then the config replica takes it.
+  grpc::Status SyncConfig(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<v1::ConfigSyncMessage, v1::ConfigSyncMessage>* stream) override;
+  grpc::Status QueryConfig(grpc::ServerContext* context, const v1::ConfigQueryRequest* request,
+                           v1::ConfigQueryResponse* response) override;
 
  private:
   // Logs a refusal, but the same one from the same peer at most once per
@@ -54,6 +62,7 @@ class PeerServiceImpl final : public v1::PeerService::Service {
 
   Membership* membership_;
   SessionSync* sessions_;
+  ConfigSync* config_;
   Clock* clock_;
 };
 

@@ -9,7 +9,7 @@ CLOUDHA_PACKAGES=(
   protobuf-compiler protobuf-compiler-grpc grpc-proto
   # libraries
   libgrpc++-dev libprotobuf-dev libabsl-dev libssl-dev
-  libspdlog-dev libfmt-dev libcli11-dev libnetfilter-conntrack-dev
+  libspdlog-dev libfmt-dev libcli11-dev libnetfilter-conntrack-dev libsqlite3-dev
   # tests
   libgtest-dev libgmock-dev iproute2 conntrack
 )

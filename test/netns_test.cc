@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/config_client.h"
 #include "test/test_cluster.h"
 
 namespace cloudha {
@@ -151,6 +152,49 @@ TEST_F(NetnsTest, PartitionThenHealLeavesExactlyOnePrimaryWithTheHigherEpoch) {
   EXPECT_EQ(cluster_.Status("b")->role(), v1::PRIMARY);
   EXPECT_EQ(cluster_.Status("a")->role(), v1::SECONDARY);
   EXPECT_TRUE(WaitForLog(cluster_.agent("a"), "peer b is primary at higher epoch 2"));
+}
+
+// Config written on both sides of a partition: when it heals, the node that
+// stays primary (b, the higher epoch) has its content on both, and a logs
+// what it lost.
+TEST_F(NetnsTest, PartitionWithConfigWritesOnBothSidesHealsToThePrimarysContent) {
+  ConfigClient a(cluster_.socket("a"));
+  ConfigClient b(cluster_.socket("b"));
+  ASSERT_TRUE(a.Put("firewall.policy.1.action", "accept").ok());
+  ASSERT_TRUE(a.Put("lb.pool.web.port", "443").ok());
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (b.Get("lb.pool.web.port").value_or("") != "443" && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(b.Get("lb.pool.web.port").value_or(""), "443") << Logs(cluster_.agent("b"));
+
+  SetLink(1, false);
+  SetLink(2, false);
+  ASSERT_TRUE(WaitRole("b", v1::PRIMARY)) << Logs(cluster_.agent("b"));
+  ASSERT_TRUE(a.Put("lb.pool.web.port", "8443").ok());
+  ASSERT_TRUE(a.Put("firewall.policy.2.action", "deny").ok());
+  ASSERT_TRUE(b.Put("lb.pool.web.port", "9443").ok());
+  ASSERT_TRUE(b.Put("firewall.policy.3.action", "accept").ok());
+
+  SetLink(1, true);
+  SetLink(2, true);
+  ASSERT_TRUE(cluster_.WaitFor("a", [](const v1::StatusResponse& s) {
+    return s.role() == v1::SECONDARY && s.primary() == "b" && s.config().in_sync() &&
+           s.sync_state() == v1::IN_SYNC;
+  })) << Logs(cluster_.agent("a"));
+  EXPECT_EQ(cluster_.Status("b")->role(), v1::PRIMARY);
+  absl::StatusOr<std::map<std::string, std::string>> la = a.List();
+  absl::StatusOr<std::map<std::string, std::string>> lb = b.List();
+  ASSERT_TRUE(la.ok() && lb.ok());
+  EXPECT_TRUE(*la == *lb);
+  EXPECT_EQ(a.Get("lb.pool.web.port").value_or(""), "9443");
+  EXPECT_EQ(a.Get("firewall.policy.3.action").value_or(""), "accept");
+  EXPECT_EQ(a.Get("firewall.policy.2.action").status().code(), absl::StatusCode::kNotFound);
+  // What a lost is in its events.
+  CommandResult events = cluster_.Cli({"events", "--socket", cluster_.socket("a")});
+  EXPECT_THAT(events.out, ::testing::HasSubstr("lb.pool.web.port = 8443 replaced by b's 9443"));
+  EXPECT_THAT(events.out,
+              ::testing::HasSubstr("firewall.policy.2.action = deny replaced by b's deletion"));
 }
 
 TEST_F(NetnsTest, FlappingPathCausesAtMostOneFailover) {

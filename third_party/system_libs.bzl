@@ -29,6 +29,7 @@ _LIBRARIES = {
     "openssl": (["openssl"], "libssl-dev"),
     "protobuf": (["protobuf"], "libprotobuf-dev"),
     "spdlog": (["spdlog", "fmt"], "libspdlog-dev"),
+    "sqlite3": (["sqlite3"], "libsqlite3-dev"),
 }
 
 # Header-only libraries: (a header that must exist, Debian package).

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "cloudha/v1/peer.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -38,6 +39,27 @@ std::string FormatStatus(const v1::StatusResponse& s) {
   }
   absl::StrAppendFormat(&out, "heartbeat every %dms, peer lost after %d missed\n",
                         s.heartbeat_interval_ms(), s.lost_threshold());
+  if (s.has_config()) {
+    const v1::ConfigSyncStatus& c = s.config();
+    absl::StrAppendFormat(&out, "sync %s  config rev %d  %d entries  checksum %s  %s\n",
+                          v1::SyncState_Name(s.sync_state()), c.revision(), c.entries(),
+                          c.root_checksum().substr(0, 16),
+                          c.replica_of().empty()
+                              ? (c.in_sync() ? "in sync" : "syncing")
+                              : absl::StrFormat("%s %s (last resync %d entries in %.1fms)",
+                                                c.in_sync() ? "in sync with" : "syncing from",
+                                                c.replica_of(), c.last_resync_entries(),
+                                                c.last_resync_ms()));
+    absl::StrAppendFormat(&out, "config exclude: %s%s\n",
+                          c.exclude().empty() ? "(none)" : absl::StrJoin(c.exclude(), ", "),
+                          c.last_error().empty() ? "" : absl::StrCat("  error: ", c.last_error()));
+  }
+  if (s.has_sessions() && !s.sessions().source().empty()) {
+    const v1::SessionSyncStatus& ss = s.sessions();
+    absl::StrAppendFormat(&out, "sessions %s  %d in table  position %d%s\n", ss.source(),
+                          ss.table_size(), ss.position(),
+                          ss.replica_of().empty() ? "" : absl::StrCat("  replica of ", ss.replica_of()));
+  }
   for (const v1::MonitorStatus& m : s.monitors()) {
     absl::StrAppendFormat(&out, "monitor %-16s %-9s %-7s weight %-4d %s\n", m.name(), m.kind(),
                           m.passing() ? "passing" : "FAILING", m.weight(), m.last_result());
@@ -59,6 +81,16 @@ std::string FormatStatus(const v1::StatusResponse& s) {
       if (!path.last_error().empty() && path.state() != v1::PeerStatus::UP) {
         absl::StrAppendFormat(&out, "    error: %s\n", path.last_error());
       }
+    }
+    if (p.has_config()) {
+      const v1::PeerConfigStatus& c = p.config();
+      absl::StrAppendFormat(
+          &out, "  config rev %d  checksum %s%s%s\n", c.revision(),
+          !c.compared() ? "not compared yet" : c.checksum_match() ? "matches" : "DIFFERS",
+          c.stream().empty() ? "" : absl::StrCat("  ", c.stream()),
+          c.effective_exclude().empty()
+              ? ""
+              : absl::StrCat("  effective exclude: ", absl::StrJoin(c.effective_exclude(), ", ")));
     }
     if (!p.last_error().empty()) absl::StrAppendFormat(&out, "  refused: %s\n", p.last_error());
   }

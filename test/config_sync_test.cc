@@ -1,0 +1,331 @@
+// Config sync between real agents over mutual TLS on loopback: ten thousand
+// keys converge; zone-local values on excluded paths differ while the
+// checksums agree; a secondary refuses synced writes naming the primary; a
+// restarted secondary resyncs only what changed; apply hooks get the
+// changed paths; a peer that is not the primary, or sends bad paths, is
+// refused and changes nothing.
+#include <signal.h>
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "cloudha/v1/peer.grpc.pb.h"
+#include "crypto/secure_file.h"
+#include "crypto/tls_material.h"
+#include "gmock/gmock.h"
+#include "grpcpp/create_channel.h"
+#include "gtest/gtest.h"
+#include "test/config_client.h"
+#include "test/test_cluster.h"
+
+namespace cloudha {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+class ConfigSyncTest : public ::testing::Test {
+ protected:
+  std::string Config(const std::string& node, int priority, const std::string& config_sync = "") {
+    TestCluster::Settings settings;
+    settings.priority = priority;
+    settings.election = "hello_holddown_s: 1 failover_hold_s: 0";
+    if (!config_sync.empty()) settings.extra = absl::StrCat("config_sync { ", config_sync, " }\n");
+    return cluster_.Config(node, settings);
+  }
+
+  void StartPair(const std::string& sync_a = "", const std::string& sync_b = "") {
+    cluster_.WriteConfig("a", Config("a", 200, sync_a));
+    cluster_.WriteConfig("b", Config("b", 100, sync_b));
+    ASSERT_NE(cluster_.Start("a"), nullptr);
+    ASSERT_NE(cluster_.Start("b"), nullptr);
+    ASSERT_TRUE(WaitRole("a", v1::PRIMARY)) << Logs(cluster_.agent("a"));
+    ASSERT_TRUE(WaitInSync("b")) << Logs(cluster_.agent("b"));
+  }
+
+  bool WaitRole(const std::string& node, v1::Role role) {
+    return cluster_.WaitFor(node, [&](const v1::StatusResponse& s) { return s.role() == role; });
+  }
+
+  bool WaitInSync(const std::string& node, absl::Duration timeout = absl::Seconds(15)) {
+    return cluster_.WaitFor(
+        node,
+        [](const v1::StatusResponse& s) {
+          return s.role() == v1::SECONDARY && s.sync_state() == v1::IN_SYNC &&
+                 s.config().in_sync() && !s.primary().empty();
+        },
+        timeout);
+  }
+
+  // Both stores hold the same synced content: the root checksums over the
+  // pair's synced paths agree (checksum --cluster).
+  bool WaitChecksumsAgree(absl::Duration timeout = absl::Seconds(15)) {
+    absl::Time deadline = absl::Now() + timeout;
+    ConfigClient a(cluster_.socket("a"));
+    while (absl::Now() < deadline) {
+      absl::StatusOr<v1::ConfigChecksumsResponse> c = a.Checksums(true);
+      if (c.ok() && c->nodes_size() == 2 && c->nodes(1).error().empty() &&
+          c->nodes(0).subtrees_size() > 0 && c->nodes(1).subtrees_size() > 0 &&
+          c->nodes(0).subtrees(0).checksum() == c->nodes(1).subtrees(0).checksum()) {
+        return true;
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return false;
+  }
+
+  std::map<std::string, std::string> ListOf(const std::string& node,
+                                            const std::string& prefix = "") {
+    absl::StatusOr<std::map<std::string, std::string>> l =
+        ConfigClient(cluster_.socket(node)).List(prefix);
+    EXPECT_TRUE(l.ok()) << l.status();
+    return l.value_or(std::map<std::string, std::string>());
+  }
+
+  TestCluster cluster_{{"a", "b"}};
+};
+
+std::vector<std::pair<std::string, std::string>> Policies(int n, const std::string& tag) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (int i = 0; i < n; ++i) {
+    out.push_back({absl::StrCat("firewall.policy.", i, ".action"), absl::StrCat(tag, i)});
+  }
+  return out;
+}
+
+TEST_F(ConfigSyncTest, TenThousandKeysConverge) {
+  ASSERT_NO_FATAL_FAILURE(StartPair());
+  ConfigClient a(cluster_.socket("a"));
+  auto policies = Policies(10000, "accept-");
+  absl::StatusOr<uint64_t> rev = a.PutMany(policies);
+  ASSERT_TRUE(rev.ok()) << rev.status();
+  // And single writes on top, each its own commit.
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(a.Put(absl::StrCat("lb.pool.web.member.", i), "198.18.0.1").ok());
+  }
+  ASSERT_TRUE(a.Delete("lb.pool.web.member.7").ok());
+  ASSERT_TRUE(WaitChecksumsAgree()) << Logs(cluster_.agent("b"));
+  std::map<std::string, std::string> la = ListOf("a");
+  std::map<std::string, std::string> lb = ListOf("b");
+  EXPECT_EQ(la.size(), 10049u);
+  EXPECT_TRUE(la == lb) << "a has " << la.size() << " entries, b " << lb.size();
+  absl::StatusOr<v1::StatusResponse> b = cluster_.Status("b");
+  ASSERT_TRUE(b.ok());
+  EXPECT_TRUE(b->config().in_sync());
+  EXPECT_EQ(b->config().replica_of(), "a");
+  EXPECT_EQ(b->config().entries(), 10049u);
+  // The hello comparison agrees too.
+  EXPECT_TRUE(cluster_.WaitFor("b", [](const v1::StatusResponse& s) {
+    return s.peers_size() == 1 && s.peers(0).config().checksum_match();
+  }));
+}
+
+TEST_F(ConfigSyncTest, ZoneLocalValuesDifferWhileChecksumsAgree) {
+  ASSERT_NO_FATAL_FAILURE(StartPair(
+      "exclude: \"system.interface.**\" exclude: \"router.static.**\"",
+      "exclude: \"system.hostname\" exclude: \"system.interface.**\""));
+  ConfigClient a(cluster_.socket("a"));
+  ConfigClient b(cluster_.socket("b"));
+  ASSERT_TRUE(a.Put("system.interface.port1.ip", "198.18.1.1/24").ok());
+  ASSERT_TRUE(a.Put("router.static.1.gateway", "198.18.1.254").ok());
+  ASSERT_TRUE(a.Put("system.hostname", "fw-zone-a").ok());  // b excludes it: not sent
+  ASSERT_TRUE(a.Put("firewall.policy.1.action", "accept").ok());
+  // b writes its own zone-local values: its excluded paths only.
+  ASSERT_TRUE(b.Put("system.interface.port1.ip", "198.18.2.1/24").ok());
+  ASSERT_TRUE(b.Put("system.hostname", "fw-zone-b").ok());
+  absl::StatusOr<uint64_t> refused = b.Put("firewall.policy.1.action", "deny");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.status().message(), HasSubstr("primary, a"));
+  // router.static is excluded by a only: for b it is synced, so b refuses it
+  // too, and a never sends it.
+  EXPECT_EQ(b.Put("router.static.1.gateway", "198.18.2.254").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  ASSERT_TRUE(WaitChecksumsAgree()) << Logs(cluster_.agent("b"));
+  EXPECT_EQ(b.Get("firewall.policy.1.action").value_or(""), "accept");
+  EXPECT_EQ(b.Get("system.interface.port1.ip").value_or(""), "198.18.2.1/24");
+  EXPECT_EQ(b.Get("system.hostname").value_or(""), "fw-zone-b");
+  EXPECT_EQ(b.Get("router.static.1.gateway").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(a.Get("system.hostname").value_or(""), "fw-zone-a");
+
+  // Diff: nothing differs over the synced paths; the effective list is the
+  // union of both.
+  absl::StatusOr<v1::DiffConfigResponse> diff = a.Diff();
+  ASSERT_TRUE(diff.ok()) << diff.status();
+  ASSERT_EQ(diff->peers_size(), 1);
+  EXPECT_EQ(diff->peers(0).error(), "");
+  EXPECT_EQ(diff->peers(0).differences_size(), 0);
+  EXPECT_THAT(diff->peers(0).exclude(),
+              ElementsAre("router.static.**", "system.hostname", "system.interface.**"));
+  EXPECT_THAT(diff->exclude(), ElementsAre("router.static.**", "system.interface.**"));
+  absl::StatusOr<v1::StatusResponse> sa = cluster_.Status("a");
+  ASSERT_TRUE(sa.ok());
+  EXPECT_THAT(sa->peers(0).config().effective_exclude(),
+              ElementsAre("router.static.**", "system.hostname", "system.interface.**"));
+  // The cluster checksums agree subtree by subtree.
+  absl::StatusOr<v1::ConfigChecksumsResponse> sums = b.Checksums(true);
+  ASSERT_TRUE(sums.ok()) << sums.status();
+  ASSERT_EQ(sums->nodes_size(), 2);
+  ASSERT_EQ(sums->nodes(0).subtrees_size(), sums->nodes(1).subtrees_size());
+  for (int i = 0; i < sums->nodes(0).subtrees_size(); ++i) {
+    EXPECT_EQ(sums->nodes(0).subtrees(i).prefix(), sums->nodes(1).subtrees(i).prefix());
+    EXPECT_EQ(sums->nodes(0).subtrees(i).checksum(), sums->nodes(1).subtrees(i).checksum());
+  }
+}
+
+TEST_F(ConfigSyncTest, RestartedSecondaryResyncsOnlyWhatChanged) {
+  ASSERT_NO_FATAL_FAILURE(StartPair());
+  ConfigClient a(cluster_.socket("a"));
+  ASSERT_TRUE(a.PutMany(Policies(5000, "accept-")).ok());
+  ASSERT_TRUE(WaitChecksumsAgree()) << Logs(cluster_.agent("b"));
+
+  cluster_.Kill("b", SIGKILL);
+  cluster_.agent("b")->Wait(absl::Seconds(10));
+  // While b is down: 10 changed, 3 added, 2 deleted.
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(a.Put(absl::StrCat("firewall.policy.", i * 100, ".action"), "deny").ok());
+  }
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(a.Put(absl::StrCat("firewall.policy.", 9000 + i, ".action"), "accept").ok());
+  }
+  ASSERT_TRUE(a.Delete("firewall.policy.4998.action").ok());
+  ASSERT_TRUE(a.Delete("firewall.policy.4999.action").ok());
+
+  ASSERT_NE(cluster_.Start("b"), nullptr);
+  ASSERT_TRUE(WaitInSync("b")) << Logs(cluster_.agent("b"));
+  absl::StatusOr<v1::StatusResponse> b = cluster_.Status("b");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->config().resyncs(), 1u);
+  EXPECT_EQ(b->config().last_resync_entries(), 15u);
+  EXPECT_TRUE(ListOf("a") == ListOf("b"));
+  EXPECT_EQ(ConfigClient(cluster_.socket("b")).Get("firewall.policy.300.action").value_or(""),
+            "deny");
+}
+
+TEST_F(ConfigSyncTest, ApplyHooksGetTheChangedPathsOnEveryNode) {
+  auto hook = [&](const std::string& node) {
+    std::string path = absl::StrCat(cluster_.dir(), "/apply-", node, ".sh");
+    std::string log = absl::StrCat(cluster_.dir(), "/apply-", node, ".log");
+    WriteFileAtomically(path,
+                        absl::StrCat("#!/bin/sh\necho \"$CLOUDHA_NODE $CLOUDHA_CONFIG_PATHS_COUNT "
+                                     "$*\" >> ",
+                                     log, "\n"),
+                        0755, Overwrite::kReplace)
+        .IgnoreError();
+    return absl::StrCat("on_change { prefix: \"firewall.\" command: \"", path, "\" }");
+  };
+  ASSERT_NO_FATAL_FAILURE(StartPair(hook("a"), hook("b")));
+  ConfigClient a(cluster_.socket("a"));
+  ASSERT_TRUE(a.PutMany({{"firewall.policy.1.action", "accept"},
+                         {"firewall.policy.2.action", "deny"},
+                         {"lb.pool.web.port", "443"}})
+                  .ok());
+  ASSERT_TRUE(a.Put("lb.pool.web.port", "8443").ok());  // no hook
+  for (const char* node : {"a", "b"}) {
+    std::string log = absl::StrCat(cluster_.dir(), "/apply-", node, ".log");
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    std::string text;
+    while (absl::Now() < deadline) {
+      text = ReadSmallFile(log).value_or("");
+      if (!text.empty()) break;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    absl::SleepFor(absl::Milliseconds(300));  // a second, wrong run would show
+    text = ReadSmallFile(log).value_or("");
+    EXPECT_EQ(text, absl::StrCat(node, " 2 firewall.policy.1.action firewall.policy.2.action\n"))
+        << Logs(cluster_.agent(node));
+  }
+}
+
+TEST_F(ConfigSyncTest, BadPushesAreRefusedAndChangeNothing) {
+  ASSERT_NO_FATAL_FAILURE(StartPair());
+  ConfigClient a(cluster_.socket("a"));
+  ASSERT_TRUE(a.Put("firewall.policy.1.action", "accept").ok());
+  ASSERT_TRUE(WaitChecksumsAgree());
+
+  auto open_as = [&](const std::string& me, const std::string& to,
+                     grpc::ClientContext* context) {
+    absl::StatusOr<TlsMaterial> tls = LoadTlsMaterial(
+        {cluster_.dir() + "/ca.crt", cluster_.dir() + "/" + me + ".crt",
+         cluster_.dir() + "/" + me + ".key"},
+        absl::Now());
+    EXPECT_TRUE(tls.ok()) << tls.status();
+    grpc::ChannelArguments args;
+    SetExpectedPeer({"demo", to}, &args);
+    auto channel = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", cluster_.port(to)),
+                                             PeerChannelCredentials(*tls), args);
+    auto stub = v1::PeerService::NewStub(channel);
+    return std::make_pair(std::move(stub), channel);
+  };
+  // b is not the primary: a refuses its push.
+  {
+    grpc::ClientContext context;
+    auto [stub, channel] = open_as("b", "a", &context);
+    auto stream = stub->SyncConfig(&context);
+    v1::ConfigSyncMessage open;
+    open.mutable_open()->set_epoch(1);
+    stream->Write(open);
+    stream->WritesDone();
+    v1::ConfigSyncMessage reply;
+    EXPECT_FALSE(stream->Read(&reply));
+    grpc::Status s = stream->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_THAT(s.error_message(), HasSubstr("this node is primary"));
+  }
+  // A stream as a (the primary's certificate) with a malformed path.
+  {
+    grpc::ClientContext context;
+    auto [stub, channel] = open_as("a", "b", &context);
+    absl::StatusOr<v1::StatusResponse> sb = cluster_.Status("b");
+    ASSERT_TRUE(sb.ok());
+    auto stream = stub->SyncConfig(&context);
+    v1::ConfigSyncMessage open;
+    open.mutable_open()->set_epoch(sb->epoch());
+    ASSERT_TRUE(stream->Write(open));
+    v1::ConfigSyncMessage reply;
+    ASSERT_TRUE(stream->Read(&reply));
+    ASSERT_TRUE(reply.has_open());
+    v1::ConfigSyncMessage commit;
+    commit.mutable_commit()->set_revision(1000);
+    v1::ConfigEntry* good = commit.mutable_commit()->add_puts();
+    good->set_path("firewall.policy.2.action");
+    good->set_value("accept");
+    v1::ConfigEntry* bad = commit.mutable_commit()->add_puts();
+    bad->set_path("firewall..policy");
+    bad->set_value("x");
+    stream->Write(commit);
+    stream->WritesDone();
+    while (stream->Read(&reply)) {
+    }
+    grpc::Status s = stream->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), HasSubstr("firewall..policy"));
+  }
+  ConfigClient b(cluster_.socket("b"));
+  EXPECT_EQ(b.Get("firewall.policy.2.action").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(b.Get("firewall.policy.1.action").value_or(""), "accept");
+  // The real primary's stream comes back, and b is in sync again.
+  ASSERT_TRUE(a.Put("firewall.policy.3.action", "accept").ok());
+  EXPECT_TRUE(WaitChecksumsAgree()) << Logs(cluster_.agent("b"));
+  EXPECT_TRUE(WaitInSync("b"));
+}
+
+TEST_F(ConfigSyncTest, BadRequestsGetClearErrors) {
+  ASSERT_NO_FATAL_FAILURE(StartPair());
+  ConfigClient a(cluster_.socket("a"));
+  absl::StatusOr<uint64_t> r = a.Put("firewall..x", "v");
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(r.status().message(), HasSubstr("firewall..x"));
+  r = a.Put("firewall.x", std::string(2 * 1024 * 1024, 'v'));
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(a.Get("nothing.here").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(a.Delete("nothing.here").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(a.List("bad..prefix").status().code(), absl::StatusCode::kInvalidArgument);
+  // Nothing was written.
+  EXPECT_TRUE(ListOf("a").empty());
+}
+
+}  // namespace
+}  // namespace cloudha
