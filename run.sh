@@ -54,8 +54,21 @@ admin { socket: "$1.sock" }
 health { listen: "127.0.0.1:$5" }
 state_dir: "state/$1"
 sessions { pickup: true source: PUBLISHER pickup_connectionless: true }
+config_sync {
+  exclude: "system.hostname"
+  exclude: "system.interface.**"
+  on_change { prefix: "firewall." command: "$work/apply-config.sh" }
+}
 CONFIG
 }
+# The apply hook: what a firewall would reload; here it records the paths.
+cat >"$work/apply-config.sh" <<'HOOK'
+#!/bin/sh
+echo "[$CLOUDHA_NODE] apply hook: revision $CLOUDHA_CONFIG_REVISION, $CLOUDHA_CONFIG_PATHS_COUNT changed: $*" \
+  >>"$(dirname "$0")/apply.log"
+HOOK
+chmod 755 "$work/apply-config.sh"
+: >"$work/apply.log"
 write_config a b $((port_a + 1)) $((port_a + 2)) $((port_a + 101)) 200
 write_config b a $((port_a + 2)) $((port_a + 1)) $((port_a + 102)) 100
 
@@ -85,11 +98,29 @@ echo "cloudha: agents a and b on 127.0.0.1:$((port_a + 1)) and :$((port_a + 2)) 
   "files in $work"
 [[ $duration -gt 0 ]] && echo "cloudha: stopping by itself after ${duration}s" ||
   echo "cloudha: Ctrl-C to stop"
+applied=0
 second=0
 while [[ $duration -eq 0 || $second -lt $duration ]]; do
   sleep 1
   second=$((second + 1))
   case $((second % 20)) in
+    3)
+      if [[ $second -lt 20 ]]; then
+        for node in a b; do  # zone-local values: excluded, so each node keeps its own
+          "$cloudha" config set system.hostname "fw-zone-$node" --socket "$work/$node.sock" \
+            >/dev/null 2>&1 || true
+        done
+      fi
+      if p=$(primary) && [[ -n "$p" ]]; then
+        echo "=== run.sh: config set on the primary, ${nodes[$p]}: firewall.policy.$second.action = accept"
+        "$cloudha" config set "firewall.policy.$second.action" accept \
+          --socket "$work/${nodes[$p]}.sock" || true
+      fi ;;
+    4)
+      if p=$(primary) && [[ -n "$p" ]]; then
+        echo "=== run.sh: cloudha config checksum --cluster (each subtree on every node)"
+        "$cloudha" config checksum --cluster --socket "$work/${nodes[$p]}.sock" || true
+      fi ;;
     6)
       if p=$(primary) && [[ -n "$p" ]]; then
         echo "=== run.sh: cloudha failover on the primary, ${nodes[$p]} (operator handover)"
@@ -116,9 +147,14 @@ while [[ $duration -eq 0 || $second -lt $duration ]]; do
       exit 1
     fi
   done
+  lines=$(wc -l <"$work/apply.log")
+  if [[ $lines -gt $applied ]]; then
+    tail -n +$((applied + 1)) "$work/apply.log" | head -n $((lines - applied))
+    applied=$lines
+  fi
   for node in a b; do
     echo "--- $node, ${second}s ---"
-    "$cloudha" status --socket "$work/$node.sock" 2>&1 | sed -n '2,3p;7,$p' || true
+    "$cloudha" status --socket "$work/$node.sock" 2>&1 | sed -n '2,3p;5,$p' || true
     "$cloudha" sessions --lag --socket "$work/$node.sock" 2>&1 || true
   done
 done

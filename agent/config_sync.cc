@@ -1391,33 +1391,43 @@ void ConfigSync::FillStatus(v1::StatusResponse* status) const {
     absl::MutexLock lock(&pushers_mu_);
     for (const auto& [id, pusher] : pushers_) pushing[id] = pusher->state();
   }
-  absl::MutexLock lock(&mu_);
-  c->set_replica_of(following_);
-  c->set_primary_revision(primary_revision_);
-  c->set_resyncs(resyncs_);
-  c->set_last_resync_ms(last_resync_ms_);
-  c->set_last_resync_entries(last_resync_entries_);
-  c->set_hook_failures(hook_failures_);
-  c->set_last_error(last_error_);
+  // Copies under mu_, checksums from the cache: status never holds mu_
+  // while the store is busy (hellos need mu_).
+  std::map<std::string, ExclusionSet> effective;
+  std::vector<ConfigPeerView> live;
+  std::string following, synced_with;
+  {
+    absl::MutexLock lock(&mu_);
+    c->set_replica_of(following_);
+    c->set_primary_revision(primary_revision_);
+    c->set_resyncs(resyncs_);
+    c->set_last_resync_ms(last_resync_ms_);
+    c->set_last_resync_entries(last_resync_entries_);
+    c->set_hook_failures(hook_failures_);
+    c->set_last_error(last_error_);
+    for (const auto& [peer, e] : effective_) effective.emplace(peer, e.second);
+    live = desired_.live;
+    following = following_;
+    synced_with = synced_with_;
+  }
   for (v1::PeerStatus& peer : *status->mutable_peers()) {
     v1::PeerConfigStatus* pc = peer.mutable_config();
-    auto eff = effective_.find(peer.id());
-    for (const ConfigPeerView& view : desired_.live) {
+    auto eff = effective.find(peer.id());
+    for (const ConfigPeerView& view : live) {
       if (view.id != peer.id()) continue;
       pc->set_revision(view.revision);
-      if (eff != effective_.end() && !view.root_checksum.empty()) {
+      if (eff != effective.end() && !view.root_checksum.empty()) {
         pc->set_compared(true);
-        pc->set_checksum_match(view.root_checksum ==
-                               store_->Checksum("", eff->second.second).checksum);
+        pc->set_checksum_match(view.root_checksum == CachedRoot(eff->second));
       }
     }
-    if (eff != effective_.end()) {
-      for (const std::string& p : eff->second.second.patterns()) pc->add_effective_exclude(p);
+    if (eff != effective.end()) {
+      for (const std::string& p : eff->second.patterns()) pc->add_effective_exclude(p);
     }
     if (pushing.count(peer.id()) != 0) {
       pc->set_stream(absl::StrCat("pushing: ", pushing[peer.id()]));
-    } else if (following_ == peer.id()) {
-      pc->set_stream(synced_with_ == peer.id() ? "following: in sync" : "following: syncing");
+    } else if (following == peer.id()) {
+      pc->set_stream(synced_with == peer.id() ? "following: in sync" : "following: syncing");
     }
   }
 }

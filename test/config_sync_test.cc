@@ -312,6 +312,59 @@ TEST_F(ConfigSyncTest, BadPushesAreRefusedAndChangeNothing) {
   EXPECT_TRUE(WaitInSync("b"));
 }
 
+TEST_F(ConfigSyncTest, CliSetImportExportDiffAndClusterChecksums) {
+  ASSERT_NO_FATAL_FAILURE(StartPair("exclude: \"system.hostname\"", "exclude: \"system.hostname\""));
+  const std::string sa = cluster_.socket("a");
+  const std::string sb = cluster_.socket("b");
+  CommandResult r = cluster_.Cli({"config", "set", "firewall.policy.1.action", "accept",
+                                  "--socket", sa});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("revision "));
+  std::string json = cluster_.dir() + "/lb.json";
+  WriteFileAtomically(json,
+                      "{\"pool\": {\"web\": {\"port\": 443, \"members\": {\"m1\": "
+                      "\"198.18.0.1\", \"m2\": \"198.18.0.2\"}}}}",
+                      0644, Overwrite::kReplace)
+      .IgnoreError();
+  r = cluster_.Cli({"config", "import", "lb", json, "--socket", sa});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("imported 3 paths"));
+  r = cluster_.Cli({"config", "set", "system.hostname", "fw-b", "--socket", sb});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(WaitChecksumsAgree()) << Logs(cluster_.agent("b"));
+
+  r = cluster_.Cli({"config", "get", "lb.pool.web.members.m2", "--socket", sb});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "198.18.0.2\n");
+  r = cluster_.Cli({"config", "export", "lb", "--socket", sb});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"port\": \"443\""));
+  EXPECT_THAT(r.out, HasSubstr("\"m1\": \"198.18.0.1\""));
+  r = cluster_.Cli({"config", "set", "firewall.policy.1.action", "deny", "--socket", sb});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("FAILED_PRECONDITION"));
+  EXPECT_THAT(r.err, HasSubstr("primary, a"));
+  r = cluster_.Cli({"config", "diff", "--socket", sa});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("identical"));
+  r = cluster_.Cli({"config", "checksum", "--cluster", "--socket", sb});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("match"));
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("DIFFERS")));
+  EXPECT_THAT(r.out, HasSubstr("firewall"));
+  EXPECT_THAT(r.out, HasSubstr("lb"));
+  // Re-import with a member gone: replaced in one commit, on both nodes.
+  WriteFileAtomically(json, "{\"pool\": {\"web\": {\"port\": 443, \"members\": {\"m1\": "
+                            "\"198.18.0.1\"}}}}",
+                      0644, Overwrite::kReplace)
+      .IgnoreError();
+  r = cluster_.Cli({"config", "import", "lb", json, "--socket", sa});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(WaitChecksumsAgree());
+  EXPECT_EQ(ConfigClient(sb).Get("lb.pool.web.members.m2").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST_F(ConfigSyncTest, BadRequestsGetClearErrors) {
   ASSERT_NO_FATAL_FAILURE(StartPair());
   ConfigClient a(cluster_.socket("a"));

@@ -7,6 +7,7 @@
 #include "agent/cli/agent_command.h"
 #include "agent/cli/certs_command.h"
 #include "agent/cli/check_config_command.h"
+#include "agent/cli/config_command.h"
 #include "agent/cli/failover_command.h"
 #include "agent/cli/probe_command.h"
 #include "agent/cli/sessions_command.h"
@@ -18,9 +19,15 @@ namespace {
 // (-addr=host:port); they are rewritten to the double-dash form for
 // `cloudha probe`, so scripts written for it work unchanged.
 std::vector<std::string> NormalizeProbeFlags(std::vector<std::string> args) {
+  // Only when probe is the subcommand (the first argument that is not an
+  // option): `cloudha config set probe -x` keeps its -x.
   bool in_probe = false;
   for (std::string& arg : args) {
-    if (arg == "probe") in_probe = true;
+    if (!in_probe && !arg.empty() && arg[0] != '-') {
+      if (arg != "probe") break;
+      in_probe = true;
+      continue;
+    }
     if (in_probe && arg.size() > 2 && arg[0] == '-' && arg[1] != '-') arg = "-" + arg;
   }
   return args;
@@ -30,6 +37,80 @@ void AddAdminTarget(CLI::App* command, cloudha::AdminTarget* target) {
   command->add_option("--config", target->config, "agent configuration file (finds the socket)");
   command->add_option("--socket", target->socket, "the agent's admin socket")
       ->excludes(command->get_option("--config"));
+}
+
+// The `cloudha config` subcommands. They all fill one ConfigOptions;
+// import's "[PREFIX] FILE" goes to `import_args` (one or two words).
+struct ConfigCommands {
+  CLI::App* get;
+  CLI::App* set;
+  CLI::App* remove;
+  CLI::App* list;
+  CLI::App* watch;
+  CLI::App* export_;
+  CLI::App* import;
+  CLI::App* diff;
+  CLI::App* checksum;
+};
+
+ConfigCommands AddConfigCommands(CLI::App* app, cloudha::ConfigOptions* options,
+                                 std::vector<std::string>* import_args) {
+  CLI::App* config = app->add_subcommand("config", "the replicated config store");
+  config->require_subcommand(1);
+  ConfigCommands c;
+  c.get = config->add_subcommand("get", "print the value of PATH");
+  c.get->add_option("path", options->path, "PATH")->required();
+  c.get->add_flag("--json", options->json, "print {\"path\", \"value\", \"revision\"}");
+
+  c.set = config->add_subcommand(
+      "set", "write PATH (a VALUE that starts with - goes after --: set PATH -- -x)");
+  c.set->add_option("path", options->path, "PATH")->required();
+  c.set->add_option("value", options->value, "VALUE, or - to read standard input")->required();
+
+  c.remove = config->add_subcommand("delete", "delete PATH, or with --recursive a subtree");
+  c.remove->add_option("path", options->path, "PATH, or PREFIX with --recursive")->required();
+  c.remove->add_flag("-r,--recursive", options->recursive, "delete PREFIX and every path below it");
+
+  c.list = config->add_subcommand(
+      "list", "\"path = value\" lines (values JSON-quoted when needed, e.g. with a newline)");
+  c.list->add_option("prefix", options->path, "PREFIX (default: everything)");
+  c.list->add_flag("--json", options->json, "print a JSON array");
+
+  c.watch = config->add_subcommand(
+      "watch", "print each change below PREFIX as it commits, until Ctrl-C, --count or --for");
+  c.watch->add_option("prefix", options->path, "PREFIX (default: everything)");
+  c.watch->add_option("--count", options->count, "stop after N commits");
+  c.watch->add_option("--for", options->for_s, "stop after SECONDS")
+      ->check(CLI::Range(0.0, 31536000.0));
+
+  c.export_ = config->add_subcommand("export", "the subtree below PREFIX as a nested JSON object");
+  c.export_->add_option("prefix", options->path, "PREFIX (default: everything)");
+  c.export_->add_option("-o,--output", options->output, "write FILE (mode 0600) instead of stdout");
+
+  c.import = config->add_subcommand(
+      "import", "write a JSON object (export's form) below PREFIX in one commit; paths below "
+                "PREFIX that the file lacks are deleted unless --merge");
+  c.import->add_option("args", *import_args, "[PREFIX] FILE (- reads standard input)")
+      ->required()
+      ->expected(1, 2);
+  c.import->add_flag("--merge", options->merge, "keep paths below PREFIX that the file lacks");
+
+  c.diff = config->add_subcommand(
+      "diff", "compare with the peers; exit 0 identical, 1 different or not compared");
+  c.diff->add_option("prefix", options->path, "PREFIX (default: everything)");
+  c.diff->add_option("--peer", options->peer, "only this peer (default: every peer)");
+
+  c.checksum = config->add_subcommand(
+      "checksum", "checksums of PREFIX and its children; --cluster compares every node");
+  c.checksum->add_option("prefix", options->path, "PREFIX (default: the root)");
+  c.checksum->add_flag("--cluster", options->cluster,
+                       "every node; exit 1 when some subtree differs or a node cannot be asked");
+
+  for (CLI::App* command : {c.get, c.set, c.remove, c.list, c.watch, c.export_, c.import, c.diff,
+                            c.checksum}) {
+    AddAdminTarget(command, &options->target);
+  }
+  return c;
 }
 
 }  // namespace
@@ -98,6 +179,10 @@ int main(int argc, char** argv) {
                        "ADDRESS, port=N, proto=NAME or zone=N (repeatable; all must match)");
   sessions->add_flag("--json", sessions_options.json, "one JSON object per line");
 
+  cloudha::ConfigOptions config_options;
+  std::vector<std::string> import_args;
+  ConfigCommands config = AddConfigCommands(&app, &config_options, &import_args);
+
   cloudha::ProbeOptions probe_options;
   CLI::App* probe = app.add_subcommand(
       "probe", "gRPC health check (grpc_health_probe's flags and exit codes)");
@@ -142,5 +227,18 @@ int main(int argc, char** argv) {
   }
   if (events->parsed()) return cloudha::RunEvents(events_target, events_follow, events_json);
   if (sessions->parsed()) return cloudha::RunSessions(sessions_options);
+  if (config.get->parsed()) return cloudha::RunConfigGet(config_options);
+  if (config.set->parsed()) return cloudha::RunConfigSet(config_options);
+  if (config.remove->parsed()) return cloudha::RunConfigDelete(config_options);
+  if (config.list->parsed()) return cloudha::RunConfigList(config_options);
+  if (config.watch->parsed()) return cloudha::RunConfigWatch(config_options);
+  if (config.export_->parsed()) return cloudha::RunConfigExport(config_options);
+  if (config.import->parsed()) {
+    if (import_args.size() == 2) config_options.path = import_args[0];
+    config_options.file = import_args.back();
+    return cloudha::RunConfigImport(config_options);
+  }
+  if (config.diff->parsed()) return cloudha::RunConfigDiff(config_options);
+  if (config.checksum->parsed()) return cloudha::RunConfigChecksum(config_options);
   return 1;
 }
