@@ -495,6 +495,16 @@ void ConfigSync::Update(v1::Role role, uint64_t epoch, const std::string& primar
       effective_.erase(it);
     }
   }
+  for (const ConfigPeerView& p : live_peers) {
+    auto it = effective_.find(p.id);
+    bool differs = it != effective_.end() && !p.root_checksum.empty() &&
+                   p.root_checksum != CachedRoot(it->second.second);
+    if (!differs) {
+      peer_mismatch_since_.erase(p.id);
+    } else {
+      peer_mismatch_since_.emplace(p.id, now);
+    }
+  }
   if (role == v1::PRIMARY && follow_context_ != nullptr) {
     follow_context_->TryCancel();
   }
@@ -1396,6 +1406,8 @@ void ConfigSync::FillStatus(v1::StatusResponse* status) const {
   std::map<std::string, ExclusionSet> effective;
   std::vector<ConfigPeerView> live;
   std::string following, synced_with;
+  std::map<std::string, absl::Time> mismatch_since;
+  absl::Time now = clock_->Now();
   {
     absl::MutexLock lock(&mu_);
     c->set_replica_of(following_);
@@ -1409,6 +1421,7 @@ void ConfigSync::FillStatus(v1::StatusResponse* status) const {
     live = desired_.live;
     following = following_;
     synced_with = synced_with_;
+    mismatch_since = peer_mismatch_since_;
   }
   for (v1::PeerStatus& peer : *status->mutable_peers()) {
     v1::PeerConfigStatus* pc = peer.mutable_config();
@@ -1417,8 +1430,12 @@ void ConfigSync::FillStatus(v1::StatusResponse* status) const {
       if (view.id != peer.id()) continue;
       pc->set_revision(view.revision);
       if (eff != effective.end() && !view.root_checksum.empty()) {
-        pc->set_compared(true);
-        pc->set_checksum_match(view.root_checksum == CachedRoot(eff->second));
+        bool match = view.root_checksum == CachedRoot(eff->second);
+        auto since = mismatch_since.find(peer.id());
+        bool settled =
+            match || (since != mismatch_since.end() && now - since->second >= absl::Seconds(1));
+        pc->set_compared(settled);
+        pc->set_checksum_match(match);
       }
     }
     if (eff != effective.end()) {

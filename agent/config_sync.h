@@ -209,6 +209,10 @@ class ConfigSync {
   uint64_t primary_revision_ ABSL_GUARDED_BY(mu_) = 0;
   std::string primary_root_ ABSL_GUARDED_BY(mu_);
   absl::Time mismatch_since_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  // Per live peer: since when its hello checksum differs from ours (absent
+  // while they agree). A difference younger than a second is a commit in
+  // flight, not worth showing.
+  std::map<std::string, absl::Time> peer_mismatch_since_ ABSL_GUARDED_BY(mu_);
   uint64_t resyncs_ ABSL_GUARDED_BY(mu_) = 0;
   double last_resync_ms_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t last_resync_entries_ ABSL_GUARDED_BY(mu_) = 0;

@@ -86,7 +86,7 @@ std::string FormatStatus(const v1::StatusResponse& s) {
       const v1::PeerConfigStatus& c = p.config();
       absl::StrAppendFormat(
           &out, "  config rev %d  checksum %s%s%s\n", c.revision(),
-          !c.compared() ? "not compared yet" : c.checksum_match() ? "matches" : "DIFFERS",
+          !c.compared() ? "comparing" : c.checksum_match() ? "matches" : "DIFFERS",
           c.stream().empty() ? "" : absl::StrCat("  ", c.stream()),
           c.effective_exclude().empty()
               ? ""
