@@ -720,6 +720,8 @@ v1::StatusResponse Agent::Status() {
   status.set_priority(local_.priority());
   for (v1::PeerStatus& peer : membership_.Status(now)) *status.add_peers() = std::move(peer);
   for (v1::MonitorStatus& m : monitors_->Status(now)) *status.add_monitors() = std::move(m);
+  // Before the role lock: never holds up the role thread.
+  config_sync_.FillStatus(&status);
   absl::MutexLock lock(&role_mu_);
   status.set_role(role_.role());
   status.set_epoch(role_.hello_epoch());
@@ -737,7 +739,6 @@ v1::StatusResponse Agent::Status() {
     if (live.id == primary) primary_position = live.hello.session_position();
   }
   sessions_.FillStatus(primary_position, &status);
-  config_sync_.FillStatus(&status);
   return status;
 }
 

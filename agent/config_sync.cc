@@ -155,6 +155,9 @@ class ConfigPusher {
         p->context_ = nullptr;
       }
     } clear{this};
+    // Waits for the connection rather than failing at once on a channel
+    // still in backoff from when the peer was down.
+    context.set_wait_for_ready(true);
     auto stream = stub_->SyncConfig(&context);
     v1::ConfigSyncMessage open;
     open.mutable_open()->set_epoch(epoch_);
@@ -227,7 +230,7 @@ class ConfigPusher {
           return absl::UnavailableError(absl::StrCat(peer_, " closed the config stream"));
         }
       }
-      for (const v1::ConfigSyncMessage& m : out) {
+      for (v1::ConfigSyncMessage& m : Coalesce(std::move(out))) {
         if (!stream->Write(m)) return absl::UnavailableError("stream broken");
       }
       for (const v1::ConfigSyncMessage& m : in) {
@@ -248,6 +251,61 @@ class ConfigPusher {
       }
     }
     return absl::OkStatus();
+  }
+
+  // Consecutive commits queued while the stream was busy travel as one
+  // (the last revision and root checksum, each path's last change): the
+  // secondary applies them in one transaction, one fsync, and keeps up with
+  // a primary that commits faster than it can fsync one by one.
+  static std::vector<v1::ConfigSyncMessage> Coalesce(std::deque<v1::ConfigSyncMessage> in) {
+    std::vector<v1::ConfigSyncMessage> out;
+    std::map<std::string, std::optional<std::string>> merged;  // path -> value, nullopt: delete
+    std::vector<std::string> order;
+    uint64_t revision = 0;
+    std::string root;
+    size_t bytes = 0;
+    auto flush = [&] {
+      if (order.empty()) return;
+      v1::ConfigSyncMessage m;
+      v1::ConfigCommit* c = m.mutable_commit();
+      for (const std::string& path : order) {
+        const std::optional<std::string>& v = merged[path];
+        if (v.has_value()) {
+          v1::ConfigEntry* e = c->add_puts();
+          e->set_path(path);
+          e->set_value(*v);
+          e->set_revision(revision);
+        } else {
+          c->add_deletes(path);
+        }
+      }
+      c->set_revision(revision);
+      c->set_root_checksum(root);
+      out.push_back(std::move(m));
+      merged.clear();
+      order.clear();
+      bytes = 0;
+    };
+    for (v1::ConfigSyncMessage& m : in) {
+      if (!m.has_commit()) {
+        flush();
+        out.push_back(std::move(m));
+        continue;
+      }
+      const v1::ConfigCommit& c = m.commit();
+      auto note = [&](const std::string& path, std::optional<std::string> value) {
+        bytes += path.size() + (value.has_value() ? value->size() : 0);
+        auto [it, fresh] = merged.insert_or_assign(path, std::move(value));
+        if (fresh) order.push_back(path);
+      };
+      for (const v1::ConfigEntry& e : c.puts()) note(e.path(), e.value());
+      for (const std::string& d : c.deletes()) note(d, std::nullopt);
+      revision = c.revision();
+      root = c.root_checksum();
+      if (bytes >= kChunkBytes) flush();
+    }
+    flush();
+    return out;
   }
 
   void StartDiff() {
@@ -462,7 +520,7 @@ void ConfigSync::Stop() {
     hooks_cv_.SignalAll();
   }
   {
-    absl::MutexLock lock(&commit_mu_);
+    absl::MutexLock lock(&watch_mu_);
     watch_cv_.SignalAll();
   }
   if (thread_.joinable()) thread_.join();
@@ -557,7 +615,7 @@ std::string ConfigSync::CachedRoot(const ExclusionSet& effective) const {
 }
 
 void ConfigSync::RefreshHelloCacheLocked() {
-  std::vector<ExclusionSet> sets;
+  std::vector<ExclusionSet> sets = {own_};
   {
     absl::MutexLock lock(&mu_);
     for (const auto& [peer, e] : effective_) sets.push_back(e.second);
@@ -565,8 +623,10 @@ void ConfigSync::RefreshHelloCacheLocked() {
   std::map<std::string, std::string> roots;
   for (const ExclusionSet& set : sets) roots[set.digest()] = store_->Checksum("", set).checksum;
   uint64_t revision = store_->revision();
+  uint64_t size = store_->size();
   absl::MutexLock lock(&cache_mu_);
   cached_revision_ = revision;
+  cached_size_ = size;
   cached_roots_ = std::move(roots);
 }
 
@@ -741,6 +801,7 @@ void ConfigSync::AfterCommitLocked(const ConfigCommitResult& result) {
     ++commits_replicated_;
   }
   // Watchers.
+  absl::MutexLock watch_lock(&watch_mu_);
   for (const std::shared_ptr<Watcher>& w : watchers_) {
     v1::WatchConfigResponse r;
     r.set_revision(result.revision);
@@ -1228,7 +1289,8 @@ grpc::Status ConfigSync::Watch(grpc::ServerContext* context,
   watcher->prefix = prefix;
   v1::WatchConfigResponse first;
   {
-    absl::MutexLock lock(&commit_mu_);
+    absl::MutexLock lock(&commit_mu_);  // no commit between the two
+    absl::MutexLock watch_lock(&watch_mu_);
     watchers_.insert(watcher);
     first.set_revision(store_->revision());
   }
@@ -1236,7 +1298,7 @@ grpc::Status ConfigSync::Watch(grpc::ServerContext* context,
     ConfigSync* s;
     std::shared_ptr<Watcher> w;
     ~Remove() {
-      absl::MutexLock lock(&s->commit_mu_);
+      absl::MutexLock lock(&s->watch_mu_);
       s->watchers_.erase(w);
     }
   } remove{this, watcher};
@@ -1245,9 +1307,9 @@ grpc::Status ConfigSync::Watch(grpc::ServerContext* context,
   while (!context->IsCancelled() && !stop_.HasBeenNotified()) {
     std::deque<v1::WatchConfigResponse> batch;
     {
-      absl::MutexLock lock(&commit_mu_);
+      absl::MutexLock lock(&watch_mu_);
       if (watcher->queue.empty() && !watcher->overflowed) {
-        watch_cv_.WaitWithTimeout(&commit_mu_, absl::Milliseconds(200));
+        watch_cv_.WaitWithTimeout(&watch_mu_, absl::Milliseconds(200));
       }
       if (watcher->overflowed) {
         return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -1388,10 +1450,14 @@ grpc::Status ConfigSync::Checksums(const v1::ConfigChecksumsRequest& request,
 
 void ConfigSync::FillStatus(v1::StatusResponse* status) const {
   if (store_ == nullptr) return;
+  // From the caches only: status never waits for a commit's fsync.
   v1::ConfigSyncStatus* c = status->mutable_config();
-  c->set_revision(store_->revision());
-  c->set_entries(store_->size());
-  c->set_root_checksum(Hex(store_->Checksum("", own_).checksum));
+  {
+    absl::MutexLock lock(&cache_mu_);
+    c->set_revision(cached_revision_);
+    c->set_entries(cached_size_);
+  }
+  c->set_root_checksum(Hex(CachedRoot(own_)));
   for (const std::string& p : own_.patterns()) c->add_exclude(p);
   c->set_in_sync(in_sync());
   c->set_store_file(store_file_);

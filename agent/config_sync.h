@@ -189,7 +189,10 @@ class ConfigSync {
   // Serializes commits with what they feed (outboxes, watchers, hooks).
   mutable absl::Mutex commit_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   std::map<std::string, std::shared_ptr<Outbox>> outboxes_ ABSL_GUARDED_BY(commit_mu_);
-  std::set<std::shared_ptr<Watcher>> watchers_ ABSL_GUARDED_BY(commit_mu_);
+  // Watchers have a lock of their own: a watch delivers while the next
+  // commit is inside its fsync. Taken after commit_mu_.
+  absl::Mutex watch_mu_ ABSL_ACQUIRED_AFTER(commit_mu_);
+  std::set<std::shared_ptr<Watcher>> watchers_ ABSL_GUARDED_BY(watch_mu_);
   absl::CondVar watch_cv_;
 
   mutable absl::Mutex mu_;
@@ -224,6 +227,7 @@ class ConfigSync {
   // exclusion digest.
   mutable absl::Mutex cache_mu_;
   uint64_t cached_revision_ ABSL_GUARDED_BY(cache_mu_) = 0;
+  uint64_t cached_size_ ABSL_GUARDED_BY(cache_mu_) = 0;
   std::map<std::string, std::string> cached_roots_ ABSL_GUARDED_BY(cache_mu_);
 
   // Hooks: pending paths per hook index, run by the hook thread.

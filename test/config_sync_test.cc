@@ -7,6 +7,7 @@
 #include <signal.h>
 
 #include <set>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -105,6 +106,20 @@ TEST_F(ConfigSyncTest, TenThousandKeysConverge) {
     ASSERT_TRUE(a.Put(absl::StrCat("lb.pool.web.member.", i), "198.18.0.1").ok());
   }
   ASSERT_TRUE(a.Delete("lb.pool.web.member.7").ok());
+  // Concurrent writers rewriting the same keys: commits queued behind one
+  // another travel to b merged, and b ends with each key's last value.
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 4; ++t) {
+    writers.emplace_back([this, t] {
+      ConfigClient client(cluster_.socket("a"));
+      for (int i = 0; i < 150; ++i) {
+        EXPECT_TRUE(client.Put(absl::StrCat("firewall.policy.", i % 40, ".action"),
+                               absl::StrCat("w", t, "-", i))
+                        .ok());
+      }
+    });
+  }
+  for (std::thread& w : writers) w.join();
   ASSERT_TRUE(WaitChecksumsAgree()) << Logs(cluster_.agent("b"));
   std::map<std::string, std::string> la = ListOf("a");
   std::map<std::string, std::string> lb = ListOf("b");
