@@ -25,6 +25,10 @@
 namespace cloudha {
 namespace {
 
+// Largest gRPC message the peer and admin servers take.
+constexpr int kMaxMessageBytes = 256 << 20;
+
+
 // Names the reason a listener could not be opened: gRPC only says that it
 // failed, so the bind is retried here to learn errno.
 absl::Status ExplainBindFailure(const std::string& what, const std::string& address) {
@@ -273,6 +277,9 @@ absl::Status Agent::Start() {
     builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
     builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 100);
     builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+    // Config commits and checksum lists of big stores exceed gRPC's 4 MiB
+    // default (values may be 1 MiB each).
+    builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
     peer_server_ = builder.BuildAndStart();
     if (peer_server_ == nullptr || port == 0) {
       peer_server_.reset();
@@ -285,6 +292,7 @@ absl::Status Agent::Start() {
     builder.AddListeningPort("unix:" + config_.admin().socket(),
                              grpc::InsecureServerCredentials(), &port);
     builder.RegisterService(&admin_service_);
+    builder.SetMaxReceiveMessageSize(kMaxMessageBytes);  // config import
     admin_server_ = builder.BuildAndStart();
     if (admin_server_ == nullptr) {
       Shutdown();
@@ -643,12 +651,24 @@ void Agent::HandOverBeforeStopping() {
 absl::StatusOr<v1::FailoverResponse> Agent::Failover(const std::string& to,
                                                      absl::Duration timeout) {
   std::string target;
+  // Config writes pause, and what was acknowledged reaches the secondaries
+  // first (bounded: a handover is not held up by a peer that does not
+  // answer).
+  config_sync_.BeginHandover();
+  if (!config_sync_.WaitReplicated(std::min(timeout, absl::Seconds(2)))) {
+    LogEvent(LogLevel::kWarn, "config_not_replicated_before_handover",
+             {{"reason", "a secondary had not applied the last commit"}});
+  }
   {
     absl::MutexLock lock(&role_mu_);
     absl::Time now = clock_->Now();
     absl::StatusOr<RoleChange> change = role_.RequestHandover(to, Inputs(now));
-    if (!change.ok()) return change.status();
-    Apply(*change, now);
+    if (!change.ok()) {
+      config_sync_.EndHandover();
+      return change.status();
+    }
+    Apply(*change, now);  // demoted: writes are refused as on any secondary
+    config_sync_.EndHandover();
     target = role_.handover_to();
   }
   absl::Time deadline = clock_->Now() + timeout;

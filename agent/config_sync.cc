@@ -11,6 +11,8 @@
 #include "absl/strings/str_join.h"
 #include "agent/command_runner.h"
 #include "agent/log.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "grpcpp/create_channel.h"
 
 namespace cloudha {
@@ -71,6 +73,11 @@ struct ConfigSync::Outbox {
   absl::Mutex mu;
   std::deque<v1::ConfigSyncMessage> queue ABSL_GUARDED_BY(mu);
   bool overflowed ABSL_GUARDED_BY(mu) = false;
+  // The last revision queued, and the last the secondary applied; `synced`
+  // once it verified a complete resync on this stream.
+  uint64_t pushed ABSL_GUARDED_BY(mu) = 0;
+  uint64_t acked ABSL_GUARDED_BY(mu) = 0;
+  bool synced ABSL_GUARDED_BY(mu) = false;
 
   void Push(v1::ConfigSyncMessage message) {
     absl::MutexLock lock(&mu);
@@ -78,7 +85,16 @@ struct ConfigSync::Outbox {
       overflowed = true;
       return;
     }
+    if (message.has_commit()) pushed = std::max(pushed, message.commit().revision());
+    if (message.has_pull_response() && message.pull_response().complete()) {
+      pushed = std::max(pushed, message.pull_response().revision());
+    }
     queue.push_back(std::move(message));
+  }
+
+  bool CaughtUp() {
+    absl::MutexLock lock(&mu);
+    return synced && acked >= pushed && queue.empty();
   }
 };
 
@@ -125,7 +141,10 @@ class ConfigPusher {
       }
       if (s.ok()) {
         backoff = absl::Milliseconds(100);
-      } else {
+      } else if (std::string(s.message()) != last_logged_) {
+        // Once per distinct reason: a peer that refuses (it is primary
+        // too, during a partition's end) is retried every 2 s.
+        last_logged_ = std::string(s.message());
         LogEvent(LogLevel::kWarn, "config_stream_failed",
                  {{"peer", peer_}, {"reason", s.message()}});
       }
@@ -198,10 +217,21 @@ class ConfigPusher {
       reader_done = true;
     });
     absl::Status result = Loop(stream.get(), effective, &inbox, &reader_done);
+    bool ended_by_peer = false;
+    {
+      absl::MutexLock lock(&outbox_->mu);
+      ended_by_peer = reader_done;
+    }
     context.TryCancel();
     reader.join();
     grpc::Status finish = stream->Finish();
-    if (result.ok() && !finish.ok() && !stop_.HasBeenNotified()) result = FromGrpcStatus(finish);
+    if (stop_.HasBeenNotified()) return absl::OkStatus();
+    // The secondary's own reason (disk full, not following us) says more
+    // than "closed".
+    if ((result.ok() || ended_by_peer) && !finish.ok()) {
+      result = absl::Status(FromGrpcStatus(finish).code(),
+                            absl::StrCat(peer_, ": ", finish.error_message()));
+    }
     return result;
   }
 
@@ -231,7 +261,9 @@ class ConfigPusher {
         }
       }
       for (v1::ConfigSyncMessage& m : Coalesce(std::move(out))) {
-        if (!stream->Write(m)) return absl::UnavailableError("stream broken");
+        if (!stream->Write(m)) {
+          return absl::UnavailableError(absl::StrCat("the config stream to ", peer_, " broke"));
+        }
       }
       for (const v1::ConfigSyncMessage& m : in) {
         if (m.has_checksums()) {
@@ -241,6 +273,11 @@ class ConfigPusher {
             LogEvent(LogLevel::kWarn, "config_resync_requested", {{"peer", peer_}});
             StartDiff();
           } else if (diff_done_) {
+            {
+              absl::MutexLock lock(&outbox_->mu);
+              outbox_->acked = std::max(outbox_->acked, m.ack().revision());
+              outbox_->synced = true;
+            }
             absl::MutexLock lock(&mu_);
             state_ = absl::StrCat("in sync at revision ", m.ack().revision());
           }
@@ -309,6 +346,10 @@ class ConfigPusher {
   }
 
   void StartDiff() {
+    {
+      absl::MutexLock lock(&outbox_->mu);
+      outbox_->synced = false;
+    }
     diff_done_ = false;
     outstanding_ = 1;
     requested_ = {""};
@@ -436,6 +477,7 @@ class ConfigPusher {
   std::shared_ptr<ConfigSync::Outbox> outbox_;
   // Checksum requests in flight (one level at a time) and their prefixes.
   int outstanding_ = 0;
+  std::string last_logged_;
   std::vector<std::string> requested_;
   bool diff_done_ = false;
   uint64_t sent_entries_ = 0;
@@ -474,7 +516,7 @@ ConfigSync::ConfigSync(const v1::AgentConfig& config, const TlsMaterial& tls, Cl
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 2000);
     args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
     args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-    args.SetMaxReceiveMessageSize(64 << 20);
+    args.SetMaxReceiveMessageSize(256 << 20);
     channels_[peer.id()] = grpc::CreateCustomChannel(peer.sync_address(), credentials_, args);
   }
 }
@@ -507,6 +549,17 @@ absl::Status ConfigSync::Start() {
 void ConfigSync::Stop() {
   if (!started_) return;
   started_ = false;
+  {
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+  }
+  // What was acknowledged to a writer reaches the secondaries before the
+  // pushers go (bounded: a secondary that does not answer is not waited
+  // for long).
+  if (!WaitReplicated(absl::Seconds(1))) {
+    LogEvent(LogLevel::kWarn, "config_not_replicated_on_stop",
+             {{"reason", "a secondary had not applied the last commit after 1s"}});
+  }
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
@@ -563,7 +616,8 @@ void ConfigSync::Update(v1::Role role, uint64_t epoch, const std::string& primar
       peer_mismatch_since_.emplace(p.id, now);
     }
   }
-  if (role == v1::PRIMARY && follow_context_ != nullptr) {
+  if (follow_context_ != nullptr &&
+      (role == v1::PRIMARY || (!primary.empty() && primary != following_))) {
     follow_context_->TryCancel();
   }
   // Drift: following the primary, at its revision, with another checksum.
@@ -740,38 +794,125 @@ absl::Status ConfigSync::CheckSender(const std::string& peer, uint64_t epoch) co
   return absl::OkStatus();
 }
 
-absl::Status ConfigSync::CheckWritable(const std::string& path) const {
-  if (own_.Excludes(path)) return absl::OkStatus();
+absl::Status ConfigSync::CheckWritable(const std::vector<ConfigChange>& changes) const {
   absl::MutexLock lock(&mu_);
-  if (desired_.role == v1::PRIMARY) return absl::OkStatus();
-  std::string local = own_.empty() ? "none"
-                                   : absl::StrCat("those matching ",
-                                                  absl::StrJoin(own_.patterns(), ", "));
-  if (!desired_.primary.empty()) {
+  if (closed_) return absl::UnavailableError("the agent is stopping; nothing was written");
+  // Zone-local paths: this node's own list, and on a secondary also what
+  // its primary leaves out (neither side syncs those, so only here can they
+  // be written).
+  const ExclusionSet* with_primary = nullptr;
+  auto eff = effective_.find(desired_.primary);
+  if (desired_.role != v1::PRIMARY && eff != effective_.end()) with_primary = &eff->second.second;
+  for (const ConfigChange& c : changes) {
+    if (own_.Excludes(c.path)) continue;
+    if (with_primary != nullptr && with_primary->Excludes(c.path)) continue;
+    if (desired_.role == v1::PRIMARY) {
+      if (!handing_over_) continue;
+      return absl::UnavailableError(absl::StrCat(
+          "this node is handing the primary role over; ", c.path,
+          " is synced: write it on the new primary (nothing was written)"));
+    }
+    std::string local =
+        own_.empty() ? "none"
+                     : absl::StrCat("those matching ", absl::StrJoin(own_.patterns(), ", "));
+    if (!desired_.primary.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "this node is ", v1::Role_Name(desired_.role), "; ", c.path,
+          " is synced from the primary, ", desired_.primary,
+          ": write it there (the paths this node excludes can be written here: ", local,
+          "; nothing was written)"));
+    }
     return absl::FailedPreconditionError(absl::StrCat(
-        "this node is ", v1::Role_Name(desired_.role), "; ", path,
-        " is synced from the primary, ", desired_.primary,
-        ": write it there (the paths this node excludes can be written here: ", local, ")"));
+        "this node is ", v1::Role_Name(desired_.role), " and no primary is known yet; ", c.path,
+        " is synced: write it on the primary once elected (the paths this node excludes can "
+        "be written here: ", local, "; nothing was written)"));
   }
-  return absl::FailedPreconditionError(
-      absl::StrCat("this node is ", v1::Role_Name(desired_.role), " and no primary is known yet; ",
-                   path, " is synced: write it on the primary once elected (the paths this "
-                   "node excludes can be written here: ", local, ")"));
+  return absl::OkStatus();
+}
+
+void ConfigSync::SaveReplaced(const std::string& primary, const ConfigCommitResult& result) {
+  std::string lines;
+  int64_t now_ms = absl::ToUnixMillis(clock_->Now());
+  for (const ConfigCommitResult::Applied& a : result.applied) {
+    if (!a.old_value.has_value()) continue;
+    google::protobuf::Struct line;
+    auto& f = *line.mutable_fields();
+    f["unix_ms"].set_number_value(static_cast<double>(now_ms));
+    f["primary"].set_string_value(primary);
+    f["path"].set_string_value(a.path);
+    f["local"].set_string_value(*a.old_value);
+    if (a.new_value.has_value()) {
+      f["primary_value"].set_string_value(*a.new_value);
+    } else {
+      f["primary_value"].set_null_value(google::protobuf::NULL_VALUE);
+    }
+    std::string json;
+    if (google::protobuf::util::MessageToJsonString(line, &json).ok()) {
+      absl::StrAppend(&lines, json, "\n");
+    }
+  }
+  if (lines.empty()) return;
+  std::string file = absl::StrCat(config_.state_dir(), "/config-replaced.jsonl");
+  std::ofstream out(file, std::ios::app);
+  out << lines;
+  out.flush();
+  if (!out) {
+    LogEvent(LogLevel::kError, "config_replaced_not_saved",
+             {{"file", file}, {"reason", "write failed (disk full?)"}});
+  }
+}
+
+void ConfigSync::BeginHandover() {
+  absl::MutexLock lock(&mu_);
+  handing_over_ = true;
+}
+
+void ConfigSync::EndHandover() {
+  absl::MutexLock lock(&mu_);
+  handing_over_ = false;
+}
+
+bool ConfigSync::WaitReplicated(absl::Duration timeout) {
+  absl::Time deadline = clock_->Now() + timeout;
+  while (true) {
+    std::vector<std::shared_ptr<Outbox>> outboxes;
+    {
+      absl::MutexLock lock(&commit_mu_);
+      for (const auto& [peer, outbox] : outboxes_) outboxes.push_back(outbox);
+    }
+    bool all = std::all_of(outboxes.begin(), outboxes.end(),
+                           [](const std::shared_ptr<Outbox>& o) { return o->CaughtUp(); });
+    if (all) return true;
+    if (clock_->Now() >= deadline) return false;
+    absl::Notification never;
+    never.WaitForNotificationWithTimeout(absl::Milliseconds(5));
+  }
 }
 
 // ---- Commits --------------------------------------------------------------
 
 absl::StatusOr<ConfigCommitResult> ConfigSync::Commit(const std::vector<ConfigChange>& changes,
-                                                      const std::string& origin) {
+                                                      const Follow* follow) {
   absl::MutexLock lock(&commit_mu_);
+  if (follow == nullptr) {
+    if (absl::Status s = CheckWritable(changes); !s.ok()) return s;
+  } else {
+    absl::MutexLock state(&mu_);
+    if (follow_context_ != follow->context || desired_.role == v1::PRIMARY || stopping_) {
+      return absl::AbortedError(absl::StrCat(
+          "the config stream from ", follow->peer,
+          " was superseded (this node is primary now, or follows another stream)"));
+    }
+  }
   absl::StatusOr<ConfigCommitResult> result = store_->Apply(changes);
   if (!result.ok()) {
     LogEvent(LogLevel::kError, "config_commit_failed",
-             {{"origin", origin.empty() ? "local" : origin}, {"reason", result.status().message()}});
+             {{"origin", follow == nullptr ? "local" : follow->peer},
+              {"reason", result.status().message()}});
     return result;
   }
   if (result->revision != 0) {
-    if (!origin.empty()) ++commits_replicated_;
+    if (follow != nullptr) ++commits_replicated_;
     AfterCommitLocked(*result);
   }
   return result;
@@ -794,7 +935,8 @@ void ConfigSync::AfterCommitLocked(const ConfigCommitResult& result) {
         c->add_deletes(a.path);
       }
     }
-    if (c->puts_size() == 0 && c->deletes_size() == 0) continue;
+    // Even with nothing to send (only paths the pair excludes): the
+    // revision and root checksum keep the secondary's comparison current.
     c->set_revision(result.revision);
     c->set_root_checksum(store_->Checksum("", outbox->effective).checksum);
     outbox->Push(std::move(m));
@@ -921,15 +1063,18 @@ grpc::Status ConfigSync::Serve(
   LearnPeerExclusions(peer, theirs->patterns());
   Follow follow;
   follow.peer = peer;
+  follow.context = context;
   follow.epoch = first.open().epoch();
   follow.effective = own_.Union(*theirs);
   follow.opened = clock_->Now();
   {
     absl::MutexLock lock(&mu_);
+    if (stopping_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the agent is stopping");
     if (follow_context_ != nullptr) follow_context_->TryCancel();
     follow_context_ = context;
     following_ = peer;
-    if (synced_with_ != peer) synced_with_.clear();
+    // In sync again once this stream's resync verified the content.
+    synced_with_.clear();
   }
   struct Release {
     ConfigSync* s;
@@ -939,6 +1084,10 @@ grpc::Status ConfigSync::Serve(
       if (s->follow_context_ == c) {
         s->follow_context_ = nullptr;
         s->following_.clear();
+        // Commits may be missed from now on: not in sync until a new
+        // stream's resync. With the primary gone, the election still takes
+        // this node (SYNCING only yields to an in-sync candidate).
+        s->synced_with_.clear();
       }
     }
   } release{this, context};
@@ -1003,7 +1152,7 @@ absl::StatusOr<std::optional<v1::ConfigSyncMessage>> ConfigSync::ApplyFromPrimar
       changes.push_back({d, std::nullopt});
       if (!f->synced) f->received.insert(d);
     }
-    absl::StatusOr<ConfigCommitResult> r = Commit(changes, f->peer);
+    absl::StatusOr<ConfigCommitResult> r = Commit(changes, f);
     if (!r.ok()) return r.status();
     std::string root = store_->Checksum("", effective).checksum;
     v1::ConfigSyncMessage ack;
@@ -1054,8 +1203,9 @@ absl::StatusOr<std::optional<v1::ConfigSyncMessage>> ConfigSync::ApplyFromPrimar
         }
       }
     }
-    absl::StatusOr<ConfigCommitResult> r = Commit(changes, f->peer);
+    absl::StatusOr<ConfigCommitResult> r = Commit(changes, f);
     if (!r.ok()) return r.status();
+    SaveReplaced(f->peer, *r);
     // What this node loses to the primary's content.
     for (const ConfigCommitResult::Applied& a : r->applied) {
       if (!a.old_value.has_value()) continue;
@@ -1211,6 +1361,10 @@ grpc::Status ConfigSync::Put(const v1::PutConfigRequest& request,
   }
   std::string prefix = NormalizePrefix(request.prefix());
   if (request.replace()) {
+    if (request.prefix().empty()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "replace needs the prefix it replaces; \".\" replaces the whole store");
+    }
     if (absl::Status s = ValidateConfigPrefix(prefix); !s.ok()) return ToGrpcStatus(s);
     for (const std::string& path : written) {
       if (!InConfigSubtree(path, prefix)) {
@@ -1224,17 +1378,30 @@ grpc::Status ConfigSync::Put(const v1::PutConfigRequest& request,
   }
   for (const ConfigChange& c : changes) {
     if (absl::Status s = ValidateConfigPath(c.path); !s.ok()) return ToGrpcStatus(s);
-    if (absl::Status s = CheckWritable(c.path); !s.ok()) return ToGrpcStatus(s);
   }
   if (request.replace()) {
-    // Zone-local values (this node's exclusions) stay.
+    // What replace deletes is of the kind the request writes: synced paths
+    // on a primary (its zone-local values stay), unless the request writes
+    // only zone-local paths; zone-local paths on a secondary.
+    ExclusionSet local = own_;
+    bool primary = false;
+    {
+      absl::MutexLock lock(&mu_);
+      primary = desired_.role == v1::PRIMARY;
+      auto eff = effective_.find(desired_.primary);
+      if (!primary && eff != effective_.end()) local = local.Union(eff->second.second);
+    }
+    bool all_local = !written.empty() && std::all_of(written.begin(), written.end(),
+                                                      [&](const std::string& p) {
+                                                        return local.Excludes(p);
+                                                      });
+    bool delete_local = !primary || all_local;
     for (const StoredEntry& e : store_->List(prefix)) {
-      if (written.count(e.path) != 0 || own_.Excludes(e.path)) continue;
-      if (absl::Status s = CheckWritable(e.path); !s.ok()) return ToGrpcStatus(s);
+      if (written.count(e.path) != 0 || local.Excludes(e.path) != delete_local) continue;
       changes.push_back({e.path, std::nullopt});
     }
   }
-  absl::StatusOr<ConfigCommitResult> r = Commit(changes, "");
+  absl::StatusOr<ConfigCommitResult> r = Commit(changes, nullptr);
   if (!r.ok()) return ToGrpcStatus(r.status());
   response->set_revision(r->revision != 0 ? r->revision : store_->revision());
   return grpc::Status::OK;
@@ -1244,22 +1411,22 @@ grpc::Status ConfigSync::Delete(const v1::DeleteConfigRequest& request,
                                 v1::DeleteConfigResponse* response) {
   std::vector<ConfigChange> changes;
   if (request.recursive()) {
+    if (request.path().empty()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "a recursive delete needs its prefix; \".\" deletes the whole store");
+    }
     std::string prefix = NormalizePrefix(request.path());
     if (absl::Status s = ValidateConfigPrefix(prefix); !s.ok()) return ToGrpcStatus(s);
-    for (const StoredEntry& e : store_->List(prefix)) {
-      if (absl::Status s = CheckWritable(e.path); !s.ok()) return ToGrpcStatus(s);
-      changes.push_back({e.path, std::nullopt});
-    }
+    for (const StoredEntry& e : store_->List(prefix)) changes.push_back({e.path, std::nullopt});
   } else {
     if (absl::Status s = ValidateConfigPath(request.path()); !s.ok()) return ToGrpcStatus(s);
     if (!store_->Get(request.path()).has_value()) {
       return grpc::Status(grpc::StatusCode::NOT_FOUND,
                           absl::StrCat(request.path(), ": not set"));
     }
-    if (absl::Status s = CheckWritable(request.path()); !s.ok()) return ToGrpcStatus(s);
     changes.push_back({request.path(), std::nullopt});
   }
-  absl::StatusOr<ConfigCommitResult> r = Commit(changes, "");
+  absl::StatusOr<ConfigCommitResult> r = Commit(changes, nullptr);
   if (!r.ok()) return ToGrpcStatus(r.status());
   response->set_revision(r->revision != 0 ? r->revision : store_->revision());
   response->set_deleted(r->applied.size());

@@ -109,6 +109,14 @@ class ConfigSync {
   // Fills status.config and each peer's config.
   void FillStatus(v1::StatusResponse* status) const;
 
+  // A planned handover: local writes to synced paths are refused from
+  // BeginHandover to EndHandover, and WaitReplicated waits (at most
+  // `timeout`) until every secondary being pushed to has applied the last
+  // commit. False if one had not.
+  void BeginHandover();
+  void EndHandover();
+  bool WaitReplicated(absl::Duration timeout);
+
   // For pushers (config_sync.cc): the store and the commit lock.
   struct Outbox;
 
@@ -132,6 +140,7 @@ class ConfigSync {
   // The replica side of one stream.
   struct Follow {
     std::string peer;
+    grpc::ServerContext* context = nullptr;
     uint64_t epoch = 0;
     ExclusionSet effective;
     bool synced = false;
@@ -149,14 +158,20 @@ class ConfigSync {
   void RunHooks();
 
   // Commits `changes` under commit_mu_: store, pushers' outboxes, watchers,
-  // hooks. `origin` is "" for local writes, the primary's id otherwise.
+  // hooks. `follow` is null for local writes (each path must be writable
+  // here, checked under the lock so a demotion cannot slip in between), the
+  // stream from the primary otherwise (which must still be the one this
+  // node follows).
   absl::StatusOr<ConfigCommitResult> Commit(const std::vector<ConfigChange>& changes,
-                                            const std::string& origin)
+                                            const Follow* follow)
       ABSL_LOCKS_EXCLUDED(commit_mu_);
+  // Values a resync replaced or deleted, in full, appended to
+  // <state_dir>/config-replaced.jsonl.
+  void SaveReplaced(const std::string& primary, const ConfigCommitResult& result);
   void AfterCommitLocked(const ConfigCommitResult& result) ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
 
-  // Whether a local write to `path` is allowed on this node now.
-  absl::Status CheckWritable(const std::string& path) const;
+  // Whether local writes to these paths are allowed on this node now.
+  absl::Status CheckWritable(const std::vector<ConfigChange>& changes) const;
   absl::Status CheckSender(const std::string& peer, uint64_t epoch) const;
 
   // Replica side: applies one message from the primary; returns the reply
@@ -199,6 +214,9 @@ class ConfigSync {
   absl::CondVar changed_;
   Desired desired_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool handing_over_ ABSL_GUARDED_BY(mu_) = false;
+  // Set first when stopping: writes are refused from then on.
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
   std::string last_error_ ABSL_GUARDED_BY(mu_);
   // Union with each peer's list, and the digest of the peer's own list it
   // was made from.

@@ -19,8 +19,10 @@ absl::StatusOr<std::string> ResolveAdminSocket(const AdminTarget& target) {
 }
 
 std::unique_ptr<v1::AdminService::Stub> ConnectAdmin(const std::string& socket) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(256 << 20);  // config list/export of a big store
   return v1::AdminService::NewStub(
-      grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials()));
+      grpc::CreateCustomChannel("unix:" + socket, grpc::InsecureChannelCredentials(), args));
 }
 
 }  // namespace cloudha

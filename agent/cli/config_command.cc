@@ -362,7 +362,11 @@ int RunConfigDelete(const ConfigOptions& options) {
   std::optional<Agent> agent = Agent::Open(options.target, "delete");
   if (!agent.has_value()) return 1;
   v1::DeleteConfigRequest request;
-  request.set_path(options.recursive ? NormalizeConfigPrefix(options.path) : options.path);
+  // "." (the whole store) goes as is: the agent refuses a recursive delete
+  // of an empty path, so the root is never deleted by accident.
+  request.set_path(options.recursive && options.path != "."
+                       ? NormalizeConfigPrefix(options.path)
+                       : options.path);
   request.set_recursive(options.recursive);
   grpc::ClientContext context;
   SetTimeout(&context, kLocalTimeout);
@@ -471,7 +475,10 @@ int RunConfigImport(const ConfigOptions& options) {
   if (!entries.ok()) return agent->Fail(absl::StrCat(source, ": ", entries.status().message()));
   v1::PutConfigRequest request;
   for (v1::ConfigEntry& e : *entries) *request.add_entries() = std::move(e);
-  request.set_prefix(prefix);
+  // Replacing the whole store takes an explicit "."; without a PREFIX the
+  // agent refuses to replace (so a subtree's export imported without its
+  // prefix cannot delete the rest of the store).
+  request.set_prefix(options.path == "." ? "." : prefix);
   request.set_replace(!options.merge);
   grpc::ClientContext context;
   SetTimeout(&context, kImportTimeout);
