@@ -795,19 +795,29 @@ absl::Status ConfigSync::CheckSender(const std::string& peer, uint64_t epoch) co
 }
 
 absl::Status ConfigSync::CheckWritable(const std::vector<ConfigChange>& changes) const {
-  absl::MutexLock lock(&mu_);
-  if (closed_) return absl::UnavailableError("the agent is stopping; nothing was written");
-  // Zone-local paths: this node's own list, and on a secondary also what
-  // its primary leaves out (neither side syncs those, so only here can they
-  // be written).
-  const ExclusionSet* with_primary = nullptr;
-  auto eff = effective_.find(desired_.primary);
-  if (desired_.role != v1::PRIMARY && eff != effective_.end()) with_primary = &eff->second.second;
+  // The state under mu_, the path checks outside it: hellos need mu_, and
+  // an import checks thousands of paths.
+  v1::Role role;
+  std::string primary;
+  bool handing_over = false;
+  std::optional<ExclusionSet> with_primary;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return absl::UnavailableError("the agent is stopping; nothing was written");
+    role = desired_.role;
+    primary = desired_.primary;
+    handing_over = handing_over_;
+    // Zone-local paths: this node's own list, and on a secondary also what
+    // its primary leaves out (neither side syncs those, so only here can
+    // they be written).
+    auto eff = effective_.find(primary);
+    if (role != v1::PRIMARY && eff != effective_.end()) with_primary = eff->second.second;
+  }
   for (const ConfigChange& c : changes) {
     if (own_.Excludes(c.path)) continue;
-    if (with_primary != nullptr && with_primary->Excludes(c.path)) continue;
-    if (desired_.role == v1::PRIMARY) {
-      if (!handing_over_) continue;
+    if (with_primary.has_value() && with_primary->Excludes(c.path)) continue;
+    if (role == v1::PRIMARY) {
+      if (!handing_over) continue;
       return absl::UnavailableError(absl::StrCat(
           "this node is handing the primary role over; ", c.path,
           " is synced: write it on the new primary (nothing was written)"));
@@ -815,15 +825,14 @@ absl::Status ConfigSync::CheckWritable(const std::vector<ConfigChange>& changes)
     std::string local =
         own_.empty() ? "none"
                      : absl::StrCat("those matching ", absl::StrJoin(own_.patterns(), ", "));
-    if (!desired_.primary.empty()) {
+    if (!primary.empty()) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "this node is ", v1::Role_Name(desired_.role), "; ", c.path,
-          " is synced from the primary, ", desired_.primary,
-          ": write it there (the paths this node excludes can be written here: ", local,
+          "this node is ", v1::Role_Name(role), "; ", c.path, " is synced from the primary, ",
+          primary, ": write it there (the paths this node excludes can be written here: ", local,
           "; nothing was written)"));
     }
     return absl::FailedPreconditionError(absl::StrCat(
-        "this node is ", v1::Role_Name(desired_.role), " and no primary is known yet; ", c.path,
+        "this node is ", v1::Role_Name(role), " and no primary is known yet; ", c.path,
         " is synced: write it on the primary once elected (the paths this node excludes can "
         "be written here: ", local, "; nothing was written)"));
   }

@@ -5,10 +5,13 @@
 
 #include <cstdio>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "crypto/secure_file.h"
 #include "test/config_client.h"
 #include "test/test_cluster.h"
 
@@ -195,6 +198,16 @@ TEST_F(NetnsTest, PartitionWithConfigWritesOnBothSidesHealsToThePrimarysContent)
   EXPECT_THAT(events.out, ::testing::HasSubstr("lb.pool.web.port = 8443 replaced by b's 9443"));
   EXPECT_THAT(events.out,
               ::testing::HasSubstr("firewall.policy.2.action = deny replaced by b's deletion"));
+  // And in full, in a's state directory.
+  std::string saved =
+      ReadSmallFile(cluster_.dir() + "/state-a/config-replaced.jsonl").value_or("");
+  std::string port_line;
+  for (absl::string_view line : absl::StrSplit(saved, '\n')) {
+    if (absl::StrContains(line, "\"path\":\"lb.pool.web.port\"")) port_line = std::string(line);
+  }
+  EXPECT_THAT(port_line, ::testing::HasSubstr("\"local\":\"8443\"")) << saved;
+  EXPECT_THAT(port_line, ::testing::HasSubstr("\"primary_value\":\"9443\"")) << saved;
+  EXPECT_THAT(saved, ::testing::HasSubstr("\"primary_value\":null")) << saved;
 }
 
 TEST_F(NetnsTest, FlappingPathCausesAtMostOneFailover) {
