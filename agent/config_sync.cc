@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "agent/command_runner.h"
 #include "agent/log.h"
+#include "agent/sync_channel.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/create_channel.h"
@@ -18,15 +19,7 @@
 namespace cloudha {
 namespace {
 
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
-}
 
-absl::Status FromGrpcStatus(const grpc::Status& status) {
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      status.error_message());
-}
 
 std::string Hex(const std::string& bytes) { return absl::BytesToHexString(bytes); }
 
@@ -503,21 +496,8 @@ ConfigSync::ConfigSync(const v1::AgentConfig& config, const TlsMaterial& tls, Cl
       ExclusionSet::Create(Patterns(config_.config_sync().exclude()));
   if (own.ok()) own_ = *std::move(own);
   for (const auto& peer : config_.peers()) {
-    grpc::ChannelArguments args;
-    SetExpectedPeer({config_.cluster().name(), peer.id()}, &args);
-    // A connection of its own: config pushes never queue behind session
-    // bulk syncs or hellos.
-    args.SetString("cloudha.channel", absl::StrCat("config/", peer.id()));
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 2000);
-    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 2000);
-    args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-    args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-    args.SetMaxReceiveMessageSize(256 << 20);
-    channels_[peer.id()] = grpc::CreateCustomChannel(peer.sync_address(), credentials_, args);
+    channels_[peer.id()] =
+        CreateSyncChannel(config_.cluster().name(), peer, credentials_, "config");
   }
 }
 
@@ -778,20 +758,8 @@ void ConfigSync::Reconcile(const Desired& desired) {
 
 absl::Status ConfigSync::CheckSender(const std::string& peer, uint64_t epoch) const {
   absl::MutexLock lock(&mu_);
-  if (desired_.role == v1::PRIMARY) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("this node is primary; it does not take config from ", peer));
-  }
-  if (epoch < desired_.epoch) {
-    return absl::FailedPreconditionError(absl::StrCat(peer, " pushes config at epoch ", epoch,
-                                                      ", but this node knows epoch ",
-                                                      desired_.epoch));
-  }
-  if (!desired_.primary.empty() && desired_.primary != peer && epoch <= desired_.epoch) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(peer, " is not the primary; this node follows ", desired_.primary));
-  }
-  return absl::OkStatus();
+  return CheckStreamFromPrimary(desired_.role, desired_.epoch, desired_.primary, peer, epoch,
+                                "config");
 }
 
 absl::Status ConfigSync::CheckWritable(const std::vector<ConfigChange>& changes) const {
@@ -1335,8 +1303,7 @@ absl::StatusOr<v1::ConfigQueryResponse> ConfigSync::QueryPeer(
   v1::ConfigQueryResponse response;
   grpc::Status s = stub->QueryConfig(&context, request, &response);
   if (!s.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                        absl::StrCat(peer, ": ", s.error_message()));
+    return absl::Status(FromGrpcStatus(s).code(), absl::StrCat(peer, ": ", s.error_message()));
   }
   return response;
 }

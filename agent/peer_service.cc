@@ -6,10 +6,6 @@
 
 namespace cloudha {
 
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
-}
 
 void PeerServiceImpl::LogRefusal(const std::string& who, const std::string& from,
                                  const absl::Status& reason) {

@@ -17,6 +17,7 @@
 #include "agent/membership.h"
 #include "agent/peer_verifier.h"
 #include "agent/session_sync.h"
+#include "agent/sync_channel.h"
 #include "cloudha/v1/peer.grpc.pb.h"
 
 namespace cloudha {
@@ -66,8 +67,6 @@ class PeerServiceImpl final : public v1::PeerService::Service {
   Clock* clock_;
 };
 
-// absl::Status -> grpc::Status with the same code and message.
-grpc::Status ToGrpcStatus(const absl::Status& status);
 
 }  // namespace cloudha
 

@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/log.h"
+#include "agent/sync_channel.h"
 #include "grpcpp/create_channel.h"
 #include "sync/conntrack.h"
 
@@ -78,10 +79,6 @@ absl::StatusOr<std::function<bool(const SessionRecord&)>> ParseFilter(const std:
 
 constexpr size_t kListChunk = 1000;
 
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
-}
 
 }  // namespace
 
@@ -96,20 +93,8 @@ SessionSync::SessionSync(const v1::AgentConfig& config, const TlsMaterial& tls,
       table_(TableOptions(config.sessions()), clock),
       replica_(&table_, clock) {
   for (const auto& peer : config_.peers()) {
-    grpc::ChannelArguments args;
-    SetExpectedPeer({config_.cluster().name(), peer.id()}, &args);
-    // A connection of its own: bulk syncs never queue behind hellos, nor
-    // hellos behind them.
-    args.SetString("cloudha.channel", absl::StrCat("sync/", peer.id()));
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 2000);
-    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 2000);
-    args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-    args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-    channels_[peer.id()] = grpc::CreateCustomChannel(peer.sync_address(), credentials_, args);
+    channels_[peer.id()] =
+        CreateSyncChannel(config_.cluster().name(), peer, credentials_, "sync");
   }
 }
 
@@ -362,20 +347,8 @@ void SessionSync::ReadConntrack() {
 
 absl::Status SessionSync::CheckSender(const std::string& peer, uint64_t epoch) const {
   absl::MutexLock lock(&mu_);
-  if (desired_.role == v1::PRIMARY) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("this node is primary; it does not take sessions from ", peer));
-  }
-  if (epoch < desired_.epoch) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        peer, " streams sessions at epoch ", epoch, ", but this node knows epoch ",
-        desired_.epoch));
-  }
-  if (!desired_.primary.empty() && desired_.primary != peer && epoch <= desired_.epoch) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        peer, " is not the primary; this node follows ", desired_.primary));
-  }
-  return absl::OkStatus();
+  return CheckStreamFromPrimary(desired_.role, desired_.epoch, desired_.primary, peer, epoch,
+                                "sessions");
 }
 
 grpc::Status SessionSync::Serve(
