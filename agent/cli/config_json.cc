@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "sync/config_path.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -21,14 +22,11 @@ namespace {
 using google::protobuf::Struct;
 using google::protobuf::Value;
 
-constexpr size_t kMaxSegmentBytes = 64;
 constexpr char kSegmentRule[] = "1-64 characters of A-Z a-z 0-9 _ -";
 
+// One segment of a config path (the store's own rule).
 bool IsPathSegment(absl::string_view s) {
-  if (s.empty() || s.size() > kMaxSegmentBytes) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
-  });
+  return !absl::StrContains(s, '.') && ValidateConfigPath(s).ok();
 }
 
 std::string Join(absl::string_view prefix, absl::string_view segment) {
@@ -40,17 +38,7 @@ std::string Where(absl::string_view path) {
   return path.empty() ? std::string("the top-level object") : std::string(path);
 }
 
-absl::Status ValidatePrefix(absl::string_view prefix) {
-  if (prefix.empty()) return absl::OkStatus();
-  for (absl::string_view segment : absl::StrSplit(prefix, '.')) {
-    if (!IsPathSegment(segment)) {
-      return absl::InvalidArgumentError(absl::StrCat("prefix ", JsonQuote(prefix), ": segment ",
-                                                     JsonQuote(segment), " is not a path segment (",
-                                                     kSegmentRule, ")"));
-    }
-  }
-  return absl::OkStatus();
-}
+absl::Status ValidatePrefix(absl::string_view prefix) { return ValidateConfigPrefix(prefix); }
 
 // --- JSON -> entries ---------------------------------------------------
 
