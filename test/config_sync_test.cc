@@ -5,6 +5,8 @@
 // changed paths; a peer that is not the primary, or sends bad paths, is
 // refused and changes nothing.
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <set>
@@ -406,6 +408,36 @@ TEST_F(ConfigSyncTest, HandoverLosesNoAcknowledgedWrite) {
   size_t missing = 0;
   for (const std::string& path : acked) missing += on_b.count(path) == 0;
   EXPECT_EQ(missing, 0u) << "of " << acked.size() << " acknowledged writes";
+}
+
+// A full disk on the primary: the write is refused with a clear error, the
+// store keeps what it had, and writes work again once there is room.
+TEST_F(ConfigSyncTest, FullDiskRefusesTheWriteAndKeepsTheStore) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs";
+  const std::string small = cluster_.dir() + "/small";
+  mkdir(small.c_str(), 0755);
+  CommandResult mount = RunCommand({"mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", small},
+                                   cluster_.dir());
+  if (mount.exit_code != 0) GTEST_SKIP() << "mount tmpfs failed: " << mount.err;
+  struct Unmount {
+    std::string dir;
+    ~Unmount() { RunCommand({"umount", "-l", dir}, "/"); }
+  } unmount{small};
+  ASSERT_NO_FATAL_FAILURE(
+      StartPair(absl::StrCat("store_file: \"", small, "/config.db\""), ""));
+  ConfigClient a(cluster_.socket("a"));
+  ASSERT_TRUE(a.Put("firewall.policy.1.action", "accept").ok());
+  absl::StatusOr<uint64_t> big = a.Put("firewall.blob", std::string(900 * 1024, 'x'));
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(big.status().message(), HasSubstr("disk full, the write was not applied"));
+  EXPECT_EQ(a.Get("firewall.blob").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(a.Get("firewall.policy.1.action").value_or(""), "accept");
+  EXPECT_TRUE(a.Put("firewall.policy.2.action", "deny").ok());
+  ASSERT_TRUE(WaitChecksumsAgree()) << Logs(cluster_.agent("a"));
+  EXPECT_EQ(ConfigClient(cluster_.socket("b")).Get("firewall.policy.2.action").value_or(""),
+            "deny");
+  EXPECT_TRUE(WaitForLog(cluster_.agent("a"), "event=config_commit_failed"));
 }
 
 TEST_F(ConfigSyncTest, BadRequestsGetClearErrors) {
