@@ -101,4 +101,10 @@ grpc::Status AdminServiceImpl::ConfigChecksums(grpc::ServerContext*,
   return config_->Checksums(*request, response);
 }
 
+grpc::Status AdminServiceImpl::ConfigHistory(grpc::ServerContext*,
+                                             const v1::ConfigHistoryRequest* request,
+                                             v1::ConfigHistoryResponse* response) {
+  return config_->History(*request, response);
+}
+
 }  // namespace cloudha

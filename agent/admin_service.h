@@ -69,6 +69,8 @@ class AdminServiceImpl final : public v1::AdminService::Service {
   grpc::Status ConfigChecksums(grpc::ServerContext* context,
                                const v1::ConfigChecksumsRequest* request,
                                v1::ConfigChecksumsResponse* response) override;
+  grpc::Status ConfigHistory(grpc::ServerContext* context, const v1::ConfigHistoryRequest* request,
+                             v1::ConfigHistoryResponse* response) override;
 
  private:
   AdminBackend* backend_;

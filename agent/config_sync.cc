@@ -1591,6 +1591,23 @@ grpc::Status ConfigSync::Checksums(const v1::ConfigChecksumsRequest& request,
   return grpc::Status::OK;
 }
 
+grpc::Status ConfigSync::History(const v1::ConfigHistoryRequest& request,
+                                 v1::ConfigHistoryResponse* response) {
+  std::string prefix = NormalizePrefix(request.prefix());
+  if (absl::Status s = ValidateConfigPrefix(prefix); !s.ok()) return ToGrpcStatus(s);
+  uint32_t limit = request.limit() == 0 ? kConfigHistoryLimit : request.limit();
+  for (const ConfigHistoryRecord& r : store_->History(kConfigHistoryLimit)) {
+    if (static_cast<uint32_t>(response->changes_size()) >= limit) break;
+    if (!InConfigSubtree(r.path, prefix)) continue;
+    v1::ConfigHistoryResponse::Change* c = response->add_changes();
+    c->set_revision(r.revision);
+    c->set_path(r.path);
+    if (r.value.has_value()) c->set_value(*r.value);
+    c->set_unix_ms(r.unix_ms);
+  }
+  return grpc::Status::OK;
+}
+
 void ConfigSync::FillStatus(v1::StatusResponse* status) const {
   if (store_ == nullptr) return;
   // From the caches only: status never waits for a commit's fsync.

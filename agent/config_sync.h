@@ -105,6 +105,8 @@ class ConfigSync {
   grpc::Status Diff(const v1::DiffConfigRequest& request, v1::DiffConfigResponse* response);
   grpc::Status Checksums(const v1::ConfigChecksumsRequest& request,
                          v1::ConfigChecksumsResponse* response);
+  grpc::Status History(const v1::ConfigHistoryRequest& request,
+                       v1::ConfigHistoryResponse* response);
 
   // Fills status.config and each peer's config.
   void FillStatus(v1::StatusResponse* status) const;

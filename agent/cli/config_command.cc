@@ -13,6 +13,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "agent/cli/config_json.h"
@@ -401,6 +402,30 @@ int RunConfigList(const ConfigOptions& options) {
   }
   for (const v1::ConfigEntry& e : response.entries()) {
     std::cout << e.path() << " = " << DisplayConfigValue(e.value()) << "\n";
+  }
+  return 0;
+}
+
+int RunConfigHistory(const ConfigOptions& options) {
+  std::optional<Agent> agent = Agent::Open(options.target, "history");
+  if (!agent.has_value()) return 1;
+  grpc::ClientContext context;
+  SetTimeout(&context, kLocalTimeout);
+  v1::ConfigHistoryRequest request;
+  request.set_prefix(NormalizeConfigPrefix(options.path));
+  request.set_limit(options.limit);
+  v1::ConfigHistoryResponse response;
+  grpc::Status s = agent->stub()->ConfigHistory(&context, request, &response);
+  if (!s.ok()) return agent->Fail(s);
+  for (const v1::ConfigHistoryResponse::Change& c : response.changes()) {
+    std::string when = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ",
+                                        absl::FromUnixMillis(c.unix_ms()), absl::UTCTimeZone());
+    if (c.has_value()) {
+      std::cout << when << "  rev " << c.revision() << " set " << c.path() << " = "
+                << DisplayConfigValue(c.value()) << "\n";
+    } else {
+      std::cout << when << "  rev " << c.revision() << " delete " << c.path() << "\n";
+    }
   }
   return 0;
 }

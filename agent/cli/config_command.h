@@ -39,12 +39,15 @@ struct ConfigOptions {
   bool cluster = false;    // checksum: every node, not only this one
   uint64_t count = 0;      // watch: stop after this many commits (0 = no limit)
   double for_s = 0;        // watch: stop after this many seconds (0 = no limit)
+  uint32_t limit = 20;     // history: at most this many changes
 };
 
 int RunConfigGet(const ConfigOptions& options);
 int RunConfigSet(const ConfigOptions& options);
 int RunConfigDelete(const ConfigOptions& options);
 int RunConfigList(const ConfigOptions& options);
+// The last changes, newest first (--limit, default 20).
+int RunConfigHistory(const ConfigOptions& options);
 // Runs until Ctrl-C, --count commits or --for seconds.
 int RunConfigWatch(const ConfigOptions& options);
 int RunConfigExport(const ConfigOptions& options);

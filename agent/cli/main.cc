@@ -47,6 +47,7 @@ struct ConfigCommands {
   CLI::App* remove;
   CLI::App* list;
   CLI::App* watch;
+  CLI::App* history;
   CLI::App* export_;
   CLI::App* import;
   CLI::App* diff;
@@ -83,6 +84,12 @@ ConfigCommands AddConfigCommands(CLI::App* app, cloudha::ConfigOptions* options,
   c.watch->add_option("--for", options->for_s, "stop after SECONDS")
       ->check(CLI::Range(0.0, 31536000.0));
 
+  c.history = config->add_subcommand("history", "the last changes below PREFIX, newest first");
+  c.history->add_option("prefix", options->path, "PREFIX (default: everything)");
+  c.history->add_option("--limit", options->limit, "at most N changes (the store keeps 1000)")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+
   c.export_ = config->add_subcommand("export", "the subtree below PREFIX as a nested JSON object");
   c.export_->add_option("prefix", options->path, "PREFIX (default: everything)");
   c.export_->add_option("-o,--output", options->output, "write FILE (mode 0600) instead of stdout");
@@ -106,8 +113,8 @@ ConfigCommands AddConfigCommands(CLI::App* app, cloudha::ConfigOptions* options,
   c.checksum->add_flag("--cluster", options->cluster,
                        "every node; exit 1 when some subtree differs or a node cannot be asked");
 
-  for (CLI::App* command : {c.get, c.set, c.remove, c.list, c.watch, c.export_, c.import, c.diff,
-                            c.checksum}) {
+  for (CLI::App* command : {c.get, c.set, c.remove, c.list, c.watch, c.history, c.export_,
+                            c.import, c.diff, c.checksum}) {
     AddAdminTarget(command, &options->target);
   }
   return c;
@@ -232,6 +239,7 @@ int main(int argc, char** argv) {
   if (config.remove->parsed()) return cloudha::RunConfigDelete(config_options);
   if (config.list->parsed()) return cloudha::RunConfigList(config_options);
   if (config.watch->parsed()) return cloudha::RunConfigWatch(config_options);
+  if (config.history->parsed()) return cloudha::RunConfigHistory(config_options);
   if (config.export_->parsed()) return cloudha::RunConfigExport(config_options);
   if (config.import->parsed()) {
     if (import_args.size() == 2) config_options.path = import_args[0];
