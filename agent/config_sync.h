@@ -17,8 +17,13 @@
 // new diff.
 //
 // Writes. A primary takes every write; a secondary (or a node that is not
-// primary) takes writes only to paths its own exclusion list names, and
-// refuses the others with FAILED_PRECONDITION naming the primary.
+// primary) takes writes only to paths its pair with the primary does not
+// sync (its own exclusions and the primary's), and refuses the others with
+// FAILED_PRECONDITION naming the primary.
+//
+// Files: config_sync.cc (lifecycle, role, commits, hooks, status),
+// config_pusher.{h,cc} (the primary's side of a stream), config_replica.cc
+// (the secondary's side), config_admin.cc (admin and query calls).
 //
 // Thread-safe.
 #ifndef CLOUDHA_AGENT_CONFIG_SYNC_H_
@@ -51,6 +56,7 @@
 namespace cloudha {
 
 class ConfigPusher;
+struct ConfigOutbox;
 
 // What the agent knows of a live peer from its last hello.
 struct ConfigPeerView {
@@ -119,9 +125,6 @@ class ConfigSync {
   void EndHandover();
   bool WaitReplicated(absl::Duration timeout);
 
-  // For pushers (config_sync.cc): the store and the commit lock.
-  struct Outbox;
-
  private:
   friend class ConfigPusher;
   struct Desired {
@@ -170,7 +173,8 @@ class ConfigSync {
   // Values a resync replaced or deleted, in full, appended to
   // <state_dir>/config-replaced.jsonl.
   void SaveReplaced(const std::string& primary, const ConfigCommitResult& result);
-  void AfterCommitLocked(const ConfigCommitResult& result) ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
+  void AfterCommitLocked(const ConfigCommitResult& result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
 
   // Whether local writes to these paths are allowed on this node now.
   absl::Status CheckWritable(const std::vector<ConfigChange>& changes) const;
@@ -205,7 +209,7 @@ class ConfigSync {
 
   // Serializes commits with what they feed (outboxes, watchers, hooks).
   mutable absl::Mutex commit_mu_ ABSL_ACQUIRED_BEFORE(mu_);
-  std::map<std::string, std::shared_ptr<Outbox>> outboxes_ ABSL_GUARDED_BY(commit_mu_);
+  std::map<std::string, std::shared_ptr<ConfigOutbox>> outboxes_ ABSL_GUARDED_BY(commit_mu_);
   // Watchers have a lock of their own: a watch delivers while the next
   // commit is inside its fsync. Taken after commit_mu_.
   absl::Mutex watch_mu_ ABSL_ACQUIRED_AFTER(commit_mu_);
