@@ -153,7 +153,9 @@ absl::Status ConfigPusher::Loop(
         return !outbox_->queue.empty() || !inbox->empty() || *reader_done ||
                outbox_->overflowed;
       };
-      outbox_->mu.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(200));
+      // Woken by the condition (a commit, an answer, the stream ending); the
+      // timeout only bounds how long a stop waits.
+      outbox_->mu.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(2));
       if (outbox_->overflowed) {
         return absl::ResourceExhaustedError(
             absl::StrCat(peer_, " does not keep up with the commits; resyncing"));

@@ -474,5 +474,62 @@ TEST_F(ConfigSyncTest, BadRequestsGetClearErrors) {
   EXPECT_TRUE(ListOf("a").empty());
 }
 
+// Three nodes: the primary pushes to both secondaries, each pair with its
+// own union of exclusions, and checksum --cluster shows three columns that
+// agree over the union of all three lists.
+TEST(ConfigSyncThreeNodesTest, PrimaryPushesToEverySecondary) {
+  TestCluster cluster({"a", "b", "c"});
+  const std::map<std::string, std::pair<int, std::string>> nodes = {
+      {"a", {200, "exclude: \"system.hostname\""}},
+      {"b", {150, "exclude: \"system.hostname\" exclude: \"router.static.**\""}},
+      {"c", {100, "exclude: \"system.hostname\""}}};
+  for (const auto& [node, setup] : nodes) {
+    TestCluster::Settings settings;
+    settings.priority = setup.first;
+    settings.election = "hello_holddown_s: 1 failover_hold_s: 0";
+    settings.extra = absl::StrCat("config_sync { ", setup.second, " }\n");
+    cluster.WriteConfig(node, cluster.Config(node, settings));
+    ASSERT_NE(cluster.Start(node), nullptr);
+  }
+  for (const char* node : {"b", "c"}) {
+    ASSERT_TRUE(cluster.WaitFor(node, [](const v1::StatusResponse& s) {
+      return s.role() == v1::SECONDARY && s.primary() == "a" && s.config().in_sync() &&
+             s.sync_state() == v1::IN_SYNC;
+    })) << Logs(cluster.agent(node));
+  }
+  ConfigClient a(cluster.socket("a"));
+  ASSERT_TRUE(a.PutMany(Policies(500, "accept-")).ok());
+  ASSERT_TRUE(a.Put("router.static.1.gateway", "198.18.1.254").ok());
+  for (const char* node : {"b", "c"}) {
+    ConfigClient client(cluster.socket(node));
+    absl::Time deadline = absl::Now() + absl::Seconds(15);
+    while (client.Get("firewall.policy.499.action").value_or("") != "accept-499" &&
+           absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    EXPECT_EQ(client.Get("firewall.policy.499.action").value_or(""), "accept-499") << node;
+  }
+  // b excludes router.static (a-b pair leaves it out); c gets it.
+  absl::Time deadline = absl::Now() + absl::Seconds(15);
+  ConfigClient c(cluster.socket("c"));
+  while (c.Get("router.static.1.gateway").status().code() == absl::StatusCode::kNotFound &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(c.Get("router.static.1.gateway").value_or(""), "198.18.1.254");
+  EXPECT_EQ(ConfigClient(cluster.socket("b")).Get("router.static.1.gateway").status().code(),
+            absl::StatusCode::kNotFound);
+  absl::StatusOr<v1::ConfigChecksumsResponse> sums = c.Checksums(true);
+  ASSERT_TRUE(sums.ok()) << sums.status();
+  ASSERT_EQ(sums->nodes_size(), 3);
+  EXPECT_THAT(sums->exclude(), ElementsAre("router.static.**", "system.hostname"));
+  for (int n = 0; n < 3; ++n) {
+    EXPECT_EQ(sums->nodes(n).error(), "");
+    ASSERT_GT(sums->nodes(n).subtrees_size(), 0);
+    EXPECT_EQ(sums->nodes(n).subtrees(0).checksum(), sums->nodes(0).subtrees(0).checksum())
+        << sums->nodes(n).node_id();
+  }
+}
+
 }  // namespace
 }  // namespace cloudha
