@@ -120,6 +120,9 @@ while [[ $duration -eq 0 || $second -lt $duration ]]; do
       if p=$(primary) && [[ -n "$p" ]]; then
         echo "=== run.sh: cloudha config checksum --cluster (each subtree on every node)"
         "$cloudha" config checksum --cluster --socket "$work/${nodes[$p]}.sock" || true
+        echo "=== run.sh: zone-local (excluded) system.hostname differs, checksums still agree:" \
+          "a=$("$cloudha" config get system.hostname --socket "$work/a.sock" 2>/dev/null)" \
+          "b=$("$cloudha" config get system.hostname --socket "$work/b.sock" 2>/dev/null)"
       fi ;;
     6)
       if p=$(primary) && [[ -n "$p" ]]; then
