@@ -639,7 +639,7 @@ void Agent::HandOverBeforeStopping() {
   absl::Duration wait = std::min(
       absl::Seconds(5),
       absl::Milliseconds(config_.heartbeat().interval_ms()) * config_.heartbeat().lost_threshold());
-  absl::StatusOr<v1::FailoverResponse> done = Failover("", wait);
+  absl::StatusOr<v1::FailoverResponse> done = HandOver("", wait, /*must_replicate=*/false);
   if (done.ok()) {
     LogEvent(LogLevel::kInfo, "handed_over_on_stop",
              {{"new_primary", done->new_primary()}, {"epoch", done->epoch()}});
@@ -650,14 +650,28 @@ void Agent::HandOverBeforeStopping() {
 
 absl::StatusOr<v1::FailoverResponse> Agent::Failover(const std::string& to,
                                                      absl::Duration timeout) {
+  return HandOver(to, timeout, /*must_replicate=*/true);
+}
+
+absl::StatusOr<v1::FailoverResponse> Agent::HandOver(const std::string& to,
+                                                     absl::Duration timeout,
+                                                     bool must_replicate) {
   std::string target;
   // Config writes pause, and what was acknowledged reaches the secondaries
-  // first (bounded: a handover is not held up by a peer that does not
-  // answer).
+  // first. An operator's handover is refused if it does not within 2 s (the
+  // new primary would lack writes this one acknowledged); a stopping agent
+  // hands over anyway.
   config_sync_.BeginHandover();
   if (!config_sync_.WaitReplicated(std::min(timeout, absl::Seconds(2)))) {
     LogEvent(LogLevel::kWarn, "config_not_replicated_before_handover",
-             {{"reason", "a secondary had not applied the last commit"}});
+             {{"reason", "a secondary had not applied the last commit"},
+              {"handing_over", must_replicate ? "no" : "yes"}});
+    if (must_replicate) {
+      config_sync_.EndHandover();
+      return absl::UnavailableError(
+          "a secondary has not applied this primary's last config commit within 2s (see "
+          "`cloudha status`: its config stream); nothing was handed over, try again");
+    }
   }
   {
     absl::MutexLock lock(&role_mu_);

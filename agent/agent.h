@@ -74,6 +74,11 @@ class Agent : public AdminBackend {
   bool Stopping() override;
 
  private:
+  // Failover's work; `must_replicate`: refuse when a secondary has not
+  // applied the last config commit (an operator's handover), rather than
+  // hand over anyway (a stopping agent).
+  absl::StatusOr<v1::FailoverResponse> HandOver(const std::string& to, absl::Duration timeout,
+                                                bool must_replicate);
   Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, uint64_t stored_epoch,
         Clock* clock);
 

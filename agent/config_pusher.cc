@@ -204,8 +204,12 @@ std::vector<v1::ConfigSyncMessage> ConfigPusher::Coalesce(
   uint64_t revision = 0;
   std::string root;
   size_t bytes = 0;
+  // A commit without paths (only what the pair does not sync) still
+  // carries the revision and root checksum the secondary acks.
+  bool pending = false;
   auto flush = [&] {
-    if (order.empty()) return;
+    if (!pending) return;
+    pending = false;
     v1::ConfigSyncMessage m;
     v1::ConfigCommit* c = m.mutable_commit();
     for (const std::string& path : order) {
@@ -242,6 +246,7 @@ std::vector<v1::ConfigSyncMessage> ConfigPusher::Coalesce(
     for (const std::string& d : c.deletes()) note(d, std::nullopt);
     revision = c.revision();
     root = c.root_checksum();
+    pending = true;
     if (bytes >= kChunkBytes) flush();
   }
   flush();

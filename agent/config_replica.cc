@@ -122,6 +122,12 @@ absl::StatusOr<std::optional<v1::ConfigSyncMessage>> ConfigSync::ApplyFromPrimar
     const v1::ConfigCommit& c = message.commit();
     std::vector<ConfigChange> changes;
     for (const v1::ConfigEntry& e : c.puts()) {
+      if (absl::Status s = ValidateConfigPath(e.path()); !s.ok()) return s;
+    }
+    for (const std::string& d : c.deletes()) {
+      if (absl::Status s = ValidateConfigPath(d); !s.ok()) return s;
+    }
+    for (const v1::ConfigEntry& e : c.puts()) {
       if (effective.Excludes(e.path())) continue;  // never accepted
       changes.push_back({e.path(), e.value()});
       if (!f->synced) f->received.insert(e.path());
@@ -139,7 +145,7 @@ absl::StatusOr<std::optional<v1::ConfigSyncMessage>> ConfigSync::ApplyFromPrimar
     ack.mutable_ack()->set_root_checksum(root);
     {
       absl::MutexLock lock(&mu_);
-      primary_revision_ = c.revision();
+      if (follow_context_ == f->context) primary_revision_ = c.revision();
     }
     if (f->synced && root != c.root_checksum()) {
       LogEvent(LogLevel::kWarn, "config_checksum_mismatch",
@@ -182,9 +188,10 @@ absl::StatusOr<std::optional<v1::ConfigSyncMessage>> ConfigSync::ApplyFromPrimar
         }
       }
     }
+    // What this node is about to lose, saved before it is lost.
+    SaveReplaced(f->peer, changes);
     absl::StatusOr<ConfigCommitResult> r = Commit(changes, f);
     if (!r.ok()) return r.status();
-    SaveReplaced(f->peer, *r);
     // What this node loses to the primary's content.
     for (const ConfigCommitResult::Applied& a : r->applied) {
       if (!a.old_value.has_value()) continue;
@@ -221,6 +228,12 @@ absl::StatusOr<std::optional<v1::ConfigSyncMessage>> ConfigSync::ApplyFromPrimar
     f->synced = true;
     {
       absl::MutexLock lock(&mu_);
+      // Only while this is still the stream followed: a superseded one
+      // must not vouch for content the new one has not verified.
+      if (follow_context_ != f->context) {
+        return absl::AbortedError(
+            absl::StrCat("the config stream from ", f->peer, " was superseded"));
+      }
       synced_with_ = f->peer;
       synced_epoch_ = f->epoch;
       primary_revision_ = p.revision();
@@ -245,19 +258,21 @@ absl::StatusOr<std::optional<v1::ConfigSyncMessage>> ConfigSync::ApplyFromPrimar
 }
 
 
-void ConfigSync::SaveReplaced(const std::string& primary, const ConfigCommitResult& result) {
+void ConfigSync::SaveReplaced(const std::string& primary,
+                              const std::vector<ConfigChange>& changes) {
   std::string lines;
-  int64_t now_ms = absl::ToUnixMillis(clock_->Now());
-  for (const ConfigCommitResult::Applied& a : result.applied) {
-    if (!a.old_value.has_value()) continue;
+  int64_t now_ms = absl::ToUnixMillis(clock_->WallNow());
+  for (const ConfigChange& c : changes) {
+    std::optional<StoredEntry> old = store_->Get(c.path);
+    if (!old.has_value() || (c.value.has_value() && *c.value == old->value)) continue;
     google::protobuf::Struct line;
     auto& f = *line.mutable_fields();
     f["unix_ms"].set_number_value(static_cast<double>(now_ms));
     f["primary"].set_string_value(primary);
-    f["path"].set_string_value(a.path);
-    f["local"].set_string_value(*a.old_value);
-    if (a.new_value.has_value()) {
-      f["primary_value"].set_string_value(*a.new_value);
+    f["path"].set_string_value(c.path);
+    f["local"].set_string_value(old->value);
+    if (c.value.has_value()) {
+      f["primary_value"].set_string_value(*c.value);
     } else {
       f["primary_value"].set_null_value(google::protobuf::NULL_VALUE);
     }

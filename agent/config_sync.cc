@@ -354,17 +354,27 @@ void ConfigSync::EndHandover() {
 }
 
 bool ConfigSync::WaitReplicated(absl::Duration timeout) {
-  absl::Time deadline = clock_->Now() + timeout;
-  while (true) {
-    std::vector<std::shared_ptr<ConfigOutbox>> outboxes;
+  // Counted in rounds, not read off the clock: the injected clock may be a
+  // test's, which does not move by itself.
+  const int64_t rounds = std::max<int64_t>(1, timeout / absl::Milliseconds(5));
+  for (int64_t round = 0;; ++round) {
+    std::vector<std::string> peers;
+    {
+      absl::MutexLock lock(&pushers_mu_);
+      for (const auto& [peer, pusher] : pushers_) peers.push_back(peer);
+    }
+    bool all = true;
     {
       absl::MutexLock lock(&commit_mu_);
-      for (const auto& [peer, outbox] : outboxes_) outboxes.push_back(outbox);
+      // A pusher between streams (reconnecting, or resyncing a secondary
+      // that fell behind) has no outbox: not caught up.
+      for (const std::string& peer : peers) {
+        auto it = outboxes_.find(peer);
+        if (it == outboxes_.end() || !it->second->CaughtUp()) all = false;
+      }
     }
-    bool all = std::all_of(outboxes.begin(), outboxes.end(),
-                           [](const std::shared_ptr<ConfigOutbox>& o) { return o->CaughtUp(); });
     if (all) return true;
-    if (clock_->Now() >= deadline) return false;
+    if (round >= rounds) return false;
     absl::Notification never;
     never.WaitForNotificationWithTimeout(absl::Milliseconds(5));
   }
@@ -396,7 +406,9 @@ absl::StatusOr<ConfigCommitResult> ConfigSync::Commit(const std::vector<ConfigCh
     if (absl::Status s = CheckWritable(changes); !s.ok()) return s;
   } else {
     absl::MutexLock state(&mu_);
-    if (follow_context_ != follow->context || desired_.role == v1::PRIMARY || stopping_) {
+    if (follow_context_ != follow->context || follow->context->IsCancelled() ||
+        desired_.role == v1::PRIMARY || stopping_ ||
+        (!desired_.primary.empty() && desired_.primary != follow->peer)) {
       return absl::AbortedError(absl::StrCat(
           "the config stream from ", follow->peer,
           " was superseded (this node is primary now, or follows another stream)"));

@@ -119,8 +119,8 @@ class ConfigSync {
 
   // A planned handover: local writes to synced paths are refused from
   // BeginHandover to EndHandover, and WaitReplicated waits (at most
-  // `timeout`) until every secondary being pushed to has applied the last
-  // commit. False if one had not.
+  // `timeout`) until every live secondary this primary pushes to has
+  // applied the last commit. False if one had not (or its stream is down).
   void BeginHandover();
   void EndHandover();
   bool WaitReplicated(absl::Duration timeout);
@@ -170,9 +170,9 @@ class ConfigSync {
   absl::StatusOr<ConfigCommitResult> Commit(const std::vector<ConfigChange>& changes,
                                             const Follow* follow)
       ABSL_LOCKS_EXCLUDED(commit_mu_);
-  // Values a resync replaced or deleted, in full, appended to
-  // <state_dir>/config-replaced.jsonl.
-  void SaveReplaced(const std::string& primary, const ConfigCommitResult& result);
+  // The values `changes` from a resync will replace or delete, in full,
+  // appended to <state_dir>/config-replaced.jsonl before they are applied.
+  void SaveReplaced(const std::string& primary, const std::vector<ConfigChange>& changes);
   void AfterCommitLocked(const ConfigCommitResult& result)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
 
