@@ -662,7 +662,9 @@ absl::StatusOr<v1::FailoverResponse> Agent::HandOver(const std::string& to,
   // new primary would lack writes this one acknowledged); a stopping agent
   // hands over anyway.
   config_sync_.BeginHandover();
-  if (!config_sync_.WaitReplicated(std::min(timeout, absl::Seconds(2)))) {
+  // The named target's stream, or every secondary's when the role machine
+  // picks the target.
+  if (!config_sync_.WaitReplicated(std::min(timeout, absl::Seconds(2)), to)) {
     LogEvent(LogLevel::kWarn, "config_not_replicated_before_handover",
              {{"reason", "a secondary had not applied the last commit"},
               {"handing_over", must_replicate ? "no" : "yes"}});

@@ -353,7 +353,7 @@ void ConfigSync::EndHandover() {
   handing_over_ = false;
 }
 
-bool ConfigSync::WaitReplicated(absl::Duration timeout) {
+bool ConfigSync::WaitReplicated(absl::Duration timeout, const std::string& only) {
   // Counted in rounds, not read off the clock: the injected clock may be a
   // test's, which does not move by itself.
   const int64_t rounds = std::max<int64_t>(1, timeout / absl::Milliseconds(5));
@@ -361,7 +361,9 @@ bool ConfigSync::WaitReplicated(absl::Duration timeout) {
     std::vector<std::string> peers;
     {
       absl::MutexLock lock(&pushers_mu_);
-      for (const auto& [peer, pusher] : pushers_) peers.push_back(peer);
+      for (const auto& [peer, pusher] : pushers_) {
+        if (only.empty() || peer == only) peers.push_back(peer);
+      }
     }
     bool all = true;
     {

@@ -120,10 +120,11 @@ class ConfigSync {
   // A planned handover: local writes to synced paths are refused from
   // BeginHandover to EndHandover, and WaitReplicated waits (at most
   // `timeout`) until every live secondary this primary pushes to has
-  // applied the last commit. False if one had not (or its stream is down).
+  // applied the last commit (only `only`, if given). False if one had not
+  // (or its stream is down).
   void BeginHandover();
   void EndHandover();
-  bool WaitReplicated(absl::Duration timeout);
+  bool WaitReplicated(absl::Duration timeout, const std::string& only = "");
 
  private:
   friend class ConfigPusher;

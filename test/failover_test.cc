@@ -37,8 +37,10 @@ class FailoverTest : public ::testing::Test {
     ASSERT_NE(cluster_.Start("b"), nullptr);
     ASSERT_TRUE(WaitRole("a", v1::PRIMARY)) << Logs(cluster_.agent("a"));
     ASSERT_TRUE(WaitRole("b", v1::SECONDARY)) << Logs(cluster_.agent("b"));
-    ASSERT_TRUE(cluster_.WaitFor("b", [](const v1::StatusResponse& s) { return s.primary() == "a"; }))
-        << Logs(cluster_.agent("b"));
+    // b follows a with a's config (its first resync done): in sync.
+    ASSERT_TRUE(cluster_.WaitFor("b", [](const v1::StatusResponse& s) {
+      return s.primary() == "a" && s.sync_state() == v1::IN_SYNC;
+    })) << Logs(cluster_.agent("b"));
   }
 
   std::string Config(const std::string& node, int priority, const std::string& extra,
@@ -95,6 +97,12 @@ TEST_F(FailoverTest, HigherPriorityIsPrimaryAndHealthSaysSo) {
   EXPECT_EQ(Health("a", "cloudha.v1.Primary"), HealthCheckResponse::SERVING);
   EXPECT_EQ(Health("a", "cloudha.v1.Secondary"), HealthCheckResponse::NOT_SERVING);
   EXPECT_EQ(Health("b", "cloudha.v1.Primary"), HealthCheckResponse::NOT_SERVING);
+  // Published at b's next tick after its sync state turned IN_SYNC.
+  absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (Health("b", "cloudha.v1.Secondary") != HealthCheckResponse::SERVING &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
   EXPECT_EQ(Health("b", "cloudha.v1.Secondary"), HealthCheckResponse::SERVING);
   EXPECT_EQ(Health("b", ""), HealthCheckResponse::SERVING);
   CommandResult json = cluster_.Cli({"status", "--socket", cluster_.socket("a"), "--json"});
