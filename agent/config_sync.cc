@@ -403,10 +403,35 @@ void ConfigSync::FillSubtrees(
 
 absl::StatusOr<ConfigCommitResult> ConfigSync::Commit(const std::vector<ConfigChange>& changes,
                                                       const Follow* follow) {
-  absl::MutexLock lock(&commit_mu_);
   if (follow == nullptr) {
-    if (absl::Status s = CheckWritable(changes); !s.ok()) return s;
-  } else {
+    LocalWrite me{&changes};
+    absl::MutexLock lock(&group_mu_);
+    group_.push_back(&me);
+    while (!me.done) {
+      if (group_running_) {
+        auto turn = [this, &me]() ABSL_SHARED_LOCKS_REQUIRED(group_mu_) {
+          return me.done || !group_running_;
+        };
+        group_mu_.Await(absl::Condition(&turn));
+        continue;
+      }
+      // This writer commits everything waiting, its own write included.
+      group_running_ = true;
+      std::vector<LocalWrite*> group(group_.begin(), group_.end());
+      group_.clear();
+      group_mu_.Unlock();
+      {
+        absl::MutexLock commit(&commit_mu_);
+        CommitGroupLocked(group);
+      }
+      group_mu_.Lock();
+      for (LocalWrite* w : group) w->done = true;
+      group_running_ = false;
+    }
+    return std::move(me.result);
+  }
+  absl::MutexLock lock(&commit_mu_);
+  {
     absl::MutexLock state(&mu_);
     if (follow_context_ != follow->context || follow->context->IsCancelled() ||
         desired_.role == v1::PRIMARY || stopping_ ||
@@ -419,15 +444,59 @@ absl::StatusOr<ConfigCommitResult> ConfigSync::Commit(const std::vector<ConfigCh
   absl::StatusOr<ConfigCommitResult> result = store_->Apply(changes);
   if (!result.ok()) {
     LogEvent(LogLevel::kError, "config_commit_failed",
-             {{"origin", follow == nullptr ? "local" : follow->peer},
-              {"reason", result.status().message()}});
+             {{"origin", follow->peer}, {"reason", result.status().message()}});
     return result;
   }
   if (result->revision != 0) {
-    if (follow != nullptr) ++commits_replicated_;
+    ++commits_replicated_;
     AfterCommitLocked(*result);
   }
   return result;
+}
+
+void ConfigSync::CommitGroupLocked(const std::vector<LocalWrite*>& group) {
+  std::vector<ConfigChange> merged;
+  std::vector<LocalWrite*> admitted;
+  for (LocalWrite* w : group) {
+    // Each write's own problems stay its own: checked here, not by the
+    // store for the whole group.
+    absl::Status s = CheckWritable(*w->changes);
+    for (const ConfigChange& c : *w->changes) {
+      if (!s.ok()) break;
+      s = ValidateConfigPath(c.path);
+      if (s.ok() && c.value.has_value() && c.value->size() > kMaxConfigValueBytes) {
+        s = absl::InvalidArgumentError(absl::StrCat("the value of ", c.path, " has ",
+                                                    c.value->size(), " bytes; at most ",
+                                                    kMaxConfigValueBytes, " are allowed"));
+      }
+    }
+    if (!s.ok()) {
+      w->result = s;
+      continue;
+    }
+    merged.insert(merged.end(), w->changes->begin(), w->changes->end());
+    admitted.push_back(w);
+  }
+  if (admitted.empty()) return;
+  absl::StatusOr<ConfigCommitResult> result = store_->Apply(merged);
+  if (!result.ok()) {
+    LogEvent(LogLevel::kError, "config_commit_failed",
+             {{"origin", "local"}, {"writes", admitted.size()},
+              {"reason", result.status().message()}});
+    for (LocalWrite* w : admitted) w->result = result.status();
+    return;
+  }
+  if (result->revision != 0) AfterCommitLocked(*result);
+  for (LocalWrite* w : admitted) {
+    std::set<absl::string_view> mine;
+    for (const ConfigChange& c : *w->changes) mine.insert(c.path);
+    ConfigCommitResult own;
+    own.revision = result->revision;
+    for (const ConfigCommitResult::Applied& a : result->applied) {
+      if (mine.count(a.path) != 0) own.applied.push_back(a);
+    }
+    w->result = std::move(own);
+  }
 }
 
 void ConfigSync::AfterCommitLocked(const ConfigCommitResult& result) {

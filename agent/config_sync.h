@@ -171,6 +171,18 @@ class ConfigSync {
   absl::StatusOr<ConfigCommitResult> Commit(const std::vector<ConfigChange>& changes,
                                             const Follow* follow)
       ABSL_LOCKS_EXCLUDED(commit_mu_);
+  // A local write joins the writes waiting for the commit lock: one of them
+  // (the first to find no commit in progress) commits them all in one
+  // transaction, one fsync (group commit). Each write is checked on its
+  // own; a refused one does not hold the others back. Writes committed
+  // together share a revision.
+  struct LocalWrite {
+    const std::vector<ConfigChange>* changes;
+    absl::StatusOr<ConfigCommitResult> result = absl::UnknownError("not committed");
+    bool done = false;
+  };
+  void CommitGroupLocked(const std::vector<LocalWrite*>& group)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
   // The values `changes` from a resync will replace or delete, in full,
   // appended to <state_dir>/config-replaced.jsonl before they are applied.
   void SaveReplaced(const std::string& primary, const std::vector<ConfigChange>& changes);
@@ -207,6 +219,11 @@ class ConfigSync {
   std::shared_ptr<grpc::ChannelCredentials> credentials_;
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;
   std::unique_ptr<ConfigStore> store_;
+
+  // Local writes waiting for a group commit, and whether one is running.
+  absl::Mutex group_mu_ ABSL_ACQUIRED_BEFORE(commit_mu_);
+  std::deque<LocalWrite*> group_ ABSL_GUARDED_BY(group_mu_);
+  bool group_running_ ABSL_GUARDED_BY(group_mu_) = false;
 
   // Serializes commits with what they feed (outboxes, watchers, hooks).
   mutable absl::Mutex commit_mu_ ABSL_ACQUIRED_BEFORE(mu_);
