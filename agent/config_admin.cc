@@ -60,7 +60,7 @@ absl::StatusOr<v1::ConfigQueryResponse> ConfigSync::QueryPeer(
   }
   auto stub = v1::PeerService::NewStub(it->second);
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  context.set_deadline(absl::ToChronoTime(clock_->WallNow() + absl::Seconds(5)));
   v1::ConfigQueryResponse response;
   grpc::Status s = stub->QueryConfig(&context, request, &response);
   if (!s.ok()) {

@@ -41,6 +41,7 @@ ConfigSync::~ConfigSync() { Stop(); }
 
 absl::Status ConfigSync::Start() {
   ConfigStore::Options options;
+  options.clock = clock_;
   absl::StatusOr<std::unique_ptr<ConfigStore>> store = ConfigStore::Open(store_file_, options);
   if (!store.ok()) {
     return absl::Status(store.status().code(),

@@ -171,10 +171,9 @@ ConfigStore::~ConfigStore() {
 
 absl::StatusOr<std::unique_ptr<ConfigStore>> ConfigStore::Open(const std::string& file,
                                                                Options options) {
-  if (!options.now_unix_ms) {
-    // The system clock is the documented default (see Options); callers
-    // that need a fake pass their own.
-    options.now_unix_ms = [] { return absl::ToUnixMillis(absl::Now()); };
+  if (options.clock == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config store ", file, ": no clock given (ConfigStore::Options::clock)"));
   }
   sqlite3* db = nullptr;
   // NOMUTEX: every use of the connection is under mu_.
@@ -443,7 +442,7 @@ absl::StatusOr<ConfigCommitResult> ConfigStore::Apply(const std::vector<ConfigCh
   if (plan.empty()) return result;
 
   const uint64_t revision = revision_ + 1;
-  absl::Status status = WriteLocked(plan, revision, options_.now_unix_ms());
+  absl::Status status = WriteLocked(plan, revision, absl::ToUnixMillis(options_.clock->WallNow()));
   if (!status.ok()) return status;
 
   // Committed and synced: bring the memory up to date. Root sums first,

@@ -34,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "agent/clock.h"
 #include "sync/config_path.h"
 
 struct sqlite3;
@@ -93,9 +94,9 @@ class ConfigStore {
     // Called under the store's lock after each commit that changed
     // something, in revision order. Must not call back into the store.
     std::function<void(const ConfigCommitResult&)> on_commit;
-    // Wall clock for history timestamps (unix ms); defaults to the system
-    // clock.
-    std::function<int64_t()> now_unix_ms;
+    // Wall-clock source for history timestamps (Clock::WallNow). Required;
+    // outlives the store.
+    Clock* clock = nullptr;
   };
 
   // Opens or creates the database file (its directory must exist). Errors

@@ -27,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "test/fake_clock.h"
 
 namespace cloudha {
 namespace {
@@ -48,7 +49,16 @@ ConfigChange Put(std::string path, std::string value) {
 }
 ConfigChange Del(std::string path) { return ConfigChange{std::move(path), std::nullopt}; }
 
-std::unique_ptr<ConfigStore> MustOpen(const std::string& file, ConfigStore::Options options = {}) {
+// Options with a clock (the store takes wall time from it for history).
+ConfigStore::Options Opts() {
+  static FakeClock* clock = new FakeClock;
+  ConfigStore::Options options;
+  options.clock = clock;
+  return options;
+}
+
+std::unique_ptr<ConfigStore> MustOpen(const std::string& file,
+                                      ConfigStore::Options options = Opts()) {
   absl::StatusOr<std::unique_ptr<ConfigStore>> store = ConfigStore::Open(file, std::move(options));
   EXPECT_TRUE(store.ok()) << store.status();
   if (!store.ok()) return nullptr;
@@ -141,7 +151,7 @@ TEST_F(ConfigStoreTest, PutGetDeleteAndListSubtrees) {
 
 TEST_F(ConfigStoreTest, RevisionsAdvanceOnlyOnRealChanges) {
   std::vector<ConfigCommitResult> commits;
-  ConfigStore::Options options;
+  ConfigStore::Options options = Opts();
   options.on_commit = [&](const ConfigCommitResult& r) { commits.push_back(r); };
   std::unique_ptr<ConfigStore> store = MustOpen(file_, options);
   ASSERT_NE(store, nullptr);
@@ -211,9 +221,10 @@ TEST_F(ConfigStoreTest, ValuesAreKeptByteForByte) {
 }
 
 TEST_F(ConfigStoreTest, HistoryKeepsTheNewestThousandChanges) {
-  int64_t now = 1700000000000;
-  ConfigStore::Options options;
-  options.now_unix_ms = [&] { return now; };
+  FakeClock clock;
+  ConfigStore::Options options = Opts();
+  options.clock = &clock;
+  int64_t now = absl::ToUnixMillis(clock.WallNow());
   {
     std::unique_ptr<ConfigStore> store = MustOpen(file_, options);
     ASSERT_NE(store, nullptr);
@@ -224,6 +235,7 @@ TEST_F(ConfigStoreTest, HistoryKeepsTheNewestThousandChanges) {
       for (int i = 0; i < 600; ++i)
         changes.push_back(Put(absl::StrCat("p.", i), absl::StrCat(commit)));
       ASSERT_TRUE(store->Apply(changes).ok());
+      clock.Advance(absl::Seconds(1));
       now += 1000;
     }
     ASSERT_TRUE(store->Apply({Del("p.0")}).ok());
@@ -449,7 +461,7 @@ TEST_F(ConfigStoreTest, RootChecksumsStayRightForManyExclusionSets) {
 
 TEST_F(ConfigStoreTest, ConcurrentWritersAndReadersSeeCommitsInOrder) {
   std::vector<uint64_t> revisions;  // on_commit runs under the store's lock
-  ConfigStore::Options options;
+  ConfigStore::Options options = Opts();
   options.on_commit = [&](const ConfigCommitResult& r) { revisions.push_back(r.revision); };
   std::unique_ptr<ConfigStore> store = MustOpen(file_, options);
   ASSERT_NE(store, nullptr);
@@ -528,7 +540,7 @@ TEST_F(ConfigStoreTest, SecondOpenOfTheSameFileFailsClearly) {
   std::unique_ptr<ConfigStore> first = MustOpen(file_);
   ASSERT_NE(first, nullptr);
   ASSERT_TRUE(first->Apply({Put("a", "1")}).ok());
-  absl::StatusOr<std::unique_ptr<ConfigStore>> second = ConfigStore::Open(file_, {});
+  absl::StatusOr<std::unique_ptr<ConfigStore>> second = ConfigStore::Open(file_, Opts());
   ASSERT_FALSE(second.ok());
   EXPECT_TRUE(absl::IsFailedPrecondition(second.status())) << second.status();
   EXPECT_THAT(second.status().message(), HasSubstr(file_));
@@ -546,7 +558,7 @@ TEST_F(ConfigStoreTest, RefusesWhatIsNotAHealthyStore) {
   {
     std::string garbage = dir + "/garbage.db";
     std::ofstream(garbage) << "this is not a database\n" << std::string(5000, 'x');
-    absl::StatusOr<std::unique_ptr<ConfigStore>> store = ConfigStore::Open(garbage, {});
+    absl::StatusOr<std::unique_ptr<ConfigStore>> store = ConfigStore::Open(garbage, Opts());
     ASSERT_FALSE(store.ok());
     EXPECT_TRUE(absl::IsDataLoss(store.status())) << store.status();
     EXPECT_THAT(store.status().message(), HasSubstr(garbage));
@@ -555,7 +567,7 @@ TEST_F(ConfigStoreTest, RefusesWhatIsNotAHealthyStore) {
   }
   {
     std::string missing = dir + "/no/such/dir/config.db";
-    absl::StatusOr<std::unique_ptr<ConfigStore>> store = ConfigStore::Open(missing, {});
+    absl::StatusOr<std::unique_ptr<ConfigStore>> store = ConfigStore::Open(missing, Opts());
     ASSERT_FALSE(store.ok());
     EXPECT_TRUE(absl::IsFailedPrecondition(store.status())) << store.status();
     EXPECT_THAT(store.status().message(), HasSubstr(missing));
@@ -572,7 +584,7 @@ TEST_F(ConfigStoreTest, RefusesWhatIsNotAHealthyStore) {
     std::string newer = dir + "/newer.db";
     ASSERT_NE(MustOpen(newer), nullptr);
     raw_sql(newer, "PRAGMA user_version = 99");
-    absl::StatusOr<std::unique_ptr<ConfigStore>> store = ConfigStore::Open(newer, {});
+    absl::StatusOr<std::unique_ptr<ConfigStore>> store = ConfigStore::Open(newer, Opts());
     ASSERT_FALSE(store.ok());
     EXPECT_TRUE(absl::IsFailedPrecondition(store.status())) << store.status();
     EXPECT_THAT(store.status().message(), HasSubstr("schema version 99"));
@@ -581,7 +593,7 @@ TEST_F(ConfigStoreTest, RefusesWhatIsNotAHealthyStore) {
   {
     std::string foreign = dir + "/foreign.db";
     raw_sql(foreign, "CREATE TABLE t(x)");
-    absl::StatusOr<std::unique_ptr<ConfigStore>> store = ConfigStore::Open(foreign, {});
+    absl::StatusOr<std::unique_ptr<ConfigStore>> store = ConfigStore::Open(foreign, Opts());
     ASSERT_FALSE(store.ok());
     EXPECT_THAT(store.status().message(), HasSubstr("not a config store"));
   }
@@ -606,7 +618,7 @@ TEST_F(ConfigStoreTest, RefusesWhatIsNotAHealthyStore) {
       ASSERT_EQ(pwrite(fd, junk.data(), junk.size(), page * 4096), 4096);
     }
     close(fd);
-    absl::StatusOr<std::unique_ptr<ConfigStore>> store = ConfigStore::Open(corrupt, {});
+    absl::StatusOr<std::unique_ptr<ConfigStore>> store = ConfigStore::Open(corrupt, Opts());
     ASSERT_FALSE(store.ok());
     EXPECT_TRUE(absl::IsDataLoss(store.status())) << store.status();
     EXPECT_THAT(store.status().message(), HasSubstr("is corrupt"));
@@ -673,7 +685,7 @@ constexpr int kBatchKeys = 200;
 // every third write also sets "batch.0..199" = "<n>-bbb..." in the same
 // commit. Never returns.
 [[noreturn]] void RunWriter(const std::string& file, uint64_t first, int ack_fd) {
-  absl::StatusOr<std::unique_ptr<ConfigStore>> store = ConfigStore::Open(file, {});
+  absl::StatusOr<std::unique_ptr<ConfigStore>> store = ConfigStore::Open(file, Opts());
   if (!store.ok()) _exit(2);
   for (uint64_t n = first;; ++n) {
     std::vector<ConfigChange> changes = {Put(absl::StrCat("k.", n % kCrashKeys), absl::StrCat(n))};
@@ -927,7 +939,7 @@ TEST(ConfigStoreFullDiskTest, FileSizeLimitFailsTheWriteAndKeepsTheStore) {
   }
   // The limit applies to the child alone, not to this process's logs.
   ChildResult child = RunChild([&](int fd) {
-    absl::StatusOr<std::unique_ptr<ConfigStore>> store = ConfigStore::Open(file, {});
+    absl::StatusOr<std::unique_ptr<ConfigStore>> store = ConfigStore::Open(file, Opts());
     if (!store.ok()) ChildFail(fd, store.status().ToString());
     rlim_t limit = static_cast<rlim_t>(FileSize(file) + FileSize(file + "-wal") + (64 << 10));
     struct rlimit rl;
@@ -962,14 +974,14 @@ TEST(ConfigStoreFullDiskTest, FullTmpfsFailsTheWriteAndKeepsTheStore) {
     }
     const std::string file = dir + "/config.db";
     {
-      absl::StatusOr<std::unique_ptr<ConfigStore>> store = ConfigStore::Open(file, {});
+      absl::StatusOr<std::unique_ptr<ConfigStore>> store = ConfigStore::Open(file, Opts());
       if (!store.ok()) ChildFail(fd, store.status().ToString());
       absl::StatusOr<ConfigCommitResult> r = (*store)->Apply(EarlyChanges());
       if (!r.ok()) ChildFail(fd, r.status().ToString());
       FillAndCheck(**store, fd);
     }
     // Reopened on the still nearly full disk.
-    absl::StatusOr<std::unique_ptr<ConfigStore>> store = ConfigStore::Open(file, {});
+    absl::StatusOr<std::unique_ptr<ConfigStore>> store = ConfigStore::Open(file, Opts());
     if (!store.ok()) ChildFail(fd, absl::StrCat("reopening: ", store.status().ToString()));
     if ((*store)->revision() != 2 || (*store)->size() != static_cast<size_t>(kEarlyKeys + 1) ||
         !(*store)->List("huge").empty() || !(*store)->Get("early.99").has_value()) {
