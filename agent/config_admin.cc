@@ -118,13 +118,12 @@ grpc::Status ConfigSync::Put(const v1::PutConfigRequest& request,
     // What replace deletes is of the kind the request writes: synced paths
     // on a primary (its zone-local values stay), unless the request writes
     // only zone-local paths; zone-local paths on a secondary.
-    ExclusionSet local = own_;
+    ExclusionSet local;
     bool primary = false;
     {
       absl::MutexLock lock(&mu_);
       primary = desired_.role == v1::PRIMARY;
-      auto eff = effective_.find(desired_.primary);
-      if (!primary && eff != effective_.end()) local = local.Union(eff->second.second);
+      local = ZoneLocalLocked();
     }
     bool all_local = !written.empty() && std::all_of(written.begin(), written.end(),
                                                       [&](const std::string& p) {

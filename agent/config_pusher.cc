@@ -10,12 +10,11 @@ namespace cloudha {
 using namespace config_sync;  // NOLINT: this file is part of config sync
 
 ConfigPusher::ConfigPusher(ConfigSync* sync, std::string peer, uint64_t epoch,
-                           std::shared_ptr<grpc::Channel> channel, Clock* clock)
+                           std::shared_ptr<grpc::Channel> channel)
     : sync_(sync),
       peer_(std::move(peer)),
       epoch_(epoch),
-      stub_(v1::PeerService::NewStub(channel)),
-      clock_(clock) {
+      stub_(v1::PeerService::NewStub(channel)) {
   thread_ = std::thread([this] { Run(); });
 }
 

@@ -19,7 +19,6 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "agent/clock.h"
 #include "agent/config_sync_common.h"
 #include "cloudha/v1/peer.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
@@ -70,7 +69,7 @@ class ConfigPusher {
  public:
   // Starts its thread at once; `sync` outlives it.
   ConfigPusher(ConfigSync* sync, std::string peer, uint64_t epoch,
-               std::shared_ptr<grpc::Channel> channel, Clock* clock);
+               std::shared_ptr<grpc::Channel> channel);
   // Cancels the stream and joins the thread.
   ~ConfigPusher();
   ConfigPusher(const ConfigPusher&) = delete;
@@ -101,7 +100,6 @@ class ConfigPusher {
   const std::string peer_;
   const uint64_t epoch_;
   std::unique_ptr<v1::PeerService::Stub> stub_;
-  Clock* const clock_;
   std::shared_ptr<ConfigOutbox> outbox_;
   // Checksum requests in flight (one level at a time) and their prefixes.
   int outstanding_ = 0;

@@ -235,7 +235,6 @@ absl::StatusOr<std::optional<v1::ConfigSyncMessage>> ConfigSync::ApplyFromPrimar
             absl::StrCat("the config stream from ", f->peer, " was superseded"));
       }
       synced_with_ = f->peer;
-      synced_epoch_ = f->epoch;
       primary_revision_ = p.revision();
       ++resyncs_;
       last_resync_ms_ = ms;

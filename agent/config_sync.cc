@@ -21,9 +21,8 @@ using namespace config_sync;  // NOLINT: this file is part of config sync
 ConfigSync::ConfigSync(const v1::AgentConfig& config, const TlsMaterial& tls, Clock* clock,
                        NoteFn note)
     : config_(config),
-      store_file_(config.config_sync().store_file().empty()
-                      ? absl::StrCat(config.state_dir(), "/config.db")
-                      : config.config_sync().store_file()),
+      // LoadAgentConfig filled the default (<state_dir>/config.db).
+      store_file_(config.config_sync().store_file()),
       clock_(clock),
       note_(std::move(note)),
       credentials_(PeerChannelCredentials(tls)) {
@@ -281,8 +280,8 @@ void ConfigSync::Reconcile(const Desired& desired) {
       }
       for (const ConfigPeerView& peer : desired.live) {
         if (pushers_.count(peer.id) != 0 || channels_.count(peer.id) == 0) continue;
-        pushers_[peer.id] = std::make_unique<ConfigPusher>(this, peer.id, desired.epoch,
-                                                           channels_[peer.id], clock_);
+        pushers_[peer.id] =
+            std::make_unique<ConfigPusher>(this, peer.id, desired.epoch, channels_[peer.id]);
         started.push_back(peer.id);
       }
     }
@@ -299,28 +298,29 @@ absl::Status ConfigSync::CheckSender(const std::string& peer, uint64_t epoch) co
                                 "config");
 }
 
+ExclusionSet ConfigSync::ZoneLocalLocked() const {
+  auto eff = effective_.find(desired_.primary);
+  if (desired_.role == v1::PRIMARY || eff == effective_.end()) return own_;
+  return eff->second.second;  // the union of both lists
+}
+
 absl::Status ConfigSync::CheckWritable(const std::vector<ConfigChange>& changes) const {
   // The state under mu_, the path checks outside it: hellos need mu_, and
   // an import checks thousands of paths.
   v1::Role role;
   std::string primary;
   bool handing_over = false;
-  std::optional<ExclusionSet> with_primary;
+  ExclusionSet zone_local;
   {
     absl::MutexLock lock(&mu_);
     if (closed_) return absl::UnavailableError("the agent is stopping; nothing was written");
     role = desired_.role;
     primary = desired_.primary;
     handing_over = handing_over_;
-    // Zone-local paths: this node's own list, and on a secondary also what
-    // its primary leaves out (neither side syncs those, so only here can
-    // they be written).
-    auto eff = effective_.find(primary);
-    if (role != v1::PRIMARY && eff != effective_.end()) with_primary = eff->second.second;
+    zone_local = ZoneLocalLocked();
   }
   for (const ConfigChange& c : changes) {
-    if (own_.Excludes(c.path)) continue;
-    if (with_primary.has_value() && with_primary->Excludes(c.path)) continue;
+    if (zone_local.Excludes(c.path)) continue;
     if (role == v1::PRIMARY) {
       if (!handing_over) continue;
       return absl::UnavailableError(absl::StrCat(

@@ -189,6 +189,10 @@ class ConfigSync {
   void AfterCommitLocked(const ConfigCommitResult& result)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(commit_mu_);
 
+  // The zone-local paths this node may write whatever its role: its own
+  // exclusions, and on a secondary also those its primary leaves out
+  // (neither side syncs them, so only here can they be written).
+  ExclusionSet ZoneLocalLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether local writes to these paths are allowed on this node now.
   absl::Status CheckWritable(const std::vector<ConfigChange>& changes) const;
   absl::Status CheckSender(const std::string& peer, uint64_t epoch) const;
@@ -245,9 +249,8 @@ class ConfigSync {
   // Union with each peer's list, and the digest of the peer's own list it
   // was made from.
   std::map<std::string, std::pair<std::string, ExclusionSet>> effective_ ABSL_GUARDED_BY(mu_);
-  // The primary this node's content matches (id, epoch); "" when none.
+  // The primary whose content this node verifiably holds; "" when none.
   std::string synced_with_ ABSL_GUARDED_BY(mu_);
-  uint64_t synced_epoch_ ABSL_GUARDED_BY(mu_) = 0;
   // The replica stream being served, for cancelling on drift.
   grpc::ServerContext* follow_context_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::string following_ ABSL_GUARDED_BY(mu_);

@@ -8,16 +8,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/log.h"
+#include "agent/sync_channel.h"
 #include "crypto/tls_material.h"
 
 namespace cloudha {
-namespace {
-
-absl::Status FromGrpc(const grpc::Status& s) {
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-}
-
-}  // namespace
 
 HelloPath::HelloPath(HelloPathOptions options, std::shared_ptr<grpc::Channel> channel,
                      const LocalNode* local, const PeerVerifier* verifier,
@@ -189,7 +183,7 @@ absl::Status HelloPath::RunStream(bool* had_reply) {
   if (!refused.ok()) return refused;
   if (!silence.ok()) return silence;
   if (finished.ok()) return absl::UnavailableError("the peer ended the stream");
-  return FromGrpc(finished);
+  return FromGrpcStatus(finished);
 }
 
 }  // namespace cloudha
