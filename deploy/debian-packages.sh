@@ -3,19 +3,17 @@
 # that installs the missing ones. Sourced by run.sh and test.sh; quiet when
 # nothing is missing.
 
-CLOUDHA_PACKAGES=(
-  # toolchain and build
-  g++ pkg-config bazel-bootstrap bazel-platforms
-  protobuf-compiler protobuf-compiler-grpc grpc-proto
-  # libraries
-  libgrpc++-dev libprotobuf-dev libabsl-dev libssl-dev
-  libspdlog-dev libfmt-dev libcli11-dev libnetfilter-conntrack-dev libsqlite3-dev
-  # tests
-  libgtest-dev libgmock-dev iproute2 conntrack
-)
+# The list itself is deploy/debian-packages.txt, which the Bazel build reads
+# too (third_party/system_libs.bzl): the first word of each line is a package.
+mapfile -t CLOUDHA_PACKAGES < <(
+  awk '!/^[[:space:]]*(#|$)/ { print $1 }' "$(dirname "${BASH_SOURCE[0]}")/debian-packages.txt")
 
 cloudha_missing_packages() {
   local pkg status
+  if [[ ${#CLOUDHA_PACKAGES[@]} -eq 0 ]]; then
+    echo "deploy/debian-packages.txt names no package (is it missing?)" >&2
+    return 1
+  fi
   for pkg in "${CLOUDHA_PACKAGES[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
     [[ "$status" == "install ok installed" ]] || printf '%s\n' "$pkg"
@@ -23,8 +21,9 @@ cloudha_missing_packages() {
 }
 
 cloudha_install_packages() {
-  local missing
-  mapfile -t missing < <(cloudha_missing_packages)
+  local missing list
+  list=$(cloudha_missing_packages) || return 1
+  mapfile -t missing < <(printf '%s' "$list" | sed '/^$/d')
   [[ ${#missing[@]} -eq 0 ]] && return 0
   local sudo=()
   if [[ $(id -u) -ne 0 ]]; then

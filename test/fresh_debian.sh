@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Proves the README's two commands where nothing is preinstalled: builds a
+# minimal Debian 12 root (debootstrap --variant=minbase) from the Debian
+# mirror this machine's apt is configured with, copies the committed tree
+# (git HEAD) into it, and runs, as root inside it:
+#   ./test.sh              must end "tests: N passed, 0 failed" and exit 0;
+#   ./run.sh --for 20      must exit 0, show the handover and the failover,
+#                          and install nothing (test.sh installed it all);
+#   the README's quick start, followed literally as far as one machine can.
+# On a failure it prints the tail of the log and exits 1.
+#
+# Usage (as root): test/fresh_debian.sh [--keep] [--log FILE]
+#   --keep      keep the root (its path is printed) instead of deleting it
+#   --log FILE  the whole log (default: CACHE/last.log)
+#
+# Cache, CLOUDHA_FRESH_CACHE (default /var/cache/cloudha/fresh-debian):
+#   - the minbase root exactly as debootstrap made it, one per state of the
+#     mirror (named by the hash of its InRelease file): it holds only what
+#     debootstrap installs, so it can never hide a package cloudha forgot;
+#   - the .deb files apt downloaded, bind-mounted as apt's archive cache:
+#     apt still installs only the packages test.sh asks for.
+# Every mount is made in a mount namespace of its own and every process in a
+# PID namespace of its own, so both are gone when a step ends, however it ends.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+suite=bookworm
+cache=${CLOUDHA_FRESH_CACHE:-/var/cache/cloudha/fresh-debian}
+keep=0
+log=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --keep) keep=1; shift ;;
+    --log) [[ $# -ge 2 ]] || { echo "usage: $0 [--keep] [--log FILE]" >&2; exit 1; }
+      log=$2; shift 2 ;;
+    *) echo "usage: $0 [--keep] [--log FILE]" >&2; exit 1 ;;
+  esac
+done
+
+say() { printf 'fresh-debian: %s\n' "$*"; }
+die() { say "$*" >&2; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || die "needs root (debootstrap, chroot and mounts)"
+for cmd in unshare chroot git tar; do
+  command -v "$cmd" >/dev/null || die "needs $cmd"
+done
+mkdir -p "$cache/archives/partial"
+log=${log:-$cache/last.log}
+: >"$log"
+
+if ! command -v debootstrap >/dev/null || ! command -v wget >/dev/null; then
+  say "installing debootstrap on this machine"
+  { apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      debootstrap wget; } >>"$log" 2>&1 || { tail -n 30 "$log" >&2; die "cannot install debootstrap"; }
+fi
+
+# Debian's own sources as this machine's apt has them (others, such as a
+# vendor's repository, are left out: a user's fresh machine lacks them).
+debian_sources() {
+  # shellcheck disable=SC2016  # apt-get expands $(FIELD) itself
+  apt-get indextargets --format '$(TARGET_OF) $(ORIGIN) $(REPO_URI) $(RELEASE) $(COMPONENT)' |
+    awk '$1 == "deb" && $2 == "Debian" { print "deb " $3 " " $4 " " $5 }' | sort -u
+}
+sources=$(debian_sources)
+if [[ -z "$sources" ]]; then
+  apt-get update -qq >>"$log" 2>&1 || true
+  sources=$(debian_sources)
+fi
+mirror=$(awk -v s="$suite" '$3 == s { print $2; exit }' <<<"$sources")
+[[ -n "$mirror" ]] || die "this machine's apt has no Debian $suite source (see /etc/apt/sources.list*)"
+arch=$(dpkg --print-architecture)
+
+# The minbase root, made once per state of the mirror.
+release_hash=$(wget -qO- "${mirror%/}/dists/$suite/InRelease" | sha256sum | cut -c1-16) ||
+  die "cannot read ${mirror%/}/dists/$suite/InRelease"
+[[ "$release_hash" != "e3b0c44298fc1c14" ]] || die "${mirror%/}/dists/$suite/InRelease is empty or unreachable"
+base="$cache/minbase-$suite-$arch-$release_hash.tar"
+started=$SECONDS
+if [[ ! -f "$base" ]]; then
+  say "debootstrap --variant=minbase $suite from $mirror"
+  staging=$(mktemp -d "$cache/debootstrap.XXXXXX")
+  # In a mount namespace of its own: whatever debootstrap mounts in the new
+  # root is gone when it exits, so the folder can be removed safely.
+  if ! unshare --mount --propagation private \
+      debootstrap --variant=minbase --arch="$arch" "$suite" "$staging/root" "$mirror" >>"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    rm -rf --one-file-system "$staging"
+    die "debootstrap failed (whole log: $log)"
+  fi
+  tar -C "$staging/root" -cf "$base.part" . && mv "$base.part" "$base"
+  rm -rf --one-file-system "$staging"
+  find "$cache" -maxdepth 1 -name "minbase-$suite-$arch-*.tar" ! -path "$base" -delete
+  say "minbase root made in $((SECONDS - started)) s"
+else
+  say "minbase root of $suite as the mirror has it now (cached, untouched since debootstrap)"
+fi
+
+work=$(mktemp -d /var/tmp/cloudha-fresh.XXXXXX)
+root="$work/root"
+cleanup() {
+  # Steps mount only inside their own namespaces; this is a last guard
+  # before deleting, never to remove files through a mount.
+  if grep -q " $work/" /proc/self/mounts; then
+    grep " $work/" /proc/self/mounts | awk '{ print $2 }' | sort -r | xargs -r -n1 umount -l || true
+  fi
+  if [[ $keep -eq 1 ]]; then
+    say "kept the root: $root"
+  else
+    rm -rf --one-file-system "$work"
+  fi
+}
+trap cleanup EXIT
+
+mkdir -p "$root"
+tar -C "$root" -xf "$base"
+if ! git -C "$repo" diff --quiet HEAD -- 2>/dev/null; then
+  say "note: uncommitted changes are not copied; this tests the committed tree (HEAD)"
+fi
+mkdir -p "$root/root/cloudha"
+git -C "$repo" archive --format=tar HEAD | tar -C "$root/root/cloudha" -xf -
+say "copied $(git -C "$repo" rev-parse --short HEAD) into a fresh root"
+printf '%s\n' "$sources" >"$root/etc/apt/sources.list"
+apt-config dump | grep -E '^Acquire::(Check-Valid-Until|Check-Date|(http|https|ftp)::Proxy) ' \
+  >"$root/etc/apt/apt.conf.d/99host-mirror" || true
+cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+cp /etc/hosts "$root/etc/hosts"
+
+# Runs a shell command as root inside the fresh root, in new mount and PID
+# namespaces; its output goes to the log and to FILE.
+in_root() {  # FILE COMMAND
+  local out=$1 command=$2
+  # shellcheck disable=SC2016  # expanded by the inner shell
+  unshare --mount --pid --fork --propagation private /bin/bash -euo pipefail -c '
+    root=$1 archives=$2 command=$3
+    mount -t proc proc "$root/proc"
+    mount -t sysfs sysfs "$root/sys"
+    mount --rbind /dev "$root/dev"
+    mount -t tmpfs -o mode=0755 tmpfs "$root/run"
+    mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
+    mount --bind "$archives" "$root/var/cache/apt/archives"
+    exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
+      PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+      /bin/bash -c "cd /root/cloudha && $command"
+  ' in_root "$root" "$cache/archives" "$command" 2>&1 | tee -a "$log" >"$out"
+}
+
+fail_step() {  # WHAT OUTPUT_FILE
+  echo "----- last 60 lines of $1 -----" >&2
+  tail -n 60 "$2" >&2
+  echo "----- (whole log: $log) -----" >&2
+  die "$1 failed on a fresh Debian $suite"
+}
+
+started=$SECONDS
+say "./test.sh (installs the packages, builds from nothing, runs every test)"
+rc=0
+in_root "$work/test.out" "./test.sh" || rc=$?
+summary=$(grep -E '^tests: [0-9]+ passed, [0-9]+ failed' "$work/test.out" | tail -n 1 || true)
+say "./test.sh: ${summary:-no summary line}, exit $rc, $((SECONDS - started)) s"
+[[ $rc -eq 0 && -n "$summary" ]] || fail_step "./test.sh" "$work/test.out"
+
+started=$SECONDS
+say "./run.sh --for 20"
+rc=0
+in_root "$work/run.out" "./run.sh --for 20" || rc=$?
+say "./run.sh --for 20: exit $rc, $((SECONDS - started)) s"
+[[ $rc -eq 0 ]] || fail_step "./run.sh --for 20" "$work/run.out"
+for shown in "cloudha failover on the primary" "kill -9 the primary" "restarting" "role PRIMARY" \
+    "config set on the primary" "apply hook"; do
+  grep -q -- "$shown" "$work/run.out" || fail_step "./run.sh --for 20 (it never showed \"$shown\")" "$work/run.out"
+done
+if grep -q '^installing' "$work/run.out"; then
+  fail_step "./run.sh after ./test.sh (it installed packages: test.sh and run.sh must need the same)" "$work/run.out"
+fi
+
+started=$SECONDS
+say "the README's quick start (test/readme_quickstart.sh)"
+rc=0
+in_root "$work/quickstart.out" "test/readme_quickstart.sh" || rc=$?
+say "quick start: exit $rc, $((SECONDS - started)) s"
+[[ $rc -eq 0 ]] || fail_step "the README's quick start" "$work/quickstart.out"
+say "passed: ./test.sh, ./run.sh --for 20 and the quick start on a fresh Debian $suite"
