@@ -5,7 +5,9 @@
 # (git HEAD) into it, and runs, as root inside it:
 #   ./test.sh              must end "tests: N passed, 0 failed" and exit 0;
 #   ./run.sh --for 20      must exit 0, show the handover and the failover,
-#                          and install nothing (test.sh installed it all).
+#                          and install nothing (test.sh installed it all);
+#   the quick start's install commands in a second fresh root (a VM), then
+#                          the built binary there.
 # (./test.sh includes //test:readme_quickstart_test, the README's quick start
 # followed literally.)
 # On a failure it prints the tail of the log and exits 1.
@@ -113,24 +115,29 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$root"
-tar -C "$root" -xf "$base"
+# A fresh root: the minbase root with this machine's Debian sources, mirror
+# settings and name resolution (nothing else of this machine's).
+fresh_root() {  # ROOT
+  mkdir -p "$1"
+  tar -C "$1" -xf "$base"
+  printf '%s\n' "$sources" >"$1/etc/apt/sources.list"
+  apt-config dump | grep -E '^Acquire::(Check-Valid-Until|Check-Date|(http|https|ftp)::Proxy) ' \
+    >"$1/etc/apt/apt.conf.d/99host-mirror" || true
+  cp /etc/resolv.conf "$1/etc/resolv.conf" 2>/dev/null || true
+  cp /etc/hosts "$1/etc/hosts"
+}
+fresh_root "$root"
 if ! git -C "$repo" diff --quiet HEAD -- 2>/dev/null; then
   say "note: uncommitted changes are not copied; this tests the committed tree (HEAD)"
 fi
 mkdir -p "$root/root/cloudha"
 git -C "$repo" archive --format=tar HEAD | tar -C "$root/root/cloudha" -xf -
 say "copied $(git -C "$repo" rev-parse --short HEAD) into a fresh root"
-printf '%s\n' "$sources" >"$root/etc/apt/sources.list"
-apt-config dump | grep -E '^Acquire::(Check-Valid-Until|Check-Date|(http|https|ftp)::Proxy) ' \
-  >"$root/etc/apt/apt.conf.d/99host-mirror" || true
-cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
-cp /etc/hosts "$root/etc/hosts"
 
-# Runs a shell command as root inside the fresh root, in new mount and PID
+# Runs a shell command as root inside a fresh root, in new mount and PID
 # namespaces; its output goes to the log and to FILE.
-in_root() {  # FILE COMMAND
-  local out=$1 command=$2
+in_root() {  # ROOT FILE COMMAND
+  local root=$1 out=$2 command=$3
   # shellcheck disable=SC2016  # expanded by the inner shell
   unshare --mount --pid --fork --propagation private /bin/bash -euo pipefail -c '
     root=$1 archives=$2 command=$3
@@ -142,7 +149,7 @@ in_root() {  # FILE COMMAND
     mount --bind "$archives" "$root/var/cache/apt/archives"
     exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
       PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-      /bin/bash -c "cd /root/cloudha && $command"
+      /bin/bash -c "cd /root/cloudha 2>/dev/null || cd /root; $command"
   ' in_root "$root" "$cache/archives" "$command" 2>&1 | tee -a "$log" >"$out"
 }
 
@@ -156,7 +163,7 @@ fail_step() {  # WHAT OUTPUT_FILE
 started=$SECONDS
 say "./test.sh (installs the packages, builds from nothing, runs every test)"
 rc=0
-in_root "$work/test.out" "./test.sh" || rc=$?
+in_root "$root" "$work/test.out" "./test.sh" || rc=$?
 summary=$(grep -E '^tests: [0-9]+ passed, [0-9]+ failed' "$work/test.out" | tail -n 1 || true)
 say "./test.sh: ${summary:-no summary line}, exit $rc, $((SECONDS - started)) s"
 [[ $rc -eq 0 && -n "$summary" ]] || fail_step "./test.sh" "$work/test.out"
@@ -164,7 +171,7 @@ say "./test.sh: ${summary:-no summary line}, exit $rc, $((SECONDS - started)) s"
 started=$SECONDS
 say "./run.sh --for 20"
 rc=0
-in_root "$work/run.out" "./run.sh --for 20" || rc=$?
+in_root "$root" "$work/run.out" "./run.sh --for 20" || rc=$?
 say "./run.sh --for 20: exit $rc, $((SECONDS - started)) s"
 [[ $rc -eq 0 ]] || fail_step "./run.sh --for 20" "$work/run.out"
 for shown in "cloudha failover on the primary" "kill -9 the primary" "restarting" "role PRIMARY" \
@@ -175,4 +182,32 @@ if grep -q '^installing' "$work/run.out"; then
   fail_step "./run.sh after ./test.sh (it installed packages: test.sh and run.sh must need the same)" "$work/run.out"
 fi
 
-say "passed: ./test.sh and ./run.sh --for 20 on a fresh Debian $suite"
+# The README's quick start installs the binary on a VM with only the
+# libraries it names: run its commands in a second fresh root, then the
+# binary there (certificates through OpenSSL, a configuration check).
+started=$SECONDS
+vm="$work/vm"
+fresh_root "$vm"
+binary="$root$(readlink "$root/root/cloudha/bazel-bin")/agent/cli/cloudha"
+[[ -x "$binary" ]] || die "no binary at $binary after ./run.sh"
+cp "$binary" "$repo/deploy/systemd/cloudha.service" "$vm/root/"
+install_block=$(sed -n '/^## Quick start/,/^## /p' "$repo/README.md" |
+  awk '/^[[:space:]]*```/ { inside = !inside; next } inside && /apt-get install/, inside && /cloudha.service/ { sub(/^ +/, ""); print }')
+[[ "$install_block" == *"apt-get install"* ]] || die "the README's quick start shows no apt-get install for the VMs"
+say "the quick start's install on a fresh VM root: $(head -n 1 <<<"$install_block")"
+rc=0
+in_root "$vm" "$work/vm.out" "set -e; $install_block
+  cloudha --version >/dev/null 2>&1 || cloudha --help >/dev/null
+  cloudha certs init --cluster prod --nodes a,b --out /etc/cloudha/certs
+  cat >/etc/cloudha/agent.textproto <<'CONFIG'
+cluster { name: \"prod\" }
+node { id: \"a\" }
+listen: \"127.0.0.1:7801\"
+peers { id: \"b\" addresses: \"127.0.0.1:7802\" }
+tls { ca_file: \"certs/ca.crt\" cert_file: \"certs/a.crt\" key_file: \"certs/a.key\" }
+CONFIG
+  cloudha check-config /etc/cloudha/agent.textproto" || rc=$?
+say "the binary on a VM with the README's packages: exit $rc, $((SECONDS - started)) s"
+[[ $rc -eq 0 ]] || fail_step "the quick start's install on a fresh VM" "$work/vm.out"
+
+say "passed: ./test.sh, ./run.sh --for 20 and the quick start's install on a fresh Debian $suite"
