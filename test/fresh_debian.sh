@@ -141,6 +141,9 @@ in_root() {  # ROOT FILE COMMAND
   # shellcheck disable=SC2016  # expanded by the inner shell
   unshare --mount --pid --fork --propagation private /bin/bash -euo pipefail -c '
     root=$1 archives=$2 command=$3
+    # The root a mount point of its own, as / is on a machine (ip netns and
+    # unshare --propagation change the propagation of /, refused otherwise).
+    mount --bind "$root" "$root"
     mount -t proc proc "$root/proc"
     mount -t sysfs sysfs "$root/sys"
     mount --rbind /dev "$root/dev"
