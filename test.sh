@@ -28,18 +28,34 @@ while IFS= read -r label; do
     continue
   fi
   # One record per XML tag; a testcase fails on a <failure> or <error>
-  # inside it and is skipped when gtest says so.
-  read -r p f s < <(awk '
+  # inside it and is skipped when gtest says so (named on stderr, with why).
+  read -r p f s < <(awk -v label="$label" '
     BEGIN { RS = "<"; open = 0 }
-    function finish() { if (bad) failed++; else if (skip) skipped++; else passed++; open = 0 }
+    function finish() {
+      if (bad) failed++
+      else if (skip) { skipped++; printf "skipped: %s %s%s\n", label, name, why > "/dev/stderr" }
+      else passed++
+      open = 0
+    }
     /^testcase[ \t\r\n]/ {
       if (open) finish()
-      open = 1; bad = 0; skip = ($0 ~ /result="skipped"/)
+      open = 1; bad = 0; skip = ($0 ~ /result="skipped"/); why = ""
+      name = $0; sub(/^.*[ \t\r\n]name="/, "", name); sub(/".*/, "", name)
       if ($0 ~ /\/>[ \t\r\n]*$/) finish()
       next
     }
     /^(failure|error)[ \t\r\n>\/]/ { if (open) bad = 1; next }
-    /^skipped[ \t\r\n>\/]/ { if (open) skip = 1; next }
+    /^skipped[ \t\r\n>\/]/ {
+      if (!open) next
+      skip = 1
+      if (match($0, /message="[^"]*"/)) {
+        why = substr($0, RSTART + 9, RLENGTH - 10)
+        gsub(/&#x0A;|&#10;/, " ", why); gsub(/&quot;/, "\"", why); gsub(/&lt;/, "<", why)
+        gsub(/&gt;/, ">", why); gsub(/&amp;/, "\\&", why)
+        why = ": " why
+      }
+      next
+    }
     /^\/testcase>/ { if (open) finish(); next }
     END { if (open) finish(); printf "%d %d %d\n", passed, failed, skipped }
   ' "$xml")

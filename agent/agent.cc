@@ -14,8 +14,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/config.h"
-#include "agent/command_runner.h"
-#include "agent/log.h"
+#include "base/command_runner.h"
+#include "base/log.h"
 #include "grpc/grpc.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/generic/async_generic_service.h"

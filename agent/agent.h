@@ -20,7 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "agent/admin_service.h"
-#include "agent/clock.h"
+#include "base/clock.h"
 #include "agent/epoch_store.h"
 #include "agent/event_log.h"
 #include "agent/health_publisher.h"

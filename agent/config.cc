@@ -12,7 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "crypto/node_identity.h"
-#include "crypto/secure_file.h"
+#include "base/secure_file.h"
 #include "sync/config_path.h"
 #include "crypto/tls_material.h"
 #include "google/protobuf/io/tokenizer.h"

@@ -2,8 +2,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/config_sync.h"
-#include "agent/log.h"
-#include "agent/sync_channel.h"
+#include "agent/grpc_status.h"
+#include "base/log.h"
 
 namespace cloudha {
 

@@ -10,8 +10,8 @@
 #include "absl/strings/str_join.h"
 #include "agent/config_pusher.h"
 #include "agent/config_sync_common.h"
-#include "agent/log.h"
-#include "agent/sync_channel.h"
+#include "agent/grpc_status.h"
+#include "base/log.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 

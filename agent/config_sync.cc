@@ -10,9 +10,10 @@
 #include "absl/strings/str_join.h"
 #include "agent/config_pusher.h"
 #include "agent/config_sync_common.h"
-#include "agent/log.h"
+#include "agent/primary_stream_rule.h"
+#include "base/log.h"
 #include "agent/sync_channel.h"
-#include "agent/command_runner.h"
+#include "base/command_runner.h"
 
 namespace cloudha {
 

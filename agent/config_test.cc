@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "crypto/certificate_authority.h"
-#include "crypto/secure_file.h"
+#include "base/secure_file.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

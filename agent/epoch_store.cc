@@ -4,7 +4,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "crypto/secure_file.h"
+#include "base/secure_file.h"
 
 namespace cloudha {
 

@@ -6,7 +6,7 @@
 #include <csignal>
 #include <cstdlib>
 
-#include "crypto/secure_file.h"
+#include "base/secure_file.h"
 #include "gtest/gtest.h"
 
 namespace cloudha {

@@ -11,9 +11,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "agent/command_runner.h"
+#include "base/command_runner.h"
 #include "agent/config.h"
-#include "crypto/secure_file.h"
+#include "base/secure_file.h"
 
 namespace cloudha {
 

@@ -7,8 +7,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "agent/log.h"
-#include "agent/sync_channel.h"
+#include "agent/grpc_status.h"
+#include "base/log.h"
 #include "crypto/tls_material.h"
 
 namespace cloudha {

@@ -17,7 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "agent/clock.h"
+#include "base/clock.h"
 #include "agent/local_node.h"
 #include "agent/membership.h"
 #include "agent/peer_verifier.h"

@@ -15,8 +15,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "agent/clock.h"
-#include "agent/command_runner.h"
+#include "base/clock.h"
+#include "base/command_runner.h"
 #include "cloudha/v1/config.pb.h"
 
 namespace cloudha {

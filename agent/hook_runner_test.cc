@@ -4,7 +4,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
-#include "test/fake_clock.h"
+#include "base/fake_clock.h"
 
 namespace cloudha {
 namespace {

@@ -16,7 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "agent/clock.h"
+#include "base/clock.h"
 #include "cloudha/v1/admin.pb.h"
 #include "cloudha/v1/config.pb.h"
 

@@ -10,7 +10,7 @@
 #include "agent/health_checks.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "test/fake_clock.h"
+#include "base/fake_clock.h"
 
 namespace cloudha {
 namespace {

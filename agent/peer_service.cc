@@ -1,7 +1,8 @@
 #include "agent/peer_service.h"
 
 #include "absl/strings/str_cat.h"
-#include "agent/log.h"
+#include "agent/grpc_status.h"
+#include "base/log.h"
 #include "crypto/tls_material.h"
 
 namespace cloudha {

@@ -11,13 +11,12 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
-#include "agent/clock.h"
+#include "base/clock.h"
 #include "agent/config_sync.h"
 #include "agent/local_node.h"
 #include "agent/membership.h"
 #include "agent/peer_verifier.h"
 #include "agent/session_sync.h"
-#include "agent/sync_channel.h"
 #include "cloudha/v1/peer.grpc.pb.h"
 
 namespace cloudha {

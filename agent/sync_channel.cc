@@ -27,33 +27,4 @@ std::shared_ptr<grpc::Channel> CreateSyncChannel(
   return grpc::CreateCustomChannel(peer.sync_address(), credentials, args);
 }
 
-absl::Status CheckStreamFromPrimary(v1::Role role, uint64_t known_epoch,
-                                    const std::string& following, const std::string& peer,
-                                    uint64_t epoch, absl::string_view what) {
-  if (role == v1::PRIMARY) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("this node is primary; it does not take ", what, " from ", peer));
-  }
-  if (epoch < known_epoch) {
-    return absl::FailedPreconditionError(absl::StrCat(peer, " streams ", what, " at epoch ",
-                                                      epoch, ", but this node knows epoch ",
-                                                      known_epoch));
-  }
-  if (!following.empty() && following != peer && epoch <= known_epoch) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(peer, " is not the primary; this node follows ", following));
-  }
-  return absl::OkStatus();
-}
-
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
-}
-
-absl::Status FromGrpcStatus(const grpc::Status& status) {
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      status.error_message());
-}
-
 }  // namespace cloudha

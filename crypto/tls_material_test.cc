@@ -3,7 +3,7 @@
 #include <cstdlib>
 
 #include "crypto/certificate_authority.h"
-#include "crypto/secure_file.h"
+#include "base/secure_file.h"
 #include "gtest/gtest.h"
 
 namespace cloudha {

@@ -34,7 +34,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "agent/clock.h"
+#include "base/clock.h"
 #include "sync/config_path.h"
 
 struct sqlite3;

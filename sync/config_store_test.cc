@@ -27,7 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "test/fake_clock.h"
+#include "base/fake_clock.h"
 
 namespace cloudha {
 namespace {

@@ -31,7 +31,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "agent/clock.h"
+#include "base/clock.h"
 #include "sync/session_codec.h"
 #include "sync/session_record.h"
 

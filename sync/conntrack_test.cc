@@ -29,7 +29,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "test/fake_clock.h"
+#include "base/fake_clock.h"
 
 namespace cloudha {
 namespace {

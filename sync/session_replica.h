@@ -22,7 +22,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "agent/clock.h"
+#include "base/clock.h"
 #include "cloudha/v1/peer.pb.h"
 #include "sync/session_table.h"
 

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "sync/session_test_util.h"
-#include "test/fake_clock.h"
+#include "base/fake_clock.h"
 
 namespace cloudha {
 namespace {

@@ -22,7 +22,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "agent/clock.h"
+#include "base/clock.h"
 #include "cloudha/v1/admin.pb.h"
 #include "cloudha/v1/peer.grpc.pb.h"
 #include "grpcpp/grpcpp.h"

@@ -33,7 +33,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
-#include "agent/clock.h"
+#include "base/clock.h"
 #include "sync/change_log.h"
 #include "sync/session_codec.h"
 

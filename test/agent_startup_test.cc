@@ -10,7 +10,7 @@
 #include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "crypto/secure_file.h"
+#include "base/secure_file.h"
 #include "test/test_cluster.h"
 
 namespace cloudha {

@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "crypto/node_identity.h"
-#include "crypto/secure_file.h"
+#include "base/secure_file.h"
 #include "crypto/tls_material.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -16,7 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "cloudha/v1/peer.grpc.pb.h"
-#include "crypto/secure_file.h"
+#include "base/secure_file.h"
 #include "crypto/tls_material.h"
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"

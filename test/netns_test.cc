@@ -11,7 +11,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "crypto/secure_file.h"
+#include "base/secure_file.h"
 #include "test/config_client.h"
 #include "test/test_cluster.h"
 

@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cloudha/v1/peer.grpc.pb.h"
-#include "crypto/secure_file.h"
+#include "base/secure_file.h"
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"

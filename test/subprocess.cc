@@ -16,7 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "crypto/secure_file.h"
+#include "base/secure_file.h"
 
 extern char** environ;
 

@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "cloudha/v1/admin.grpc.pb.h"
-#include "crypto/secure_file.h"
+#include "base/secure_file.h"
 #include "grpcpp/create_channel.h"
 
 namespace cloudha {

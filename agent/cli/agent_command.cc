@@ -12,8 +12,8 @@
 #include "agent/agent.h"
 #include "agent/cli/check_config_command.h"
 #include "agent/config.h"
-#include "agent/log.h"
-#include "agent/real_clock.h"
+#include "base/log.h"
+#include "base/real_clock.h"
 
 namespace cloudha {
 namespace {

@@ -13,7 +13,7 @@
 #include "absl/time/clock.h"
 #include "crypto/certificate_authority.h"
 #include "crypto/node_identity.h"
-#include "crypto/secure_file.h"
+#include "base/secure_file.h"
 
 namespace cloudha {
 namespace {

@@ -17,7 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "agent/cli/config_json.h"
-#include "crypto/secure_file.h"
+#include "base/secure_file.h"
 #include "grpcpp/grpcpp.h"
 
 namespace cloudha {

@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "absl/time/time.h"
-#include "crypto/secure_file.h"
+#include "base/secure_file.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"

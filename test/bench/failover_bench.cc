@@ -24,7 +24,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "cloudha/v1/admin.grpc.pb.h"
-#include "crypto/secure_file.h"
+#include "base/secure_file.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "test/test_cluster.h"

@@ -1,7 +1,7 @@
 // Runs an executable (no shell) with a timeout, its environment and its
 // output captured: what exec monitors and hooks share.
-#ifndef CLOUDHA_AGENT_COMMAND_RUNNER_H_
-#define CLOUDHA_AGENT_COMMAND_RUNNER_H_
+#ifndef CLOUDHA_BASE_COMMAND_RUNNER_H_
+#define CLOUDHA_BASE_COMMAND_RUNNER_H_
 
 #include <map>
 #include <string>
@@ -41,4 +41,4 @@ CommandOutcome RunCommand(const std::vector<std::string>& argv,
 
 }  // namespace cloudha
 
-#endif  // CLOUDHA_AGENT_COMMAND_RUNNER_H_
+#endif  // CLOUDHA_BASE_COMMAND_RUNNER_H_

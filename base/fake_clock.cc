@@ -1,4 +1,4 @@
-#include "test/fake_clock.h"
+#include "base/fake_clock.h"
 
 namespace cloudha {
 

@@ -1,9 +1,9 @@
 // The system's clocks: CLOCK_MONOTONIC for Now(), CLOCK_REALTIME for
 // WallNow().
-#ifndef CLOUDHA_AGENT_REAL_CLOCK_H_
-#define CLOUDHA_AGENT_REAL_CLOCK_H_
+#ifndef CLOUDHA_BASE_REAL_CLOCK_H_
+#define CLOUDHA_BASE_REAL_CLOCK_H_
 
-#include "agent/clock.h"
+#include "base/clock.h"
 
 namespace cloudha {
 
@@ -17,4 +17,4 @@ class RealClock : public Clock {
 
 }  // namespace cloudha
 
-#endif  // CLOUDHA_AGENT_REAL_CLOCK_H_
+#endif  // CLOUDHA_BASE_REAL_CLOCK_H_

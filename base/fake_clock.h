@@ -1,10 +1,10 @@
 // A clock that moves only when a test says so.
-#ifndef CLOUDHA_TEST_FAKE_CLOCK_H_
-#define CLOUDHA_TEST_FAKE_CLOCK_H_
+#ifndef CLOUDHA_BASE_FAKE_CLOCK_H_
+#define CLOUDHA_BASE_FAKE_CLOCK_H_
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "agent/clock.h"
+#include "base/clock.h"
 
 namespace cloudha {
 
@@ -28,4 +28,4 @@ class FakeClock : public Clock {
 
 }  // namespace cloudha
 
-#endif  // CLOUDHA_TEST_FAKE_CLOCK_H_
+#endif  // CLOUDHA_BASE_FAKE_CLOCK_H_

@@ -1,8 +1,8 @@
 // The source of time for everything in the agent. Library code never reads
 // the system clock or sleeps on its own: it asks a Clock, so that tests can
-// drive time (test/fake_clock.h) and main() wires the real one.
-#ifndef CLOUDHA_AGENT_CLOCK_H_
-#define CLOUDHA_AGENT_CLOCK_H_
+// drive time (base/fake_clock.h) and main() wires the real one.
+#ifndef CLOUDHA_BASE_CLOCK_H_
+#define CLOUDHA_BASE_CLOCK_H_
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -28,4 +28,4 @@ class Clock {
 
 }  // namespace cloudha
 
-#endif  // CLOUDHA_AGENT_CLOCK_H_
+#endif  // CLOUDHA_BASE_CLOCK_H_

@@ -1,4 +1,4 @@
-#include "agent/real_clock.h"
+#include "base/real_clock.h"
 
 #include <chrono>
 

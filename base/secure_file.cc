@@ -1,4 +1,4 @@
-#include "crypto/secure_file.h"
+#include "base/secure_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

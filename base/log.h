@@ -5,8 +5,8 @@
 //   JSON: {"ts":"2026-11-22T10:00:00.123Z","level":"info","event":"peer_up","peer":"b","rtt_ms":"0.41"}
 //
 // Thread-safe: spdlog's logger is.
-#ifndef CLOUDHA_AGENT_LOG_H_
-#define CLOUDHA_AGENT_LOG_H_
+#ifndef CLOUDHA_BASE_LOG_H_
+#define CLOUDHA_BASE_LOG_H_
 
 #include <string>
 #include <utility>
@@ -42,4 +42,4 @@ std::string FormatEventForTest(LogFormat format, absl::string_view event,
 
 }  // namespace cloudha
 
-#endif  // CLOUDHA_AGENT_LOG_H_
+#endif  // CLOUDHA_BASE_LOG_H_

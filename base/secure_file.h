@@ -2,8 +2,8 @@
 // errors that name the file and the fix.
 //
 // Thread-safe: the functions keep no state.
-#ifndef CLOUDHA_CRYPTO_SECURE_FILE_H_
-#define CLOUDHA_CRYPTO_SECURE_FILE_H_
+#ifndef CLOUDHA_BASE_SECURE_FILE_H_
+#define CLOUDHA_BASE_SECURE_FILE_H_
 
 #include <string>
 
@@ -36,4 +36,4 @@ absl::Status WriteFileAtomically(absl::string_view path,
 
 }  // namespace cloudha
 
-#endif  // CLOUDHA_CRYPTO_SECURE_FILE_H_
+#endif  // CLOUDHA_BASE_SECURE_FILE_H_

@@ -1,4 +1,4 @@
-#include "agent/command_runner.h"
+#include "base/command_runner.h"
 
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
