@@ -1,106 +1,22 @@
 #include "agent/agent.h"
 
-#include <netdb.h>
 #include <pthread.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "agent/config.h"
+#include "agent/grpc_endpoints.h"
 #include "base/command_runner.h"
 #include "base/log.h"
-#include "grpc/grpc.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/generic/async_generic_service.h"
-#include "grpcpp/security/server_credentials.h"
-#include "grpcpp/server_builder.h"
+#include "base/secure_file.h"
 
 namespace cloudha {
 namespace {
-
-// Largest gRPC message the peer and admin servers take.
-constexpr int kMaxMessageBytes = 256 << 20;
-
-
-// Names the reason a listener could not be opened: gRPC only says that it
-// failed, so the bind is retried here to learn errno.
-absl::Status ExplainBindFailure(const std::string& what, const std::string& address) {
-  absl::StatusOr<HostPort> hp = ParseHostPort(what, address);
-  if (!hp.ok()) return hp.status();
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* result = nullptr;
-  std::string port = absl::StrCat(hp->port);
-  int rc = getaddrinfo(hp->host.c_str(), port.c_str(), &hints, &result);
-  if (rc != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot listen on ", what, " ", address, ": ", gai_strerror(rc)));
-  }
-  std::string reason = "the address cannot be bound";
-  for (addrinfo* ai = result; ai != nullptr; ai = ai->ai_next) {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) continue;
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) reason = strerror(errno);
-    close(fd);
-  }
-  freeaddrinfo(result);
-  return absl::UnavailableError(
-      absl::StrCat("cannot listen on ", what, " ", address, ": ", reason));
-}
-
-absl::Status MakeDirs(const std::string& path, mode_t mode) {
-  if (path.empty()) return absl::OkStatus();
-  struct stat st;
-  if (stat(path.c_str(), &st) == 0) {
-    if (!S_ISDIR(st.st_mode)) {
-      return absl::FailedPreconditionError(absl::StrCat(path, " exists and is not a folder"));
-    }
-    return absl::OkStatus();
-  }
-  size_t slash = path.rfind('/');
-  if (slash != std::string::npos && slash > 0) {
-    if (absl::Status s = MakeDirs(path.substr(0, slash), 0755); !s.ok()) return s;
-  }
-  if (mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot create folder ", path, ": ", strerror(errno)));
-  }
-  return absl::OkStatus();
-}
-
-// The plaintext health listener registers no service of its own, but gRPC
-// refuses to start a server without any; this one answers every method that
-// is not grpc.health.v1 with UNIMPLEMENTED.
-class RefuseUnknownMethods : public grpc::CallbackGenericService {
- public:
-  grpc::ServerGenericBidiReactor* CreateReactor(
-      grpc::GenericCallbackServerContext* /*context*/) override {
-    class Refuse : public grpc::ServerGenericBidiReactor {
-     public:
-      Refuse() {
-        Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                            "this listener serves only grpc.health.v1.Health"));
-      }
-      void OnDone() override { delete this; }
-    };
-    return new Refuse;
-  }
-};
-
-// How often HTTP/2 pings a quiet connection and how long it waits for the
-// answer: the time a lost peer takes to detect, but at least a second.
-int KeepaliveMs(const v1::AgentConfig& c) {
-  return std::max<int>(1000, c.heartbeat().interval_ms() * c.heartbeat().lost_threshold());
-}
 
 const char* ChangeEvent(Membership::Change::Kind kind) {
   switch (kind) {
@@ -126,7 +42,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(v1::AgentConfig config, uin
       {config.tls().ca_file(), config.tls().cert_file(), config.tls().key_file()},
       clock->WallNow());
   if (!tls.ok()) return tls.status();
-  if (absl::Status s = MakeDirs(config.state_dir(), 0700); !s.ok()) {
+  if (absl::Status s = MakeDirectories(config.state_dir(), 0700); !s.ok()) {
     return absl::FailedPreconditionError(absl::StrCat("state_dir: ", s.message()));
   }
   if (access(config.state_dir().c_str(), W_OK) != 0) {
@@ -217,173 +133,15 @@ Agent::Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, uint64_t
 
 Agent::~Agent() { Shutdown(); }
 
-absl::Status Agent::PrepareAdminSocket() {
-  const std::string& path = config_.admin().socket();
-  size_t slash = path.rfind('/');
-  if (slash != std::string::npos && slash > 0) {
-    if (absl::Status s = MakeDirs(path.substr(0, slash), 0755); !s.ok()) {
-      return absl::FailedPreconditionError(absl::StrCat("admin.socket: ", s.message()));
-    }
-  }
-  struct stat st;
-  if (lstat(path.c_str(), &st) != 0) return absl::OkStatus();
-  if (!S_ISSOCK(st.st_mode)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("admin.socket ", path, " exists and is not a socket"));
-  }
-  // A socket someone answers on belongs to a running agent; one nobody
-  // answers on is left over from a crash and is replaced.
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  bool live = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  close(fd);
-  if (live) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "admin.socket ", path, " is in use by another running agent; stop it or choose another "
-        "admin.socket"));
-  }
-  unlink(path.c_str());
-  return absl::OkStatus();
-}
 
 absl::Status Agent::Start() {
   if (started_) return absl::FailedPreconditionError("agent already started");
   started_ = true;
-  if (absl::Status s = PrepareAdminSocket(); !s.ok()) return s;
-  if (absl::Status s = config_sync_.Start(); !s.ok()) return s;
-  local_.SetHelloFiller([this](const std::string& peer, v1::Hello* hello) {
-    config_sync_.FillHello(peer, hello);
-  });
-  if (absl::Status s = sessions_.Start(); !s.ok()) return s;
-
-  grpc::EnableDefaultHealthCheckService(true);
-
-  {
-    grpc::ServerBuilder builder;
-    int port = 0;
-    // gRPC sets SO_REUSEPORT by default, which would let a second agent
-    // share the port silently.
-    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-    builder.AddListeningPort(config_.listen(), PeerServerCredentials(tls_), &port);
-    builder.RegisterService(&peer_service_);
-    // The server pings too, so a handler waiting on a peer that vanished
-    // ends; and it accepts the peers' frequent pings.
-    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, KeepaliveMs(config_));
-    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, KeepaliveMs(config_));
-    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-    builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-    builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 100);
-    builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
-    // Config commits and checksum lists of big stores exceed gRPC's 4 MiB
-    // default (values may be 1 MiB each).
-    builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
-    peer_server_ = builder.BuildAndStart();
-    if (peer_server_ == nullptr || port == 0) {
-      peer_server_.reset();
-      return ExplainBindFailure("listen", config_.listen());
-    }
-  }
-  {
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("unix:" + config_.admin().socket(),
-                             grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(&admin_service_);
-    builder.SetMaxReceiveMessageSize(kMaxMessageBytes);  // config import
-    admin_server_ = builder.BuildAndStart();
-    if (admin_server_ == nullptr) {
-      Shutdown();
-      return absl::UnavailableError(
-          absl::StrCat("cannot listen on admin.socket ", config_.admin().socket()));
-    }
-    if (chmod(config_.admin().socket().c_str(), 0600) != 0) {
-      absl::Status s = absl::FailedPreconditionError(absl::StrCat(
-          "cannot make admin.socket ", config_.admin().socket(), " private: ", strerror(errno)));
-      Shutdown();
-      return s;
-    }
-  }
-  if (!config_.health().listen().empty()) {
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-    // Plaintext, and nothing but grpc.health.v1.
-    builder.AddListeningPort(config_.health().listen(), grpc::InsecureServerCredentials(),
-                             &port);
-    health_fallback_ = std::make_unique<RefuseUnknownMethods>();
-    builder.RegisterCallbackGenericService(health_fallback_.get());
-    health_server_ = builder.BuildAndStart();
-    if (health_server_ == nullptr || port == 0) {
-      health_server_.reset();
-      Shutdown();
-      return ExplainBindFailure("health.listen", config_.health().listen());
-    }
-  }
-  // gRPC starts every health service SERVING; "" turns SERVING only at the
-  // end of Start().
-  health_.SetServing(kAgentService, false);
-  for (grpc::Server* server : {peer_server_.get(), admin_server_.get(), health_server_.get()}) {
-    if (server != nullptr) health_.Attach(server->GetHealthCheckService());
-  }
-  // Known from the start, so that Check and Watch say NOT_SERVING rather
-  // than "unknown service" until the role is decided.
-  health_.SetServing(kPrimaryService, false);
-  health_.SetServing(kSecondaryService, false);
-  {
-    absl::MutexLock lock(&role_mu_);
-    PublishLocked(clock_->Now());
-  }
-
-  absl::Duration interval = absl::Milliseconds(config_.heartbeat().interval_ms());
-  absl::Duration lost_after = interval * config_.heartbeat().lost_threshold();
-  std::shared_ptr<grpc::ChannelCredentials> credentials = PeerChannelCredentials(tls_);
-  const int keepalive_ms = KeepaliveMs(config_);
-  const absl::Duration max_backoff =
-      std::clamp(interval * 2, absl::Milliseconds(100), absl::Seconds(1));
-  for (const auto& peer : config_.peers()) {
-    for (int i = 0; i < peer.addresses_size(); ++i) {
-      grpc::ChannelArguments args;
-      SetExpectedPeer({config_.cluster().name(), peer.id()}, &args);
-      // Every path gets its own subchannel and TCP connection: a distinct
-      // argument keeps gRPC from sharing one between channels.
-      args.SetString("cloudha.channel", absl::StrCat("hello/", peer.id(), "/", i));
-      args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-      // Redial at least every two intervals (100 ms to 1 s), so a healed
-      // link or a restarted peer is back within a few hellos.
-      args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-      args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-      args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
-                  static_cast<int>(absl::ToInt64Milliseconds(max_backoff)));
-      // HTTP/2 pings find a connection that went silent without a reset (a
-      // crashed VM, a blackholed route), so a redial gets a fresh one.
-      args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, keepalive_ms);
-      args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, keepalive_ms);
-      args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-      args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-      HelloPathOptions options;
-      options.peer = peer.id();
-      options.index = i;
-      options.address = peer.addresses(i);
-      options.interval = interval;
-      options.lost_after = lost_after;
-      options.max_backoff = max_backoff;
-      paths_.push_back(std::make_unique<HelloPath>(
-          options, grpc::CreateCustomChannel(peer.addresses(i), credentials, args), &local_,
-          &verifier_, &membership_, clock_));
-    }
-  }
-  hooks_->Start();
-  peer_hooks_->Start();
-  monitors_->Start();
-  for (auto& path : paths_) path->Start();
-  ticker_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "role");
-    Tick();
-  });
-
+  if (absl::Status s = StartReplication(); !s.ok()) return s;
+  if (absl::Status s = OpenListeners(); !s.ok()) return s;
+  PublishInitialHealth();
+  CreateHelloPaths();
+  StartThreads();
   health_.SetServing(kAgentService, true);
   LogEvent(LogLevel::kInfo, "agent_started",
            {{"node", local_.node_id()},
@@ -396,6 +154,86 @@ absl::Status Agent::Start() {
             {"certificate_expires", absl::FormatTime("%Y-%m-%d", tls_.not_after,
                                                      absl::UTCTimeZone())}});
   return absl::OkStatus();
+}
+
+absl::Status Agent::StartReplication() {
+  if (absl::Status s = PrepareAdminSocket(config_.admin().socket()); !s.ok()) return s;
+  if (absl::Status s = config_sync_.Start(); !s.ok()) return s;
+  local_.SetHelloFiller([this](const std::string& peer, v1::Hello* hello) {
+    config_sync_.FillHello(peer, hello);
+  });
+  return sessions_.Start();
+}
+
+absl::Status Agent::OpenListeners() {
+  grpc::EnableDefaultHealthCheckService(true);
+  absl::StatusOr<std::unique_ptr<grpc::Server>> peer =
+      StartPeerServer(config_, tls_, &peer_service_);
+  if (!peer.ok()) return peer.status();
+  peer_server_ = std::move(*peer);
+  absl::StatusOr<std::unique_ptr<grpc::Server>> admin =
+      StartAdminServer(config_.admin().socket(), &admin_service_);
+  if (!admin.ok()) {
+    Shutdown();
+    return admin.status();
+  }
+  admin_server_ = std::move(*admin);
+  if (!config_.health().listen().empty()) {
+    health_fallback_ = NewHealthOnlyFallback();
+    absl::StatusOr<std::unique_ptr<grpc::Server>> health =
+        StartHealthServer(config_.health().listen(), health_fallback_.get());
+    if (!health.ok()) {
+      Shutdown();
+      return health.status();
+    }
+    health_server_ = std::move(*health);
+  }
+  return absl::OkStatus();
+}
+
+void Agent::PublishInitialHealth() {
+  // gRPC starts every health service SERVING; "" turns SERVING only at the
+  // end of Start().
+  health_.SetServing(kAgentService, false);
+  for (grpc::Server* server : {peer_server_.get(), admin_server_.get(), health_server_.get()}) {
+    if (server != nullptr) health_.Attach(server->GetHealthCheckService());
+  }
+  // Known from the start, so that Check and Watch say NOT_SERVING rather
+  // than "unknown service" until the role is decided.
+  health_.SetServing(kPrimaryService, false);
+  health_.SetServing(kSecondaryService, false);
+  absl::MutexLock lock(&role_mu_);
+  PublishLocked(clock_->Now());
+}
+
+void Agent::CreateHelloPaths() {
+  absl::Duration interval = absl::Milliseconds(config_.heartbeat().interval_ms());
+  std::shared_ptr<grpc::ChannelCredentials> credentials = PeerChannelCredentials(tls_);
+  for (const auto& peer : config_.peers()) {
+    for (int i = 0; i < peer.addresses_size(); ++i) {
+      HelloPathOptions options;
+      options.peer = peer.id();
+      options.index = i;
+      options.address = peer.addresses(i);
+      options.interval = interval;
+      options.lost_after = interval * config_.heartbeat().lost_threshold();
+      options.max_backoff = HelloMaxBackoff(config_);
+      paths_.push_back(std::make_unique<HelloPath>(
+          options, CreateHelloChannel(config_, peer, i, credentials), &local_, &verifier_,
+          &membership_, clock_));
+    }
+  }
+}
+
+void Agent::StartThreads() {
+  hooks_->Start();
+  peer_hooks_->Start();
+  monitors_->Start();
+  for (auto& path : paths_) path->Start();
+  ticker_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "role");
+    Tick();
+  });
 }
 
 void Agent::Note(const std::string& kind, const std::string& message,

@@ -82,7 +82,17 @@ class Agent : public AdminBackend {
   Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, uint64_t stored_epoch,
         Clock* clock);
 
-  absl::Status PrepareAdminSocket();
+  // Start()'s steps, in order.
+  // The config store and the session source, before anyone can ask for them.
+  absl::Status StartReplication();
+  // The peer, admin and health listeners (agent/grpc_endpoints.h).
+  absl::Status OpenListeners();
+  // Health NOT_SERVING for every service until the role is decided.
+  void PublishInitialHealth();
+  // One HelloPath per peer address, each on a channel of its own.
+  void CreateHelloPaths();
+  // Hook runners, monitors, hello paths and the role thread.
+  void StartThreads();
   void Tick();
   void Note(const std::string& kind, const std::string& message,
             std::map<std::string, std::string> fields = {});

@@ -141,4 +141,24 @@ absl::Status WriteFileAtomically(absl::string_view path,
   return absl::OkStatus();
 }
 
+absl::Status MakeDirectories(const std::string& path, int mode) {
+  if (path.empty()) return absl::OkStatus();
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) {
+      return absl::FailedPreconditionError(absl::StrCat(path, " exists and is not a folder"));
+    }
+    return absl::OkStatus();
+  }
+  size_t slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) {
+    if (absl::Status s = MakeDirectories(path.substr(0, slash), 0755); !s.ok()) return s;
+  }
+  if (mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create folder ", path, ": ", strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace cloudha

@@ -54,5 +54,23 @@ TEST(SecureFileTest, MissingFolderFailsCleanly) {
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
 }
 
+TEST(SecureFileTest, MakeDirectoriesMakesParentsAndKeepsExistingFolders) {
+  std::string dir = TempDir() + "/state/cloudha";
+  ASSERT_TRUE(MakeDirectories(dir, 0700).ok());
+  struct stat st;
+  ASSERT_EQ(stat(dir.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0700);
+  EXPECT_TRUE(MakeDirectories(dir, 0700).ok());
+}
+
+TEST(SecureFileTest, MakeDirectoriesRefusesAFileInTheWay) {
+  std::string file = TempDir() + "/plain";
+  ASSERT_TRUE(WriteFileAtomically(file, "x", 0600, Overwrite::kRefuse).ok());
+  absl::Status s = MakeDirectories(file + "/below", 0700);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("is not a folder"), absl::string_view::npos);
+}
+
 }  // namespace
 }  // namespace cloudha
