@@ -57,21 +57,6 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(v1::AgentConfig config, uin
 
 namespace {
 
-RoleMachine::Options RoleOptions(const v1::AgentConfig& c) {
-  RoleMachine::Options o;
-  o.node_id = c.node().id();
-  o.priority = c.node().priority();
-  o.rules.override = c.election().override();
-  o.rules.uptime_margin = absl::Seconds(c.election().uptime_margin_s());
-  o.hello_holddown = absl::Seconds(c.election().hello_holddown_s());
-  o.override_wait = absl::Seconds(c.election().override_wait_s());
-  o.failover_hold = absl::Seconds(c.election().failover_hold_s());
-  // A handover gets twice as long as detecting a lost peer, and at least 2 s.
-  o.handover_timeout = std::max(
-      absl::Seconds(2),
-      absl::Milliseconds(c.heartbeat().interval_ms()) * c.heartbeat().lost_threshold() * 2);
-  return o;
-}
 
 }  // namespace
 
@@ -90,8 +75,7 @@ Agent::Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, uint64_t
       peer_service_(&local_, &verifier_, &membership_, &sessions_, &config_sync_, clock),
       admin_service_(this, &sessions_, &config_sync_),
       epoch_store_(config_.state_dir()),
-      role_(RoleOptions(config_), stored_epoch, clock->Now()),
-      stored_epoch_(stored_epoch) {
+      core_(config_, stored_epoch, clock->Now(), &membership_, &local_, this) {
   std::vector<v1::MonitorConfig> monitor_configs(config_.monitors().begin(),
                                                  config_.monitors().end());
   std::vector<MonitorSet::Check> checks;
@@ -202,8 +186,7 @@ void Agent::PublishInitialHealth() {
   // than "unknown service" until the role is decided.
   health_.SetServing(kPrimaryService, false);
   health_.SetServing(kSecondaryService, false);
-  absl::MutexLock lock(&role_mu_);
-  PublishLocked(clock_->Now());
+  core_.Publish(clock_->Now());
 }
 
 void Agent::CreateHelloPaths() {
@@ -267,100 +250,54 @@ void Agent::OnMembershipChange(const Membership::Change& change) {
   }
 }
 
-RoleInputs Agent::Inputs(absl::Time now) {
-  RoleInputs in;
-  in.now = now;
-  in.configured_peers = config_.peers_size();
-  in.health_penalty = monitors_->penalty() + role_.PromotionFailurePenalty(now);
-  in.all_monitors_failing = monitors_->all_failing();
-  in.in_sync = sessions_.in_sync() && config_sync_.in_sync();
-  for (const Membership::LivePeer& live : membership_.Live(now)) {
-    const v1::Hello& h = live.hello;
-    PeerView p;
-    p.id = live.id;
-    p.role = h.role();
-    p.epoch = h.epoch();
-    p.priority = h.priority();
-    p.health_penalty = h.health_penalty();
-    p.uptime = absl::Milliseconds(h.uptime_ms());
-    p.in_sync = h.sync_state() != v1::SYNCING;
-    p.handover_to = h.handover_to();
-    p.selected_by = h.selected_by();
-    p.sees_primary = h.primary_id();
-    p.sees_primary_epoch = h.primary_epoch();
-    in.live_peers.push_back(std::move(p));
-  }
-  return in;
-}
+uint32_t Agent::MonitorPenalty() { return monitors_->penalty(); }
 
-void Agent::PublishLocked(absl::Time now) {
+bool Agent::AllMonitorsFailing() { return monitors_->all_failing(); }
+
+bool Agent::InSync() { return sessions_.in_sync() && config_sync_.in_sync(); }
+
+absl::Status Agent::StoreEpoch(uint64_t epoch) { return epoch_store_.Store(epoch); }
+
+void Agent::FollowRole(v1::Role role, uint64_t epoch, const std::string& primary,
+                       const std::vector<Membership::LivePeer>& live) {
   if (sessions_.enabled()) {
-    std::vector<std::string> live;
-    for (const Membership::LivePeer& peer : membership_.Live(now)) live.push_back(peer.id);
-    uint64_t epoch =
-        role_.role() == v1::PRIMARY ? role_.hello_epoch() : role_.known_epoch();
-    sessions_.Update(role_.role(), epoch, role_.primary(), live);
+    std::vector<std::string> ids;
+    for (const Membership::LivePeer& peer : live) ids.push_back(peer.id);
+    sessions_.Update(role, epoch, primary, ids);
     local_.SetSessionPosition(sessions_.position());
   }
-  {
-    std::vector<ConfigPeerView> live;
-    for (const Membership::LivePeer& peer : membership_.Live(now)) {
-      live.push_back({peer.id, peer.hello.config_revision(), peer.hello.config_root_checksum(),
-                      peer.hello.exclusion_digest()});
-    }
-    uint64_t epoch =
-        role_.role() == v1::PRIMARY ? role_.hello_epoch() : role_.known_epoch();
-    config_sync_.Update(role_.role(), epoch, role_.primary(), live);
+  std::vector<ConfigPeerView> views;
+  for (const Membership::LivePeer& peer : live) {
+    views.push_back({peer.id, peer.hello.config_revision(), peer.hello.config_root_checksum(),
+                     peer.hello.exclusion_digest()});
   }
-  RoleState state;
-  state.role = role_.role();
-  state.epoch = role_.hello_epoch();
-  state.health_penalty = monitors_->penalty() + role_.PromotionFailurePenalty(clock_->Now());
-  state.sync_state =
-      sessions_.in_sync() && config_sync_.in_sync() ? v1::IN_SYNC : v1::SYNCING;
-  state.selected_by = role_.role() == v1::PRIMARY ? role_.selected_by() : "";
-  state.handover_to = role_.handover_to();
-  state.primary_id = role_.direct_primary();
-  state.primary_epoch = role_.direct_primary_epoch();
-  local_.Publish(state);
-  health_.SetServing(kPrimaryService, state.role == v1::PRIMARY && primary_ready_);
-  health_.SetServing(kSecondaryService, state.role == v1::SECONDARY &&
-                                            state.sync_state == v1::IN_SYNC &&
-                                            state.health_penalty == 0);
+  config_sync_.Update(role, epoch, primary, views);
 }
 
-void Agent::Apply(const RoleChange& change, absl::Time now) {
-  if (change.to == v1::PRIMARY) {
-    // The epoch is durable before any peer or hook hears of it.
-    if (absl::Status s = epoch_store_.Store(change.epoch); !s.ok()) {
-      LogEvent(LogLevel::kError, "epoch_store_failed", {{"reason", s.message()}});
-      std::optional<RoleChange> fault =
-          role_.OnPromotionFailed(change.epoch, std::string(s.message()), now);
-      if (fault.has_value()) Apply(*fault, now);
-      return;
-    }
-    stored_epoch_ = std::max(stored_epoch_, change.epoch);
-  }
-  primary_ready_ = false;
-  PublishLocked(now);
+void Agent::SetServing(bool primary, bool secondary) {
+  health_.SetServing(kPrimaryService, primary);
+  health_.SetServing(kSecondaryService, secondary);
+}
+
+void Agent::OnRoleChanged(const RoleChange& change, const RoleMachine& role) {
   LogEvent(change.to == v1::FAULT ? LogLevel::kError : LogLevel::kInfo, "role_changed",
            {{"from", v1::Role_Name(change.from)},
             {"to", v1::Role_Name(change.to)},
-            {"epoch", role_.hello_epoch()},
-            {"primary", role_.primary()},
-            {"selected_by", role_.selected_by()},
+            {"epoch", role.hello_epoch()},
+            {"primary", role.primary()},
+            {"selected_by", role.selected_by()},
             {"reason", change.reason}});
   Note("role",
        absl::StrCat(v1::Role_Name(change.from), " -> ", v1::Role_Name(change.to), ": ",
                     change.reason),
        {{"from", v1::Role_Name(change.from)},
         {"to", v1::Role_Name(change.to)},
-        {"epoch", absl::StrCat(role_.hello_epoch())}});
+        {"epoch", absl::StrCat(role.hello_epoch())}});
   HookContext context{local_.node_id(),
                       v1::Role_Name(change.to),
                       v1::Role_Name(change.from),
-                      role_.hello_epoch(),
-                      role_.primary() == local_.node_id() ? "" : role_.primary(),
+                      role.hello_epoch(),
+                      role.primary() == local_.node_id() ? "" : role.primary(),
                       change.reason};
   switch (change.to) {
     case v1::PRIMARY: {
@@ -372,10 +309,7 @@ void Agent::Apply(const RoleChange& change, absl::Time now) {
           },
           // A promotion already left (stepped down, re-asserted) must not
           // claim resources late.
-          [this, epoch] {
-            absl::MutexLock lock(&role_mu_);
-            return role_.role() == v1::PRIMARY && role_.hello_epoch() == epoch;
-          });
+          [this, epoch] { return core_.IsPrimaryAt(epoch); });
       break;
     }
     case v1::SECONDARY:
@@ -391,20 +325,10 @@ void Agent::Apply(const RoleChange& change, absl::Time now) {
 
 void Agent::OnPrimaryHooksDone(uint64_t epoch, bool ok, const std::string& detail) {
   if (stop_.HasBeenNotified()) return;  // cut short by the shutdown
-  absl::MutexLock lock(&role_mu_);
-  absl::Time now = clock_->Now();
-  if (role_.role() != v1::PRIMARY || role_.hello_epoch() != epoch) return;
-  if (ok) {
-    primary_ready_ = true;
-    PublishLocked(now);
-    LogEvent(LogLevel::kInfo, "primary_ready", {{"epoch", epoch}});
+  if (core_.OnPrimaryHooksDone(epoch, ok, detail, clock_->Now())) {
     Note("role", absl::StrCat("primary ready at epoch ", epoch),
          {{"epoch", absl::StrCat(epoch)}});
-    return;
   }
-  LogEvent(LogLevel::kError, "to_primary_failed", {{"epoch", epoch}, {"reason", detail}});
-  std::optional<RoleChange> fault = role_.OnPromotionFailed(epoch, detail, now);
-  if (fault.has_value()) Apply(*fault, now);
 }
 
 void Agent::Wake() {
@@ -427,37 +351,7 @@ void Agent::Tick() {
     clock_->SleepUntil(next, *wake);
     if (stop_.HasBeenNotified()) break;
     absl::Time now = clock_->Now();
-    for (const Membership::Change& change : membership_.Evaluate(now)) OnMembershipChange(change);
-    {
-      absl::MutexLock lock(&role_mu_);
-      RoleInputs inputs = Inputs(now);
-      for (const Membership::LivePeer& live : membership_.Live(now)) {
-        bool differs = live.hello.override() != config_.election().override() ||
-                       live.hello.uptime_margin_s() != config_.election().uptime_margin_s();
-        if (differs && mismatch_warned_.insert(live.id).second) {
-          LogEvent(LogLevel::kWarn, "election_settings_differ",
-                   {{"peer", live.id},
-                    {"peer_override", live.hello.override() ? "true" : "false"},
-                    {"peer_uptime_margin_s", live.hello.uptime_margin_s()},
-                    {"hint", "give every node the same election settings"}});
-        }
-      }
-      std::optional<RoleChange> change = role_.Evaluate(inputs);
-      if (change.has_value()) {
-        Apply(*change, now);
-      } else {
-        PublishLocked(now);
-      }
-      // An epoch learned from a peer is stored too: after a restart this
-      // node must never promote to an epoch another node already used.
-      if (role_.known_epoch() > stored_epoch_) {
-        if (absl::Status s = epoch_store_.Store(role_.known_epoch()); s.ok()) {
-          stored_epoch_ = role_.known_epoch();
-        } else {
-          LogEvent(LogLevel::kError, "epoch_store_failed", {{"reason", s.message()}});
-        }
-      }
-    }
+    core_.Step(now);
     if (next <= now) next += interval;
     if (next <= now) next = now + interval;
     // Wake when a peer would expire if that comes before the next tick, so
@@ -469,10 +363,7 @@ void Agent::Tick() {
 }
 
 void Agent::HandOverBeforeStopping() {
-  {
-    absl::MutexLock lock(&role_mu_);
-    if (role_.role() != v1::PRIMARY) return;
-  }
+  if (core_.view(clock_->Now()).role != v1::PRIMARY) return;
   // As long as the peer would take to notice the loss, but at most 5 s.
   absl::Duration wait = std::min(
       absl::Seconds(5),
@@ -514,16 +405,11 @@ absl::StatusOr<v1::FailoverResponse> Agent::HandOver(const std::string& to,
     }
   }
   {
-    absl::MutexLock lock(&role_mu_);
-    absl::Time now = clock_->Now();
-    absl::StatusOr<RoleChange> change = role_.RequestHandover(to, Inputs(now));
-    if (!change.ok()) {
-      config_sync_.EndHandover();
-      return change.status();
-    }
-    Apply(*change, now);  // demoted: writes are refused as on any secondary
+    // Demoted on success: writes are refused as on any secondary.
+    absl::StatusOr<std::string> handed_to = core_.RequestHandover(to, clock_->Now());
     config_sync_.EndHandover();
-    target = role_.handover_to();
+    if (!handed_to.ok()) return handed_to.status();
+    target = *handed_to;
   }
   absl::Time deadline = clock_->Now() + timeout;
   while (clock_->Now() < deadline) {
@@ -596,18 +482,18 @@ v1::StatusResponse Agent::Status() {
   for (v1::MonitorStatus& m : monitors_->Status(now)) *status.add_monitors() = std::move(m);
   // Before the role lock: never holds up the role thread.
   config_sync_.FillStatus(&status);
-  absl::MutexLock lock(&role_mu_);
-  status.set_role(role_.role());
-  status.set_epoch(role_.hello_epoch());
-  status.set_selected_by(role_.selected_by());
-  status.set_health_penalty(monitors_->penalty() + role_.PromotionFailurePenalty(now));
-  status.set_role_reason(role_.reason());
-  status.set_role_age_ms(absl::ToInt64Milliseconds(now - role_.role_since()));
-  status.set_primary(role_.primary());
+  NodeCore::View role = core_.view(now);
+  status.set_role(role.role);
+  status.set_epoch(role.epoch);
+  status.set_selected_by(role.selected_by);
+  status.set_health_penalty(role.health_penalty);
+  status.set_role_reason(role.reason);
+  status.set_role_age_ms(absl::ToInt64Milliseconds(now - role.role_since));
+  status.set_primary(role.primary);
   status.set_sync_state(sessions_.in_sync() && config_sync_.in_sync() ? v1::IN_SYNC
                                                                     : v1::SYNCING);
-  status.set_primary_ready(primary_ready_);
-  std::string primary = role_.primary();
+  status.set_primary_ready(role.primary_ready);
+  const std::string& primary = role.primary;
   uint64_t primary_position = 0;
   for (const Membership::LivePeer& live : membership_.Live(now)) {
     if (live.id == primary) primary_position = live.hello.session_position();

@@ -29,6 +29,7 @@
 #include "agent/local_node.h"
 #include "agent/membership.h"
 #include "agent/monitor_set.h"
+#include "agent/node_core.h"
 #include "agent/peer_service.h"
 #include "agent/peer_verifier.h"
 #include "agent/role_machine.h"
@@ -46,7 +47,7 @@ inline constexpr char kSecondaryService[] = "cloudha.v1.Secondary";
 
 // Create(), then Start() once, then Shutdown() once (the destructor shuts
 // down too). The AdminBackend methods are thread-safe.
-class Agent : public AdminBackend {
+class Agent : public AdminBackend, private NodeCoreEnv {
  public:
   // `config` must have passed LoadAgentConfig's checks. `boot_id` is this
   // process's incarnation (random); `clock` outlives the agent.
@@ -96,11 +97,19 @@ class Agent : public AdminBackend {
   void Tick();
   void Note(const std::string& kind, const std::string& message,
             std::map<std::string, std::string> fields = {});
-  void OnMembershipChange(const Membership::Change& change);
-  RoleInputs Inputs(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(role_mu_);
-  void Apply(const RoleChange& change, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(role_mu_);
-  void PublishLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(role_mu_);
   void OnPrimaryHooksDone(uint64_t epoch, bool ok, const std::string& detail);
+
+  // NodeCoreEnv: what the role logic asks of the process around it.
+  uint32_t MonitorPenalty() override;
+  bool AllMonitorsFailing() override;
+  bool InSync() override;
+  absl::Status StoreEpoch(uint64_t epoch) override;
+  void FollowRole(v1::Role role, uint64_t epoch, const std::string& primary,
+                  const std::vector<Membership::LivePeer>& live) override;
+  void OnRoleChanged(const RoleChange& change, const RoleMachine& role) override;
+  void SetServing(bool primary, bool secondary) override;
+  void OnMembershipChange(const Membership::Change& change) override;
+
   void HandOverBeforeStopping();
   // Wakes the role thread early (a peer's hello brought news).
   void Wake();
@@ -122,14 +131,8 @@ class Agent : public AdminBackend {
   std::unique_ptr<MonitorSet> monitors_;
   std::unique_ptr<HookRunner> hooks_;
   std::unique_ptr<HookRunner> peer_hooks_;
-  absl::Mutex role_mu_;
-  RoleMachine role_ ABSL_GUARDED_BY(role_mu_);
-  // cloudha.v1.Primary is SERVING: primary and every TO_PRIMARY hook done.
-  bool primary_ready_ ABSL_GUARDED_BY(role_mu_) = false;
-  // The highest epoch in state_dir/epoch.
-  uint64_t stored_epoch_ ABSL_GUARDED_BY(role_mu_);
-  // Peers whose election settings differ from ours (warned once).
-  std::set<std::string> mismatch_warned_ ABSL_GUARDED_BY(role_mu_);
+  // The role logic; after everything its environment (this) uses.
+  NodeCore core_;
   std::unique_ptr<grpc::Server> peer_server_;
   std::unique_ptr<grpc::Server> admin_server_;
   // Declared before health_server_, which uses it, so it outlives it.

@@ -1,0 +1,199 @@
+// A simulated cluster in one process: N nodes, each the agent's own role
+// logic (Membership, LocalNode, NodeCore) with an in-memory epoch store and
+// TO_PRIMARY hooks that finish at once, joined by a simulated network that
+// carries their hellos with a delay and can drop, cut and heal links.
+//
+// Time is simulated and everything runs on the caller's thread, so a run is
+// a pure function of its options and seed: tests assert on simulated time
+// and replay a failure from its seed. The network plays the part gRPC plays
+// in the agent: a hello path sends a hello every interval
+// (Membership::OnHelloSent), the peer takes it (OnInboundHello) and answers
+// with its own (LocalNode::MakeHello with the echo fields), and the answer
+// is a reply on the path (OnReply).
+//
+// Not thread-safe: one thread drives it.
+#ifndef CLOUDHA_TEST_SIM_CLUSTER_SIM_H_
+#define CLOUDHA_TEST_SIM_CLUSTER_SIM_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <queue>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "agent/local_node.h"
+#include "agent/membership.h"
+#include "agent/node_core.h"
+#include "cloudha/v1/config.pb.h"
+
+namespace cloudha {
+
+class ClusterSim {
+ public:
+  struct Options {
+    int nodes = 2;
+    // Each node's priority (higher first); defaults to 200, 190, 180, ...
+    std::vector<uint32_t> priorities;
+    int interval_ms = 100;
+    int lost_threshold = 3;
+    int hello_holddown_s = 1;
+    int failover_hold_s = 0;
+    bool override_ = false;
+    int override_wait_s = 1;
+    // One-way delay of each hello, drawn uniformly from [min, max].
+    absl::Duration min_delay = absl::Microseconds(200);
+    absl::Duration max_delay = absl::Milliseconds(2);
+    // How often every node takes a role step (the agent steps on every
+    // interval and sooner when a hello brings news).
+    absl::Duration step = absl::Milliseconds(10);
+    uint64_t seed = 1;
+  };
+
+  explicit ClusterSim(Options options);
+  ClusterSim(const ClusterSim&) = delete;
+  ClusterSim& operator=(const ClusterSim&) = delete;
+
+  // Node i's id: "n0", "n1", ...
+  static std::string Id(int node);
+
+  absl::Time now() const { return now_; }
+  // Runs the cluster for `d` of simulated time, checking the invariants
+  // after every step.
+  void RunFor(absl::Duration d);
+  // Runs until `done` holds (checked after every step) or `limit` passes;
+  // returns whether it held.
+  template <typename Pred>
+  bool RunUntil(Pred done, absl::Duration limit) {
+    absl::Time end = now_ + limit;
+    while (now_ < end) {
+      StepOnce();
+      if (done()) return true;
+    }
+    return false;
+  }
+
+  // Links between nodes of different groups carry nothing until Heal().
+  // Nodes in no group are cut from everyone.
+  void Partition(const std::vector<std::set<int>>& groups);
+  void Heal();
+  // Every hello is lost with probability `p` (0..1).
+  void SetLoss(double p) { loss_ = p; }
+
+  // The node stops at once (kill -9); Restart brings it back with a new
+  // boot id and what its epoch store held.
+  void Crash(int node);
+  void Restart(int node);
+  bool alive(int node) const { return nodes_[node]->alive; }
+
+  // The operator's `cloudha failover --to` on `node` ("" = the best peer).
+  absl::StatusOr<std::string> Handover(int node, const std::string& to);
+
+  NodeCore::View view(int node) const;
+  // Alive nodes that are PRIMARY now.
+  std::vector<int> Primaries() const;
+  // Whether exactly one alive node is primary and every other alive node is
+  // SECONDARY following it at its epoch.
+  bool Settled() const;
+  uint64_t stored_epoch(int node) const { return nodes_[node]->stored_epoch; }
+
+  // Invariant violations seen so far (empty when all held), checked after
+  // every step: no node's known epoch goes back, across restarts too; a
+  // primary's epoch is stored before it is announced; two primaries at the
+  // same epoch do not outlast detection once they hear each other.
+  const std::vector<std::string>& violations() const { return violations_; }
+
+  // Epochs at which two nodes were primary at once in different partitions
+  // (see docs/architecture.md, "Known limits": without an arbiter, two
+  // partitions can promote to the same next epoch).
+  int same_epoch_across_partitions() const { return same_epoch_across_partitions_; }
+
+  // What happened, newest last: role changes, crashes, restarts, partitions
+  // (the last 200), to explain a violation.
+  std::string History() const;
+
+ private:
+  struct Node;
+  // The environment the core of one node sees.
+  class Env : public NodeCoreEnv {
+   public:
+    Env(ClusterSim* sim, Node* node) : sim_(sim), node_(node) {}
+    uint32_t MonitorPenalty() override { return 0; }
+    bool AllMonitorsFailing() override { return false; }
+    bool InSync() override { return true; }
+    absl::Status StoreEpoch(uint64_t epoch) override;
+    void FollowRole(v1::Role, uint64_t, const std::string&,
+                    const std::vector<Membership::LivePeer>&) override {}
+    void OnRoleChanged(const RoleChange& change, const RoleMachine& role) override;
+    void SetServing(bool, bool) override {}
+    void OnMembershipChange(const Membership::Change&) override {}
+
+   private:
+    ClusterSim* sim_;
+    Node* node_;
+  };
+  struct Node {
+    int index = 0;
+    bool alive = false;
+    // Survives crashes, like STATE_DIR/epoch.
+    uint64_t stored_epoch = 0;
+    uint64_t boot_id = 0;
+    uint64_t highest_known_epoch = 0;
+    std::vector<uint64_t> pending_primary_hooks;
+    std::unique_ptr<Env> env;
+    std::unique_ptr<LocalNode> local;
+    std::unique_ptr<Membership> membership;
+    std::unique_ptr<NodeCore> core;
+    // Per peer: the next hello sequence and when the next hello goes out.
+    std::map<int, uint64_t> sequence;
+    absl::Time next_hello;
+  };
+  // A hello (or a reply) in flight.
+  struct Message {
+    absl::Time at;
+    uint64_t order;  // ties keep sending order
+    int from;
+    int to;
+    uint64_t from_boot;
+    bool reply;
+    absl::Time sent;  // of the hello a reply answers
+    v1::Hello hello;
+    bool operator>(const Message& o) const { return at != o.at ? at > o.at : order > o.order; }
+  };
+
+  v1::AgentConfig ConfigFor(int node) const;
+  void Boot(Node& node);
+  void StepOnce();
+  void SendHellos(Node& node);
+  void Deliver(const Message& m);
+  bool LinkUp(int a, int b) const;
+  void Send(Message m);
+  void CheckInvariants();
+
+  Options options_;
+  std::mt19937_64 rng_;
+  absl::Time now_;
+  double loss_ = 0;
+  std::vector<int> group_;  // per node; -1: cut from everyone
+  bool partitioned_ = false;
+  std::vector<std::unique_ptr<Node>> nodes_;
+  std::priority_queue<Message, std::vector<Message>, std::greater<Message>> in_flight_;
+  uint64_t order_ = 0;
+  // Since when each pair of nodes has been primary at one epoch while they
+  // hear each other.
+  std::map<std::pair<int, int>, absl::Time> dual_since_;
+  std::set<uint64_t> same_epoch_epochs_;
+  int same_epoch_across_partitions_ = 0;
+  std::vector<std::string> violations_;
+  std::deque<std::string> history_;
+  void Record(std::string what);
+};
+
+}  // namespace cloudha
+
+#endif  // CLOUDHA_TEST_SIM_CLUSTER_SIM_H_
