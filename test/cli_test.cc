@@ -46,6 +46,23 @@ TEST_F(CliTest, CertsInitWritesCaAndNodeCertificates) {
   }
 }
 
+TEST_F(CliTest, CertsInitCreatesMissingParentFolders) {
+  // As on a fresh node: `--out /etc/cloudha/certs` before /etc/cloudha exists.
+  CommandResult r = cluster_.Cli({"certs", "init", "--cluster", "prod", "--nodes", "a", "--out",
+                                  cluster_.dir() + "/etc/cloudha/certs"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Mode("etc/cloudha/certs/a.key"), 0600);
+  EXPECT_EQ(Mode("etc/cloudha/certs"), 0755);
+}
+
+TEST_F(CliTest, CertsInitRefusesAFileWhereTheFolderGoes) {
+  ASSERT_TRUE(WriteFileAtomically(cluster_.dir() + "/plain", "x", 0600, Overwrite::kRefuse).ok());
+  CommandResult r = cluster_.Cli({"certs", "init", "--cluster", "prod", "--nodes", "a", "--out",
+                                  cluster_.dir() + "/plain/pki"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("is not a folder"));
+}
+
 TEST_F(CliTest, CertsInitNeverOverwritesWithoutForce) {
   const std::string out = cluster_.dir() + "/pki";
   ASSERT_EQ(cluster_.Cli({"certs", "init", "--cluster", "prod", "--nodes", "a,b", "--out", out})

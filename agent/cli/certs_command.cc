@@ -41,8 +41,9 @@ int RunCertsInit(const CertsInitOptions& options) {
   if (options.days < 1 || options.days > 36500) {
     return Fail(absl::StrCat("--days must be 1..36500, got ", options.days));
   }
-  if (mkdir(options.out.c_str(), 0755) != 0 && errno != EEXIST) {
-    return Fail(absl::StrCat("cannot create ", options.out, ": ", strerror(errno)));
+  // Like `mkdir -p`: `--out /etc/cloudha/certs` works on a fresh machine.
+  if (absl::Status s = MakeDirectories(options.out, 0755); !s.ok()) {
+    return Fail(std::string(s.message()));
   }
 
   const std::string ca_crt = options.out + "/ca.crt";
