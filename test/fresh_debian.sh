@@ -114,6 +114,8 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # A fresh root: the minbase root with this machine's Debian sources, mirror
 # settings and name resolution (nothing else of this machine's).
