@@ -13,7 +13,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "agent/config.h"
+#include "agent/agent_config.h"
 #include "base/command_runner.h"
 #include "base/log.h"
 #include "grpc/grpc.h"
