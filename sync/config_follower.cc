@@ -12,6 +12,15 @@
 #include "sync/config_sync_limits.h"
 
 namespace cloudha {
+namespace {
+
+absl::Status Superseded(const std::string& primary) {
+  return absl::AbortedError(
+      absl::StrCat("the config stream from ", primary,
+                   " was superseded (this node is primary now, or follows another stream)"));
+}
+
+}  // namespace
 
 void FillConfigSubtrees(const ConfigStore& store, const std::vector<std::string>& prefixes,
                         const ExclusionSet& excluded,
@@ -139,9 +148,7 @@ absl::StatusOr<std::optional<v1::ConfigSyncMessage>> ConfigFollower::Apply(
   {
     absl::MutexLock lock(&mu_);
     if (!AcceptsLocked(id)) {
-      return absl::AbortedError(
-          absl::StrCat("the config stream from ", s->primary,
-                       " was superseded (this node is primary now, or follows another stream)"));
+      return Superseded(s->primary);
     }
   }
   if (message.has_checksum_request()) {
@@ -191,9 +198,7 @@ absl::StatusOr<ConfigCommitResult> ConfigFollower::Commit(
     {
       absl::MutexLock lock(&mu_);
       if (!AcceptsLocked(id)) {
-        return absl::AbortedError(
-            absl::StrCat("the config stream from ", s.primary,
-                         " was superseded (this node is primary now, or follows another stream)"));
+        return Superseded(s.primary);
       }
     }
     return options_.still_follows ? options_.still_follows(s.primary) : absl::OkStatus();
@@ -309,8 +314,7 @@ absl::StatusOr<v1::ConfigSyncMessage> ConfigFollower::FinishResync(
     // Only while this is still the stream followed: a superseded one must
     // not vouch for content the new one has not verified.
     if (!AcceptsLocked(id)) {
-      return absl::AbortedError(
-          absl::StrCat("the config stream from ", s->primary, " was superseded"));
+      return Superseded(s->primary);
     }
     synced_with_ = s->primary;
     primary_revision_ = p.revision();

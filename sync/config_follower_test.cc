@@ -15,12 +15,6 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-ExclusionSet Excluding(std::vector<std::string> patterns) {
-  absl::StatusOr<ExclusionSet> set = ExclusionSet::Create(patterns);
-  EXPECT_TRUE(set.ok()) << set.status();
-  return set.ok() ? *set : ExclusionSet();
-}
-
 class ConfigFollowerTest : public ::testing::Test {
  protected:
   ConfigFollowerTest()

@@ -20,12 +20,6 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-ExclusionSet Excluding(std::vector<std::string> patterns) {
-  absl::StatusOr<ExclusionSet> set = ExclusionSet::Create(patterns);
-  EXPECT_TRUE(set.ok()) << set.status();
-  return set.ok() ? *set : ExclusionSet();
-}
-
 // One direction of a fake stream.
 class Pipe {
  public:

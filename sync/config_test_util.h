@@ -8,9 +8,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "sync/config_path.h"
 #include "sync/config_store.h"
 
 namespace cloudha {
@@ -34,6 +36,13 @@ inline ConfigChange PutChange(std::string path, std::string value) {
 }
 inline ConfigChange DeleteChange(std::string path) {
   return ConfigChange{std::move(path), std::nullopt};
+}
+
+// The exclusion set of `patterns` (which must be valid).
+inline ExclusionSet Excluding(const std::vector<std::string>& patterns) {
+  absl::StatusOr<ExclusionSet> set = ExclusionSet::Create(patterns);
+  EXPECT_TRUE(set.ok()) << set.status();
+  return set.ok() ? *set : ExclusionSet();
 }
 
 // The value at `path`, if any.
