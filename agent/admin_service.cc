@@ -1,13 +1,9 @@
 #include "agent/admin_service.h"
 
+#include "agent/config_sync_service.h"
+#include "agent/grpc_status.h"
+
 namespace cloudha {
-namespace {
-
-grpc::Status ToGrpc(const absl::Status& s) {
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
-}
-
-}  // namespace
 
 grpc::Status AdminServiceImpl::GetStatus(grpc::ServerContext* /*context*/,
                                          const v1::GetStatusRequest* /*request*/,
@@ -22,7 +18,7 @@ grpc::Status AdminServiceImpl::Failover(grpc::ServerContext* /*context*/,
   absl::Duration timeout =
       absl::Milliseconds(request->timeout_ms() == 0 ? 10000 : request->timeout_ms());
   absl::StatusOr<v1::FailoverResponse> result = backend_->Failover(request->to(), timeout);
-  if (!result.ok()) return ToGrpc(result.status());
+  if (!result.ok()) return ToGrpcStatus(result.status());
   *response = *result;
   return grpc::Status::OK;
 }
@@ -63,48 +59,48 @@ grpc::Status AdminServiceImpl::ReceiveSessions(
 
 grpc::Status AdminServiceImpl::GetConfig(grpc::ServerContext*, const v1::GetConfigRequest* request,
                                          v1::GetConfigResponse* response) {
-  return config_->Get(*request, response);
+  return ToGrpcStatus(config_->Get(*request, response));
 }
 
 grpc::Status AdminServiceImpl::PutConfig(grpc::ServerContext*, const v1::PutConfigRequest* request,
                                          v1::PutConfigResponse* response) {
-  return config_->Put(*request, response);
+  return ToGrpcStatus(config_->Put(*request, response));
 }
 
 grpc::Status AdminServiceImpl::DeleteConfig(grpc::ServerContext*,
                                             const v1::DeleteConfigRequest* request,
                                             v1::DeleteConfigResponse* response) {
-  return config_->Delete(*request, response);
+  return ToGrpcStatus(config_->Delete(*request, response));
 }
 
 grpc::Status AdminServiceImpl::ListConfig(grpc::ServerContext*,
                                           const v1::ListConfigRequest* request,
                                           v1::ListConfigResponse* response) {
-  return config_->List(*request, response);
+  return ToGrpcStatus(config_->List(*request, response));
 }
 
 grpc::Status AdminServiceImpl::WatchConfig(grpc::ServerContext* context,
                                            const v1::WatchConfigRequest* request,
                                            grpc::ServerWriter<v1::WatchConfigResponse>* writer) {
-  return config_->Watch(context, *request, writer);
+  return cloudha::WatchConfig(config_, context, *request, writer);
 }
 
 grpc::Status AdminServiceImpl::DiffConfig(grpc::ServerContext*,
                                           const v1::DiffConfigRequest* request,
                                           v1::DiffConfigResponse* response) {
-  return config_->Diff(*request, response);
+  return ToGrpcStatus(config_->Diff(*request, response));
 }
 
 grpc::Status AdminServiceImpl::ConfigChecksums(grpc::ServerContext*,
                                                const v1::ConfigChecksumsRequest* request,
                                                v1::ConfigChecksumsResponse* response) {
-  return config_->Checksums(*request, response);
+  return ToGrpcStatus(config_->Checksums(*request, response));
 }
 
 grpc::Status AdminServiceImpl::ConfigHistory(grpc::ServerContext*,
                                              const v1::ConfigHistoryRequest* request,
                                              v1::ConfigHistoryResponse* response) {
-  return config_->History(*request, response);
+  return ToGrpcStatus(config_->History(*request, response));
 }
 
 }  // namespace cloudha

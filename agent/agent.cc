@@ -9,7 +9,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "agent/config.h"
+#include "agent/agent_config.h"
 #include "agent/grpc_endpoints.h"
 #include "base/command_runner.h"
 #include "base/log.h"

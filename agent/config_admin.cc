@@ -1,46 +1,38 @@
 #include "agent/config_sync.h"
 
 #include <algorithm>
-#include <fstream>
 #include <utility>
 
-#include "absl/strings/match.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
-#include "agent/config_pusher.h"
-#include "agent/config_sync_common.h"
-#include "agent/grpc_status.h"
-#include "base/log.h"
+#include "agent/config_sync_service.h"
+#include "sync/config_sync_limits.h"
 
 namespace cloudha {
 
-using namespace config_sync;  // NOLINT: this file is part of config sync
-
 // ---- Admin ----------------------------------------------------------------
 
-grpc::Status ConfigSync::Query(const std::string& peer, const v1::ConfigQueryRequest& request,
+absl::Status ConfigSync::Query(const std::string& peer, const v1::ConfigQueryRequest& request,
                                v1::ConfigQueryResponse* response) {
-  if (store_ == nullptr) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "starting");
-  absl::StatusOr<ExclusionSet> theirs = ExclusionSet::Create(Patterns(request.exclude()));
+  if (store_ == nullptr) return absl::UnavailableError("starting");
+  absl::StatusOr<ExclusionSet> theirs = ExclusionSet::Create(ExclusionPatterns(request.exclude()));
   if (!theirs.ok()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("exclusion list: ", theirs.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat("exclusion list: ", theirs.status().message()));
   }
   std::vector<std::string> prefixes;
-  for (const std::string& p : request.checksum_prefixes()) prefixes.push_back(NormalizePrefix(p));
+  for (const std::string& p : request.checksum_prefixes()) prefixes.push_back(NormalizeConfigPrefix(p));
   for (const std::string& p : request.entry_prefixes()) {
-    if (absl::Status s = ValidateConfigPrefix(NormalizePrefix(p)); !s.ok()) return ToGrpcStatus(s);
+    if (absl::Status s = ValidateConfigPrefix(NormalizeConfigPrefix(p)); !s.ok()) return s;
   }
   for (const std::string& p : prefixes) {
-    if (absl::Status s = ValidateConfigPrefix(p); !s.ok()) return ToGrpcStatus(s);
+    if (absl::Status s = ValidateConfigPrefix(p); !s.ok()) return s;
   }
   ExclusionSet effective = own_.Union(*theirs);
   for (const std::string& p : own_.patterns()) response->add_exclude(p);
   response->set_revision(store_->revision());
-  FillSubtrees(prefixes, effective, response->mutable_subtrees());
+  FillConfigSubtrees(*store_, prefixes, effective, response->mutable_subtrees());
   for (const std::string& p : request.entry_prefixes()) {
-    for (const StoredEntry& e : store_->List(NormalizePrefix(p))) {
+    for (const StoredEntry& e : store_->List(NormalizeConfigPrefix(p))) {
       if (effective.Excludes(e.path)) continue;
       v1::ConfigEntry* out = response->add_entries();
       out->set_path(e.path);
@@ -49,7 +41,7 @@ grpc::Status ConfigSync::Query(const std::string& peer, const v1::ConfigQueryReq
     }
   }
   (void)peer;
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::ConfigQueryResponse> ConfigSync::QueryPeer(
@@ -58,31 +50,23 @@ absl::StatusOr<v1::ConfigQueryResponse> ConfigSync::QueryPeer(
   if (it == channels_.end()) {
     return absl::NotFoundError(absl::StrCat(peer, " is not a configured peer"));
   }
-  auto stub = v1::PeerService::NewStub(it->second);
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(clock_->WallNow() + absl::Seconds(5)));
-  v1::ConfigQueryResponse response;
-  grpc::Status s = stub->QueryConfig(&context, request, &response);
-  if (!s.ok()) {
-    return absl::Status(FromGrpcStatus(s).code(), absl::StrCat(peer, ": ", s.error_message()));
-  }
-  return response;
+  return QueryConfigPeer(peer, it->second, request, clock_);
 }
 
-grpc::Status ConfigSync::Get(const v1::GetConfigRequest& request,
+absl::Status ConfigSync::Get(const v1::GetConfigRequest& request,
                              v1::GetConfigResponse* response) {
-  if (absl::Status s = ValidateConfigPath(request.path()); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = ValidateConfigPath(request.path()); !s.ok()) return s;
   std::optional<StoredEntry> e = store_->Get(request.path());
   if (!e.has_value()) {
-    return grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat(request.path(), ": not set"));
+    return absl::NotFoundError(absl::StrCat(request.path(), ": not set"));
   }
   response->mutable_entry()->set_path(e->path);
   response->mutable_entry()->set_value(e->value);
   response->mutable_entry()->set_revision(e->revision);
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status ConfigSync::Put(const v1::PutConfigRequest& request,
+absl::Status ConfigSync::Put(const v1::PutConfigRequest& request,
                              v1::PutConfigResponse* response) {
   std::vector<ConfigChange> changes;
   std::set<std::string> written;
@@ -94,25 +78,23 @@ grpc::Status ConfigSync::Put(const v1::PutConfigRequest& request,
     changes.push_back({e.path(), e.value()});
     written.insert(e.path());
   }
-  std::string prefix = NormalizePrefix(request.prefix());
+  std::string prefix = NormalizeConfigPrefix(request.prefix());
   if (request.replace()) {
     if (request.prefix().empty()) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "replace needs the prefix it replaces; \".\" replaces the whole store");
+      return absl::InvalidArgumentError("replace needs the prefix it replaces; \".\" replaces the whole store");
     }
-    if (absl::Status s = ValidateConfigPrefix(prefix); !s.ok()) return ToGrpcStatus(s);
+    if (absl::Status s = ValidateConfigPrefix(prefix); !s.ok()) return s;
     for (const std::string& path : written) {
       if (!InConfigSubtree(path, prefix)) {
-        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                            absl::StrCat(path, " is not below the replaced prefix \"", prefix,
+        return absl::InvalidArgumentError(absl::StrCat(path, " is not below the replaced prefix \"", prefix,
                                          "\""));
       }
     }
   } else if (changes.empty()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "nothing to write: no path given");
+    return absl::InvalidArgumentError("nothing to write: no path given");
   }
   for (const ConfigChange& c : changes) {
-    if (absl::Status s = ValidateConfigPath(c.path); !s.ok()) return ToGrpcStatus(s);
+    if (absl::Status s = ValidateConfigPath(c.path); !s.ok()) return s;
   }
   if (request.replace()) {
     // What replace deletes is of the kind the request writes: synced paths
@@ -135,42 +117,40 @@ grpc::Status ConfigSync::Put(const v1::PutConfigRequest& request,
       changes.push_back({e.path, std::nullopt});
     }
   }
-  absl::StatusOr<ConfigCommitResult> r = Commit(changes, nullptr);
-  if (!r.ok()) return ToGrpcStatus(r.status());
+  absl::StatusOr<ConfigCommitResult> r = committer_->WriteLocal(changes);
+  if (!r.ok()) return r.status();
   response->set_revision(r->revision != 0 ? r->revision : store_->revision());
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status ConfigSync::Delete(const v1::DeleteConfigRequest& request,
+absl::Status ConfigSync::Delete(const v1::DeleteConfigRequest& request,
                                 v1::DeleteConfigResponse* response) {
   std::vector<ConfigChange> changes;
   if (request.recursive()) {
     if (request.path().empty()) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "a recursive delete needs its prefix; \".\" deletes the whole store");
+      return absl::InvalidArgumentError("a recursive delete needs its prefix; \".\" deletes the whole store");
     }
-    std::string prefix = NormalizePrefix(request.path());
-    if (absl::Status s = ValidateConfigPrefix(prefix); !s.ok()) return ToGrpcStatus(s);
+    std::string prefix = NormalizeConfigPrefix(request.path());
+    if (absl::Status s = ValidateConfigPrefix(prefix); !s.ok()) return s;
     for (const StoredEntry& e : store_->List(prefix)) changes.push_back({e.path, std::nullopt});
   } else {
-    if (absl::Status s = ValidateConfigPath(request.path()); !s.ok()) return ToGrpcStatus(s);
+    if (absl::Status s = ValidateConfigPath(request.path()); !s.ok()) return s;
     if (!store_->Get(request.path()).has_value()) {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                          absl::StrCat(request.path(), ": not set"));
+      return absl::NotFoundError(absl::StrCat(request.path(), ": not set"));
     }
     changes.push_back({request.path(), std::nullopt});
   }
-  absl::StatusOr<ConfigCommitResult> r = Commit(changes, nullptr);
-  if (!r.ok()) return ToGrpcStatus(r.status());
+  absl::StatusOr<ConfigCommitResult> r = committer_->WriteLocal(changes);
+  if (!r.ok()) return r.status();
   response->set_revision(r->revision != 0 ? r->revision : store_->revision());
   response->set_deleted(r->applied.size());
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status ConfigSync::List(const v1::ListConfigRequest& request,
+absl::Status ConfigSync::List(const v1::ListConfigRequest& request,
                               v1::ListConfigResponse* response) {
-  std::string prefix = NormalizePrefix(request.prefix());
-  if (absl::Status s = ValidateConfigPrefix(prefix); !s.ok()) return ToGrpcStatus(s);
+  std::string prefix = NormalizeConfigPrefix(request.prefix());
+  if (absl::Status s = ValidateConfigPrefix(prefix); !s.ok()) return s;
   for (const StoredEntry& e : store_->List(prefix)) {
     v1::ConfigEntry* out = response->add_entries();
     out->set_path(e.path);
@@ -178,23 +158,22 @@ grpc::Status ConfigSync::List(const v1::ListConfigRequest& request,
     out->set_revision(e.revision);
   }
   response->set_revision(store_->revision());
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status ConfigSync::Watch(grpc::ServerContext* context,
-                               const v1::WatchConfigRequest& request,
-                               grpc::ServerWriter<v1::WatchConfigResponse>* writer) {
-  std::string prefix = NormalizePrefix(request.prefix());
-  if (absl::Status s = ValidateConfigPrefix(prefix); !s.ok()) return ToGrpcStatus(s);
+absl::Status ConfigSync::Watch(const v1::WatchConfigRequest& request,
+                               const std::function<bool(const v1::WatchConfigResponse&)>& write,
+                               const std::function<bool()>& cancelled) {
+  std::string prefix = NormalizeConfigPrefix(request.prefix());
+  if (absl::Status s = ValidateConfigPrefix(prefix); !s.ok()) return s;
   auto watcher = std::make_shared<Watcher>();
   watcher->prefix = prefix;
   v1::WatchConfigResponse first;
-  {
-    absl::MutexLock lock(&commit_mu_);  // no commit between the two
+  committer_->InCommitOrder([&] {  // no commit between the two
     absl::MutexLock watch_lock(&watch_mu_);
     watchers_.insert(watcher);
     first.set_revision(store_->revision());
-  }
+  });
   struct Remove {
     ConfigSync* s;
     std::shared_ptr<Watcher> w;
@@ -204,8 +183,8 @@ grpc::Status ConfigSync::Watch(grpc::ServerContext* context,
     }
   } remove{this, watcher};
   // The first message, without changes, says the watch is in place.
-  if (!writer->Write(first)) return grpc::Status::OK;
-  while (!context->IsCancelled() && !stop_.HasBeenNotified()) {
+  if (!write(first)) return absl::OkStatus();
+  while (!cancelled() && !stop_.HasBeenNotified()) {
     std::deque<v1::WatchConfigResponse> batch;
     {
       absl::MutexLock lock(&watch_mu_);
@@ -213,28 +192,26 @@ grpc::Status ConfigSync::Watch(grpc::ServerContext* context,
         watch_cv_.WaitWithTimeout(&watch_mu_, absl::Milliseconds(200));
       }
       if (watcher->overflowed) {
-        return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                            absl::StrCat("the watcher fell ", kMaxWatchQueue,
-                                         " commits behind; watch again"));
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "the watcher fell ", kMaxConfigWatchQueue, " commits behind; watch again"));
       }
       batch.swap(watcher->queue);
     }
     for (const v1::WatchConfigResponse& r : batch) {
-      if (!writer->Write(r)) return grpc::Status::OK;
+      if (!write(r)) return absl::OkStatus();
     }
   }
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status ConfigSync::Diff(const v1::DiffConfigRequest& request,
+absl::Status ConfigSync::Diff(const v1::DiffConfigRequest& request,
                               v1::DiffConfigResponse* response) {
-  std::string prefix = NormalizePrefix(request.prefix());
-  if (absl::Status s = ValidateConfigPrefix(prefix); !s.ok()) return ToGrpcStatus(s);
+  std::string prefix = NormalizeConfigPrefix(request.prefix());
+  if (absl::Status s = ValidateConfigPrefix(prefix); !s.ok()) return s;
   std::vector<std::string> peers;
   if (!request.peer().empty()) {
     if (channels_.count(request.peer()) == 0) {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                          absl::StrCat(request.peer(), " is not a configured peer"));
+      return absl::NotFoundError(absl::StrCat(request.peer(), " is not a configured peer"));
     }
     peers.push_back(request.peer());
   } else {
@@ -252,7 +229,7 @@ grpc::Status ConfigSync::Diff(const v1::DiffConfigRequest& request,
       out->set_error(std::string(theirs.status().message()));
       continue;
     }
-    absl::StatusOr<ExclusionSet> their_set = ExclusionSet::Create(Patterns(theirs->exclude()));
+    absl::StatusOr<ExclusionSet> their_set = ExclusionSet::Create(ExclusionPatterns(theirs->exclude()));
     if (!their_set.ok()) {
       out->set_error(absl::StrCat("bad exclusion list: ", their_set.status().message()));
       continue;
@@ -293,13 +270,13 @@ grpc::Status ConfigSync::Diff(const v1::DiffConfigRequest& request,
       *out->add_differences() = std::move(d);
     }
   }
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status ConfigSync::Checksums(const v1::ConfigChecksumsRequest& request,
+absl::Status ConfigSync::Checksums(const v1::ConfigChecksumsRequest& request,
                                    v1::ConfigChecksumsResponse* response) {
-  std::string prefix = NormalizePrefix(request.prefix());
-  if (absl::Status s = ValidateConfigPrefix(prefix); !s.ok()) return ToGrpcStatus(s);
+  std::string prefix = NormalizeConfigPrefix(request.prefix());
+  if (absl::Status s = ValidateConfigPrefix(prefix); !s.ok()) return s;
   ExclusionSet all = own_;
   struct Asked {
     std::string peer;
@@ -318,7 +295,7 @@ grpc::Status ConfigSync::Checksums(const v1::ConfigChecksumsRequest& request,
     for (const auto& [id, channel] : channels_) asked.push_back({id, ask(id, own_)});
     for (const Asked& a : asked) {
       if (!a.answer.ok()) continue;
-      absl::StatusOr<ExclusionSet> theirs = ExclusionSet::Create(Patterns(a.answer->exclude()));
+      absl::StatusOr<ExclusionSet> theirs = ExclusionSet::Create(ExclusionPatterns(a.answer->exclude()));
       if (theirs.ok()) {
         LearnPeerExclusions(a.peer, theirs->patterns());
         all = all.Union(*theirs);
@@ -326,7 +303,7 @@ grpc::Status ConfigSync::Checksums(const v1::ConfigChecksumsRequest& request,
     }
     for (Asked& a : asked) {
       if (!a.answer.ok()) continue;
-      absl::StatusOr<ExclusionSet> theirs = ExclusionSet::Create(Patterns(a.answer->exclude()));
+      absl::StatusOr<ExclusionSet> theirs = ExclusionSet::Create(ExclusionPatterns(a.answer->exclude()));
       if (theirs.ok() && own_.Union(*theirs) == all) continue;
       a.answer = ask(a.peer, all);
     }
@@ -335,7 +312,7 @@ grpc::Status ConfigSync::Checksums(const v1::ConfigChecksumsRequest& request,
   v1::ConfigChecksumsResponse::NodeChecksums* self = response->add_nodes();
   self->set_node_id(config_.node().id());
   self->set_revision(store_->revision());
-  FillSubtrees({prefix}, all, self->mutable_subtrees());
+  FillConfigSubtrees(*store_, {prefix}, all, self->mutable_subtrees());
   for (Asked& a : asked) {
     v1::ConfigChecksumsResponse::NodeChecksums* node = response->add_nodes();
     node->set_node_id(a.peer);
@@ -346,13 +323,13 @@ grpc::Status ConfigSync::Checksums(const v1::ConfigChecksumsRequest& request,
     node->set_revision(a.answer->revision());
     *node->mutable_subtrees() = a.answer->subtrees();
   }
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
-grpc::Status ConfigSync::History(const v1::ConfigHistoryRequest& request,
+absl::Status ConfigSync::History(const v1::ConfigHistoryRequest& request,
                                  v1::ConfigHistoryResponse* response) {
-  std::string prefix = NormalizePrefix(request.prefix());
-  if (absl::Status s = ValidateConfigPrefix(prefix); !s.ok()) return ToGrpcStatus(s);
+  std::string prefix = NormalizeConfigPrefix(request.prefix());
+  if (absl::Status s = ValidateConfigPrefix(prefix); !s.ok()) return s;
   uint32_t limit = request.limit() == 0 ? kConfigHistoryLimit : request.limit();
   for (const ConfigHistoryRecord& r : store_->History(kConfigHistoryLimit)) {
     if (static_cast<uint32_t>(response->changes_size()) >= limit) break;
@@ -363,7 +340,7 @@ grpc::Status ConfigSync::History(const v1::ConfigHistoryRequest& request,
     if (r.value.has_value()) c->set_value(*r.value);
     c->set_unix_ms(r.unix_ms);
   }
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
 void ConfigSync::FillStatus(v1::StatusResponse* status) const {
@@ -375,7 +352,7 @@ void ConfigSync::FillStatus(v1::StatusResponse* status) const {
     c->set_revision(cached_revision_);
     c->set_entries(cached_size_);
   }
-  c->set_root_checksum(Hex(CachedRoot(own_)));
+  c->set_root_checksum(absl::BytesToHexString(CachedRoot(own_)));
   for (const std::string& p : own_.patterns()) c->add_exclude(p);
   c->set_in_sync(in_sync());
   c->set_store_file(store_file_);
@@ -392,19 +369,22 @@ void ConfigSync::FillStatus(v1::StatusResponse* status) const {
   std::string following, synced_with;
   std::map<std::string, absl::Time> mismatch_since;
   absl::Time now = clock_->Now();
+  const ConfigFollower::Stats follow = follower_->stats();
+  following = follower_->following();
+  synced_with = follower_->synced_with();
+  c->set_replica_of(following);
+  c->set_primary_revision(follower_->primary_revision());
+  c->set_resyncs(follow.resyncs);
+  c->set_last_resync_ms(follow.last_resync_ms);
+  c->set_last_resync_entries(follow.last_resync_entries);
+  c->set_hook_failures(hooks_.failures());
   {
     absl::MutexLock lock(&mu_);
-    c->set_replica_of(following_);
-    c->set_primary_revision(primary_revision_);
-    c->set_resyncs(resyncs_);
-    c->set_last_resync_ms(last_resync_ms_);
-    c->set_last_resync_entries(last_resync_entries_);
-    c->set_hook_failures(hook_failures_);
-    c->set_last_error(last_error_);
+    // The replication error first (cleared by a verified resync), else the
+    // last apply hook failure.
+    c->set_last_error(!follow.last_error.empty() ? follow.last_error : hook_error_);
     for (const auto& [peer, e] : effective_) effective.emplace(peer, e.second);
     live = desired_.live;
-    following = following_;
-    synced_with = synced_with_;
     mismatch_since = peer_mismatch_since_;
   }
   for (v1::PeerStatus& peer : *status->mutable_peers()) {

@@ -1,23 +1,18 @@
 #include "agent/config_sync.h"
 
 #include <algorithm>
-#include <fstream>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "agent/config_pusher.h"
-#include "agent/config_sync_common.h"
+#include "agent/config_sync_service.h"
 #include "agent/primary_stream_rule.h"
-#include "base/log.h"
 #include "agent/sync_channel.h"
 #include "base/command_runner.h"
+#include "base/log.h"
+#include "sync/config_sync_limits.h"
 
 namespace cloudha {
-
-using namespace config_sync;  // NOLINT: this file is part of config sync
 
 ConfigSync::ConfigSync(const v1::AgentConfig& config, const TlsMaterial& tls, Clock* clock,
                        NoteFn note)
@@ -26,10 +21,17 @@ ConfigSync::ConfigSync(const v1::AgentConfig& config, const TlsMaterial& tls, Cl
       store_file_(config.config_sync().store_file()),
       clock_(clock),
       note_(std::move(note)),
-      credentials_(PeerChannelCredentials(tls)) {
+      credentials_(PeerChannelCredentials(tls)),
+      hooks_({config.config_sync().on_change().begin(), config.config_sync().on_change().end()},
+             config.node().id(), config.state_dir(), clock, &RunCommand,
+             [this](const std::string& command, const std::string& summary) {
+               note_(absl::StrCat("config: apply hook ", command, " failed: ", summary));
+               absl::MutexLock lock(&mu_);
+               hook_error_ = absl::StrCat("apply hook ", command, ": ", summary);
+             }) {
   // LoadAgentConfig validated the patterns.
   absl::StatusOr<ExclusionSet> own =
-      ExclusionSet::Create(Patterns(config_.config_sync().exclude()));
+      ExclusionSet::Create(ExclusionPatterns(config_.config_sync().exclude()));
   if (own.ok()) own_ = *std::move(own);
   for (const auto& peer : config_.peers()) {
     channels_[peer.id()] =
@@ -48,10 +50,23 @@ absl::Status ConfigSync::Start() {
                         absl::StrCat("config_sync: ", store.status().message()));
   }
   store_ = *std::move(store);
-  {
-    absl::MutexLock lock(&commit_mu_);
-    RefreshHelloCacheLocked();
-  }
+  committer_ = std::make_unique<ConfigCommitter>(
+      store_.get(),
+      [this](const std::vector<ConfigChange>& changes) { return CheckWritable(changes); },
+      [this](const ConfigCommitResult& result, bool replicated) {
+        AfterCommit(result, replicated);
+      });
+  ConfigFollowerOptions follow;
+  follow.own = own_;
+  follow.replaced_file = absl::StrCat(config_.state_dir(), "/config-replaced.jsonl");
+  follow.still_follows = [this](const std::string& primary) { return StillFollows(primary); };
+  follow.on_primary_exclusions = [this](const std::string& primary,
+                                        const std::vector<std::string>& patterns) {
+    LearnPeerExclusions(primary, patterns);
+  };
+  follow.note = note_;
+  follower_ = std::make_unique<ConfigFollower>(std::move(follow), committer_.get(), clock_);
+  committer_->InCommitOrder([this] { RefreshHelloCache(); });
   LogEvent(LogLevel::kInfo, "config_store_opened",
            {{"file", store_file_},
             {"entries", store_->size()},
@@ -59,7 +74,7 @@ absl::Status ConfigSync::Start() {
             {"exclude", absl::StrJoin(own_.patterns(), ",")}});
   started_ = true;
   thread_ = std::thread([this] { Run(); });
-  hook_thread_ = std::thread([this] { RunHooks(); });
+  hooks_.Start();
   return absl::OkStatus();
 }
 
@@ -80,21 +95,17 @@ void ConfigSync::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
-    if (follow_context_ != nullptr) follow_context_->TryCancel();
+    follower_->Supersede();
+    if (follow_stream_ != nullptr) follow_stream_->Cancel();
     changed_.SignalAll();
   }
   stop_.Notify();
-  {
-    absl::MutexLock lock(&hooks_mu_);
-    hooks_stopping_ = true;
-    hooks_cv_.SignalAll();
-  }
+  hooks_.Stop();
   {
     absl::MutexLock lock(&watch_mu_);
     watch_cv_.SignalAll();
   }
   if (thread_.joinable()) thread_.join();
-  if (hook_thread_.joinable()) hook_thread_.join();
 }
 
 void ConfigSync::Update(v1::Role role, uint64_t epoch, const std::string& primary,
@@ -104,6 +115,7 @@ void ConfigSync::Update(v1::Role role, uint64_t epoch, const std::string& primar
   std::optional<ExclusionSet> effective = EffectiveFor(primary);
   std::string mine;
   if (effective.has_value()) mine = CachedRoot(*effective);
+  const std::string following = follower_ == nullptr ? "" : follower_->following();
   absl::MutexLock lock(&mu_);
   bool wake = role != desired_.role || epoch != desired_.epoch || primary != desired_.primary;
   std::vector<std::string> before, after;
@@ -133,16 +145,19 @@ void ConfigSync::Update(v1::Role role, uint64_t epoch, const std::string& primar
       peer_mismatch_since_.emplace(p.id, now);
     }
   }
-  if (follow_context_ != nullptr &&
-      (role == v1::PRIMARY || (!primary.empty() && primary != following_))) {
-    follow_context_->TryCancel();
+  if (follow_stream_ != nullptr &&
+      (role == v1::PRIMARY || (!primary.empty() && primary != following))) {
+    follow_stream_->Cancel();
   }
+  if (follower_ == nullptr) return;
   // Drift: following the primary, at its revision, with another checksum.
   bool drift = false;
-  if (role == v1::SECONDARY && !primary.empty() && synced_with_ == primary && !mine.empty()) {
+  const uint64_t primary_revision = follower_->primary_revision();
+  if (role == v1::SECONDARY && !primary.empty() && follower_->synced_with() == primary &&
+      !mine.empty()) {
     for (const ConfigPeerView& p : live_peers) {
       if (p.id != primary) continue;
-      drift = !p.root_checksum.empty() && p.revision == primary_revision_ &&
+      drift = !p.root_checksum.empty() && p.revision == primary_revision &&
               p.root_checksum != mine;
     }
   }
@@ -150,22 +165,26 @@ void ConfigSync::Update(v1::Role role, uint64_t epoch, const std::string& primar
     mismatch_since_ = absl::InfiniteFuture();
   } else if (mismatch_since_ == absl::InfiniteFuture()) {
     mismatch_since_ = now;
-  } else if (now - mismatch_since_ >= kDriftGrace) {
+  } else if (now - mismatch_since_ >= kConfigDriftGrace) {
     LogEvent(LogLevel::kWarn, "config_checksum_mismatch",
-             {{"primary", primary}, {"revision", primary_revision_}});
+             {{"primary", primary}, {"revision", primary_revision}});
     note_(absl::StrCat("config: checksum differs from ", primary, "'s at its revision ",
-                       primary_revision_, "; resyncing"));
-    synced_with_.clear();
+                       primary_revision, "; resyncing"));
+    follower_->MarkUnsynced();
     mismatch_since_ = absl::InfiniteFuture();
-    if (follow_context_ != nullptr) follow_context_->TryCancel();
+    if (follow_stream_ != nullptr) {
+      follower_->Supersede();
+      follow_stream_->Cancel();
+    }
   }
   if (wake) changed_.SignalAll();
 }
 
 bool ConfigSync::in_sync() const {
+  std::string synced_with = follower_ == nullptr ? "" : follower_->synced_with();
   absl::MutexLock lock(&mu_);
   if (desired_.role == v1::PRIMARY || desired_.primary.empty()) return true;
-  return synced_with_ == desired_.primary;
+  return synced_with == desired_.primary;
 }
 
 void ConfigSync::FillHello(const std::string& peer, v1::Hello* hello) const {
@@ -185,7 +204,7 @@ std::string ConfigSync::CachedRoot(const ExclusionSet& effective) const {
   return it == cached_roots_.end() ? "" : it->second;
 }
 
-void ConfigSync::RefreshHelloCacheLocked() {
+void ConfigSync::RefreshHelloCache() {
   std::vector<ExclusionSet> sets = {own_};
   {
     absl::MutexLock lock(&mu_);
@@ -210,9 +229,8 @@ void ConfigSync::LearnPeerExclusions(const std::string& peer,
     absl::MutexLock lock(&mu_);
     effective_[peer] = {theirs->digest(), std::move(effective)};
   }
-  if (store_ == nullptr) return;
-  absl::MutexLock lock(&commit_mu_);
-  RefreshHelloCacheLocked();
+  if (committer_ == nullptr) return;
+  committer_->InCommitOrder([this] { RefreshHelloCache(); });
 }
 
 std::optional<ExclusionSet> ConfigSync::EffectiveFor(const std::string& peer) const {
@@ -220,11 +238,6 @@ std::optional<ExclusionSet> ConfigSync::EffectiveFor(const std::string& peer) co
   auto it = effective_.find(peer);
   if (it == effective_.end()) return std::nullopt;
   return it->second.second;
-}
-
-void ConfigSync::SetError(const std::string& error) {
-  absl::MutexLock lock(&mu_);
-  last_error_ = error;
 }
 
 void ConfigSync::Run() {
@@ -280,9 +293,18 @@ void ConfigSync::Reconcile(const Desired& desired) {
         }
       }
       for (const ConfigPeerView& peer : desired.live) {
-        if (pushers_.count(peer.id) != 0 || channels_.count(peer.id) == 0) continue;
-        pushers_[peer.id] =
-            std::make_unique<ConfigPusher>(this, peer.id, desired.epoch, channels_[peer.id]);
+        auto channel = channels_.find(peer.id);
+        if (pushers_.count(peer.id) != 0 || channel == channels_.end()) continue;
+        ConfigPusherOptions options;
+        options.peer = peer.id;
+        options.epoch = desired.epoch;
+        options.own = own_;
+        pushers_[peer.id] = std::make_unique<ConfigPusher>(
+            std::move(options), committer_.get(), &outboxes_, ConfigPushDialer(channel->second),
+            [this](const std::string& id, const std::vector<std::string>& patterns) {
+              LearnPeerExclusions(id, patterns);
+            },
+            clock_);
         started.push_back(peer.id);
       }
     }
@@ -293,10 +315,68 @@ void ConfigSync::Reconcile(const Desired& desired) {
   }
 }
 
+absl::Status ConfigSync::Serve(const std::string& peer, ConfigFollowStream* stream) {
+  if (follower_ == nullptr) return absl::UnavailableError("starting");
+  v1::ConfigSyncMessage first;
+  if (!stream->Read(&first)) return absl::OkStatus();
+  if (!first.has_open()) {
+    return absl::InvalidArgumentError("the first config sync message must be open");
+  }
+  if (absl::Status s = CheckSender(peer, first.open().epoch()); !s.ok()) return s;
+  uint64_t epoch = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return absl::UnavailableError("the agent is stopping");
+    epoch = desired_.epoch;
+  }
+  absl::StatusOr<ConfigFollower::Opened> opened = follower_->Open(peer, first.open());
+  if (!opened.ok()) return opened.status();
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      follower_->Close(opened->stream);
+      return absl::UnavailableError("the agent is stopping");
+    }
+    if (follow_stream_ != nullptr) follow_stream_->Cancel();
+    follow_stream_ = stream;
+  }
+  struct Release {
+    ConfigSync* s;
+    ConfigFollowStream* stream;
+    uint64_t id;
+    ~Release() {
+      s->follower_->Close(id);
+      absl::MutexLock lock(&s->mu_);
+      if (s->follow_stream_ == stream) s->follow_stream_ = nullptr;
+    }
+  } release{this, stream, opened->stream};
+  opened->reply.mutable_open()->set_epoch(epoch);
+  if (!stream->Write(opened->reply)) return absl::OkStatus();
+  v1::ConfigSyncMessage in;
+  while (stream->Read(&in)) {
+    absl::StatusOr<std::optional<v1::ConfigSyncMessage>> reply =
+        follower_->OnMessage(opened->stream, in);
+    if (!reply.ok()) return reply.status();
+    if (reply->has_value() && !stream->Write(**reply)) break;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ConfigSync::CheckSender(const std::string& peer, uint64_t epoch) const {
   absl::MutexLock lock(&mu_);
   return CheckStreamFromPrimary(desired_.role, desired_.epoch, desired_.primary, peer, epoch,
                                 "config");
+}
+
+absl::Status ConfigSync::StillFollows(const std::string& primary) const {
+  absl::MutexLock lock(&mu_);
+  if (desired_.role == v1::PRIMARY || stopping_ ||
+      (!desired_.primary.empty() && desired_.primary != primary)) {
+    return absl::AbortedError(absl::StrCat(
+        "the config stream from ", primary,
+        " was superseded (this node is primary now, or follows another stream)"));
+  }
+  return absl::OkStatus();
 }
 
 ExclusionSet ConfigSync::ZoneLocalLocked() const {
@@ -367,16 +447,10 @@ bool ConfigSync::WaitReplicated(absl::Duration timeout, const std::string& only)
         if (only.empty() || peer == only) peers.push_back(peer);
       }
     }
-    bool all = true;
-    {
-      absl::MutexLock lock(&commit_mu_);
-      // A pusher between streams (reconnecting, or resyncing a secondary
-      // that fell behind) has no outbox: not caught up.
-      for (const std::string& peer : peers) {
-        auto it = outboxes_.find(peer);
-        if (it == outboxes_.end() || !it->second->CaughtUp()) all = false;
-      }
-    }
+    // A pusher between streams (reconnecting, or resyncing a secondary that
+    // fell behind) has no outbox: not caught up.
+    bool all = std::all_of(peers.begin(), peers.end(),
+                           [&](const std::string& peer) { return outboxes_.CaughtUp(peer); });
     if (all) return true;
     if (round >= rounds) return false;
     absl::Notification never;
@@ -384,148 +458,17 @@ bool ConfigSync::WaitReplicated(absl::Duration timeout, const std::string& only)
   }
 }
 
-
-void ConfigSync::FillSubtrees(
-    const std::vector<std::string>& prefixes, const ExclusionSet& excluded,
-    google::protobuf::RepeatedPtrField<v1::ConfigChecksums::Subtree>* out) const {
-  auto add = [&](const SubtreeChecksum& c) {
-    v1::ConfigChecksums::Subtree* s = out->Add();
-    s->set_prefix(c.prefix);
-    s->set_checksum(c.checksum);
-    s->set_entries(c.count);
-    s->set_exact(c.exact);
-  };
-  for (const std::string& prefix : prefixes) {
-    add(store_->Checksum(prefix, excluded));
-    for (const SubtreeChecksum& c : store_->Children(prefix, excluded)) add(c);
-  }
-}
-
-// ---- Commits --------------------------------------------------------------
-
-absl::StatusOr<ConfigCommitResult> ConfigSync::Commit(const std::vector<ConfigChange>& changes,
-                                                      const Follow* follow) {
-  if (follow == nullptr) {
-    LocalWrite me{&changes};
-    absl::MutexLock lock(&group_mu_);
-    group_.push_back(&me);
-    while (!me.done) {
-      if (group_running_) {
-        auto turn = [this, &me]() ABSL_SHARED_LOCKS_REQUIRED(group_mu_) {
-          return me.done || !group_running_;
-        };
-        group_mu_.Await(absl::Condition(&turn));
-        continue;
-      }
-      // This writer commits everything waiting, its own write included.
-      group_running_ = true;
-      std::vector<LocalWrite*> group(group_.begin(), group_.end());
-      group_.clear();
-      group_mu_.Unlock();
-      {
-        absl::MutexLock commit(&commit_mu_);
-        CommitGroupLocked(group);
-      }
-      group_mu_.Lock();
-      for (LocalWrite* w : group) w->done = true;
-      group_running_ = false;
-    }
-    return std::move(me.result);
-  }
-  absl::MutexLock lock(&commit_mu_);
-  {
-    absl::MutexLock state(&mu_);
-    if (follow_context_ != follow->context || follow->context->IsCancelled() ||
-        desired_.role == v1::PRIMARY || stopping_ ||
-        (!desired_.primary.empty() && desired_.primary != follow->peer)) {
-      return absl::AbortedError(absl::StrCat(
-          "the config stream from ", follow->peer,
-          " was superseded (this node is primary now, or follows another stream)"));
-    }
-  }
-  absl::StatusOr<ConfigCommitResult> result = store_->Apply(changes);
-  if (!result.ok()) {
-    LogEvent(LogLevel::kError, "config_commit_failed",
-             {{"origin", follow->peer}, {"reason", result.status().message()}});
-    return result;
-  }
-  if (result->revision != 0) {
-    ++commits_replicated_;
-    AfterCommitLocked(*result);
-  }
-  return result;
-}
-
-void ConfigSync::CommitGroupLocked(const std::vector<LocalWrite*>& group) {
-  std::vector<ConfigChange> merged;
-  std::vector<LocalWrite*> admitted;
-  for (LocalWrite* w : group) {
-    // Each write's own problems stay its own: checked here, not by the
-    // store for the whole group.
-    absl::Status s = CheckWritable(*w->changes);
-    for (const ConfigChange& c : *w->changes) {
-      if (!s.ok()) break;
-      s = ValidateConfigPath(c.path);
-      if (s.ok() && c.value.has_value() && c.value->size() > kMaxConfigValueBytes) {
-        s = absl::InvalidArgumentError(absl::StrCat("the value of ", c.path, " has ",
-                                                    c.value->size(), " bytes; at most ",
-                                                    kMaxConfigValueBytes, " are allowed"));
-      }
-    }
-    if (!s.ok()) {
-      w->result = s;
-      continue;
-    }
-    merged.insert(merged.end(), w->changes->begin(), w->changes->end());
-    admitted.push_back(w);
-  }
-  if (admitted.empty()) return;
-  absl::StatusOr<ConfigCommitResult> result = store_->Apply(merged);
-  if (!result.ok()) {
-    LogEvent(LogLevel::kError, "config_commit_failed",
-             {{"origin", "local"}, {"writes", admitted.size()},
-              {"reason", result.status().message()}});
-    for (LocalWrite* w : admitted) w->result = result.status();
-    return;
-  }
-  if (result->revision != 0) AfterCommitLocked(*result);
-  for (LocalWrite* w : admitted) {
-    std::set<absl::string_view> mine;
-    for (const ConfigChange& c : *w->changes) mine.insert(c.path);
-    ConfigCommitResult own;
-    own.revision = result->revision;
-    for (const ConfigCommitResult::Applied& a : result->applied) {
-      if (mine.count(a.path) != 0) own.applied.push_back(a);
-    }
-    w->result = std::move(own);
-  }
-}
-
-void ConfigSync::AfterCommitLocked(const ConfigCommitResult& result) {
-  RefreshHelloCacheLocked();
+void ConfigSync::AfterCommit(const ConfigCommitResult& result, bool replicated) {
+  if (replicated) ++commits_replicated_;
+  RefreshHelloCache();
   // The secondaries, each with the paths its pair syncs.
-  for (auto& [peer, outbox] : outboxes_) {
-    v1::ConfigSyncMessage m;
-    v1::ConfigCommit* c = m.mutable_commit();
-    for (const ConfigCommitResult::Applied& a : result.applied) {
-      if (outbox->effective.Excludes(a.path)) continue;
-      if (a.new_value.has_value()) {
-        v1::ConfigEntry* e = c->add_puts();
-        e->set_path(a.path);
-        e->set_value(*a.new_value);
-        e->set_revision(result.revision);
-      } else {
-        c->add_deletes(a.path);
-      }
-    }
-    // Even with nothing to send (only paths the pair excludes): the
-    // revision and root checksum keep the secondary's comparison current.
-    c->set_revision(result.revision);
-    c->set_root_checksum(store_->Checksum("", outbox->effective).checksum);
-    outbox->Push(std::move(m));
-    ++commits_replicated_;
-  }
-  // Watchers.
+  commits_replicated_ += outboxes_.Publish(result, *store_);
+  NotifyWatchers(result);
+  // Apply hooks, off this thread.
+  hooks_.OnCommit(result);
+}
+
+void ConfigSync::NotifyWatchers(const ConfigCommitResult& result) {
   absl::MutexLock watch_lock(&watch_mu_);
   for (const std::shared_ptr<Watcher>& w : watchers_) {
     v1::WatchConfigResponse r;
@@ -542,85 +485,13 @@ void ConfigSync::AfterCommitLocked(const ConfigCommitResult& result) {
       }
     }
     if (r.puts_size() == 0 && r.deletes_size() == 0) continue;
-    if (w->queue.size() >= kMaxWatchQueue) {
+    if (w->queue.size() >= kMaxConfigWatchQueue) {
       w->overflowed = true;
     } else {
       w->queue.push_back(std::move(r));
     }
   }
   if (!watchers_.empty()) watch_cv_.SignalAll();
-  // Apply hooks, off this thread.
-  const auto& hooks = config_.config_sync().on_change();
-  if (hooks.empty()) return;
-  absl::MutexLock lock(&hooks_mu_);
-  for (int i = 0; i < hooks.size(); ++i) {
-    for (const ConfigCommitResult::Applied& a : result.applied) {
-      if (!absl::StartsWith(a.path, hooks[i].prefix())) continue;
-      HookJob& job = hook_jobs_[i];
-      job.paths.insert(a.path);
-      job.revision = result.revision;
-    }
-  }
-  hooks_cv_.SignalAll();
-}
-
-void ConfigSync::RunHooks() {
-  const auto& hooks = config_.config_sync().on_change();
-  while (true) {
-    size_t index = 0;
-    HookJob job;
-    {
-      absl::MutexLock lock(&hooks_mu_);
-      while (hook_jobs_.empty() && !hooks_stopping_) hooks_cv_.Wait(&hooks_mu_);
-      if (hooks_stopping_) return;
-      index = hook_jobs_.begin()->first;
-      job = std::move(hook_jobs_.begin()->second);
-      hook_jobs_.erase(hook_jobs_.begin());
-    }
-    const v1::ConfigChangeHook& hook = hooks[static_cast<int>(index)];
-    std::vector<std::string> argv(hook.command().begin(), hook.command().end());
-    std::string file = absl::StrCat(config_.state_dir(), "/config-hook-", index, ".paths");
-    {
-      std::ofstream out(file, std::ios::trunc);
-      for (const std::string& p : job.paths) out << p << '\n';
-    }
-    size_t arg_bytes = 0;
-    bool truncated = false;
-    for (const std::string& p : job.paths) {
-      arg_bytes += p.size() + 1;
-      if (arg_bytes > kMaxHookArgBytes) {
-        truncated = true;
-        break;
-      }
-      argv.push_back(p);
-    }
-    std::map<std::string, std::string> env = {
-        {"CLOUDHA_NODE", config_.node().id()},
-        {"CLOUDHA_CONFIG_REVISION", absl::StrCat(job.revision)},
-        {"CLOUDHA_CONFIG_PREFIX", hook.prefix()},
-        {"CLOUDHA_CONFIG_PATHS_FILE", file},
-        {"CLOUDHA_CONFIG_PATHS_COUNT", absl::StrCat(job.paths.size())},
-        {"CLOUDHA_CONFIG_PATHS_TRUNCATED", truncated ? "1" : "0"},
-    };
-    absl::Duration timeout = absl::Milliseconds(hook.has_timeout_ms() ? hook.timeout_ms() : 30000);
-    CommandOutcome outcome = RunCommand(argv, env, timeout, &stop_);
-    std::string command = hook.command_size() > 0 ? hook.command(0) : "";
-    if (outcome.ok()) {
-      LogEvent(LogLevel::kInfo, "config_hook_ok",
-               {{"command", command}, {"paths", job.paths.size()}, {"revision", job.revision}});
-    } else {
-      LogEvent(LogLevel::kWarn, "config_hook_failed",
-               {{"command", command},
-                {"paths", job.paths.size()},
-                {"revision", job.revision},
-                {"reason", outcome.summary},
-                {"output", Shorten(outcome.output)}});
-      note_(absl::StrCat("config: apply hook ", command, " failed: ", outcome.summary));
-      absl::MutexLock lock(&mu_);
-      ++hook_failures_;
-      last_error_ = absl::StrCat("apply hook ", command, ": ", outcome.summary);
-    }
-  }
 }
 
 }  // namespace cloudha

@@ -11,7 +11,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "agent/config.h"
+#include "agent/agent_config.h"
 #include "base/secure_file.h"
 #include "grpc/grpc.h"
 #include "grpcpp/create_channel.h"

@@ -12,7 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "base/command_runner.h"
-#include "agent/config.h"
+#include "agent/agent_config.h"
 #include "base/secure_file.h"
 
 namespace cloudha {

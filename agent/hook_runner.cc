@@ -55,7 +55,25 @@ void HookRunner::Fire(v1::HookConfig::Event event, HookContext context, Done don
                       StillWanted still_wanted) {
   absl::MutexLock lock(&mu_);
   if (closed_) return;
-  queue_.push_back({event, std::move(context), std::move(done), std::move(still_wanted)});
+  Job job;
+  job.event = event;
+  job.context = std::move(context);
+  job.done = std::move(done);
+  job.still_wanted = std::move(still_wanted);
+  queue_.push_back(std::move(job));
+}
+
+void HookRunner::FireCommand(v1::HookConfig hook, std::vector<std::string> args,
+                             std::map<std::string, std::string> env, Done done) {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return;
+  Job job;
+  job.event = hook.on();
+  job.done = std::move(done);
+  job.command = std::move(hook);
+  job.args = std::move(args);
+  job.env = std::move(env);
+  queue_.push_back(std::move(job));
 }
 
 void HookRunner::Run() {
@@ -74,9 +92,16 @@ void HookRunner::Run() {
     }
     bool ok = true;
     std::string detail;
-    for (const v1::HookConfig& hook : hooks_) {
-      if (hook.on() != job.event) continue;
-      if (!RunHook(hook, job, &detail)) {
+    std::vector<const v1::HookConfig*> hooks;
+    if (job.command.has_value()) {
+      hooks.push_back(&*job.command);
+    } else {
+      for (const v1::HookConfig& hook : hooks_) {
+        if (hook.on() == job.event) hooks.push_back(&hook);
+      }
+    }
+    for (const v1::HookConfig* hook : hooks) {
+      if (!RunHook(*hook, job, &detail)) {
         ok = false;
         break;
       }
@@ -90,15 +115,19 @@ void HookRunner::Run() {
 
 bool HookRunner::RunHook(const v1::HookConfig& hook, const Job& job, std::string* detail) {
   std::vector<std::string> argv(hook.command().begin(), hook.command().end());
-  std::map<std::string, std::string> env = {
-      {"CLOUDHA_EVENT", HookEventName(job.event)},
-      {"CLOUDHA_NODE", job.context.node},
-      {"CLOUDHA_ROLE", job.context.role},
-      {"CLOUDHA_PREV_ROLE", job.context.prev_role},
-      {"CLOUDHA_EPOCH", absl::StrCat(job.context.epoch)},
-      {"CLOUDHA_PEER", job.context.peer},
-      {"CLOUDHA_REASON", job.context.reason},
-  };
+  argv.insert(argv.end(), job.args.begin(), job.args.end());
+  std::map<std::string, std::string> env = job.env;
+  if (!job.command.has_value()) {
+    env = {
+        {"CLOUDHA_EVENT", HookEventName(job.event)},
+        {"CLOUDHA_NODE", job.context.node},
+        {"CLOUDHA_ROLE", job.context.role},
+        {"CLOUDHA_PREV_ROLE", job.context.prev_role},
+        {"CLOUDHA_EPOCH", absl::StrCat(job.context.epoch)},
+        {"CLOUDHA_PEER", job.context.peer},
+        {"CLOUDHA_REASON", job.context.reason},
+    };
+  }
   absl::Duration backoff = absl::Milliseconds(hook.backoff_ms());
   const int attempts = 1 + static_cast<int>(hook.retries());
   for (int attempt = 1; attempt <= attempts; ++attempt) {

@@ -8,6 +8,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -68,6 +69,13 @@ class HookRunner {
   void Fire(v1::HookConfig::Event event, HookContext context, Done done = nullptr,
             StillWanted still_wanted = nullptr);
 
+  // Queues one command that is not among the configured hooks (a config
+  // apply hook): run as `hook` says (timeout, retries, backoff) with `args`
+  // appended to its argv and exactly `env` as its CLOUDHA_* environment, in
+  // turn with the events' hooks.
+  void FireCommand(v1::HookConfig hook, std::vector<std::string> args,
+                   std::map<std::string, std::string> env, Done done = nullptr);
+
   // Whether any hook is configured for `event`.
   bool Has(v1::HookConfig::Event event) const;
 
@@ -77,6 +85,11 @@ class HookRunner {
     HookContext context;
     Done done;
     StillWanted still_wanted;
+    // For FireCommand: the one command to run, its extra arguments and
+    // environment.
+    std::optional<v1::HookConfig> command;
+    std::vector<std::string> args;
+    std::map<std::string, std::string> env;
   };
   void Run();
   bool RunHook(const v1::HookConfig& hook, const Job& job, std::string* detail);

@@ -80,6 +80,36 @@ TEST(HookRunnerTest, RunsAnEventsHooksInOrderWithTheEnvironment) {
   EXPECT_EQ(env.at("CLOUDHA_EVENT"), "to_primary");
 }
 
+TEST(HookRunnerTest, FireCommandRunsThatCommandWithItsArgumentsAndEnvironmentOnly) {
+  FakeClock clock;
+  Recorder rec;
+  std::vector<std::string> argv;
+  HookRunner runner({Hook(v1::HookConfig::TO_PRIMARY, "/eip")}, &clock,
+                    [&](const std::vector<std::string>& a,
+                        const std::map<std::string, std::string>& env, absl::Duration timeout,
+                        const absl::Notification* cancel) {
+                      argv = a;
+                      EXPECT_EQ(timeout, absl::Milliseconds(1000));
+                      return rec.Runner()(a, env, timeout, cancel);
+                    },
+                    nullptr);
+  runner.Start();
+  absl::Notification done;
+  bool ok = false;
+  runner.FireCommand(Hook(v1::HookConfig::EVENT_UNSPECIFIED, "/apply"), {"fw.a", "fw.b"},
+                     {{"CLOUDHA_CONFIG_REVISION", "9"}}, [&](bool result, const std::string&) {
+                       ok = result;
+                       done.Notify();
+                     });
+  done.WaitForNotification();
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(argv, (std::vector<std::string>{"/apply", "fw.a", "fw.b"}));
+  absl::MutexLock lock(&rec.mu);
+  ASSERT_EQ(rec.calls.size(), 1u);  // not the configured /eip
+  EXPECT_EQ(rec.calls[0].second,
+            (std::map<std::string, std::string>{{"CLOUDHA_CONFIG_REVISION", "9"}}));
+}
+
 TEST(HookRunnerTest, RetriesWithDoublingBackoffThenSucceeds) {
   FakeClock clock;
   Recorder rec;

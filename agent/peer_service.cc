@@ -1,6 +1,7 @@
 #include "agent/peer_service.h"
 
 #include "absl/strings/str_cat.h"
+#include "agent/config_sync_service.h"
 #include "agent/grpc_status.h"
 #include "base/log.h"
 #include "crypto/tls_material.h"
@@ -49,7 +50,7 @@ grpc::Status PeerServiceImpl::SyncConfig(
     grpc::ServerReaderWriter<v1::ConfigSyncMessage, v1::ConfigSyncMessage>* stream) {
   absl::StatusOr<NodeIdentity> id = Authenticate(context);
   if (!id.ok()) return ToGrpcStatus(id.status());
-  return config_->Serve(id->node, context, stream);
+  return ServeConfigSync(config_, id->node, context, stream);
 }
 
 grpc::Status PeerServiceImpl::QueryConfig(grpc::ServerContext* context,
@@ -57,7 +58,7 @@ grpc::Status PeerServiceImpl::QueryConfig(grpc::ServerContext* context,
                                           v1::ConfigQueryResponse* response) {
   absl::StatusOr<NodeIdentity> id = Authenticate(context);
   if (!id.ok()) return ToGrpcStatus(id.status());
-  return config_->Query(id->node, *request, response);
+  return ToGrpcStatus(config_->Query(id->node, *request, response));
 }
 
 grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context,

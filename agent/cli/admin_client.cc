@@ -2,7 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "agent/config.h"
+#include "agent/agent_config.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 

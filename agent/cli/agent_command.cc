@@ -11,7 +11,7 @@
 #include "grpc/support/log.h"
 #include "agent/agent.h"
 #include "agent/cli/check_config_command.h"
-#include "agent/config.h"
+#include "agent/agent_config.h"
 #include "base/log.h"
 #include "base/real_clock.h"
 

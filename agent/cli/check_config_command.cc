@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "absl/time/clock.h"
-#include "agent/config.h"
+#include "agent/agent_config.h"
 
 namespace cloudha {
 

@@ -7,8 +7,8 @@
 // ranges, names, addresses, unique ids, and the TLS files as a whole.
 //
 // Thread-safe: the functions keep no state.
-#ifndef CLOUDHA_AGENT_CONFIG_H_
-#define CLOUDHA_AGENT_CONFIG_H_
+#ifndef CLOUDHA_AGENT_AGENT_CONFIG_H_
+#define CLOUDHA_AGENT_AGENT_CONFIG_H_
 
 #include <string>
 #include <vector>
@@ -72,4 +72,4 @@ absl::StatusOr<HostPort> ParseHostPort(absl::string_view what, absl::string_view
 
 }  // namespace cloudha
 
-#endif  // CLOUDHA_AGENT_CONFIG_H_
+#endif  // CLOUDHA_AGENT_AGENT_CONFIG_H_

@@ -1,60 +1,55 @@
-// Constants and small helpers the config sync files share (config_sync.cc,
-// config_pusher.cc, config_replica.cc, config_admin.cc). Internal to the
-// agent's config sync.
-#ifndef CLOUDHA_AGENT_CONFIG_SYNC_COMMON_H_
-#define CLOUDHA_AGENT_CONFIG_SYNC_COMMON_H_
+// Limits and small helpers that the parts of config replication share (the
+// follower, the pusher, the outboxes and the agent's facade).
+#ifndef CLOUDHA_SYNC_CONFIG_SYNC_LIMITS_H_
+#define CLOUDHA_SYNC_CONFIG_SYNC_LIMITS_H_
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "google/protobuf/repeated_field.h"
 
 namespace cloudha {
-namespace config_sync {
-
-inline std::string Hex(const std::string& bytes) { return absl::BytesToHexString(bytes); }
 
 // "firewall." and "firewall" name the same subtree.
-inline std::string NormalizePrefix(std::string prefix) {
+inline std::string NormalizeConfigPrefix(std::string prefix) {
   while (!prefix.empty() && prefix.back() == '.') prefix.pop_back();
   return prefix;
 }
 
-inline std::vector<std::string> Patterns(
+// The patterns of a proto's repeated `exclude` field.
+inline std::vector<std::string> ExclusionPatterns(
     const google::protobuf::RepeatedPtrField<std::string>& p) {
   return std::vector<std::string>(p.begin(), p.end());
 }
 
 // A value in a log line or event: at most 80 characters.
-inline std::string Shorten(const std::string& value) {
+inline std::string ShortenConfigValue(const std::string& value) {
   if (value.size() <= 80) return value;
   return absl::StrCat(value.substr(0, 77), "...");
 }
 
 // Subtrees at most this big are sent whole when they differ; bigger ones
 // are compared one level further down.
-inline constexpr uint64_t kWholeSubtree = 256;
+inline constexpr uint64_t kConfigWholeSubtree = 256;
 // A pull response message carries about this many bytes of entries.
-inline constexpr size_t kChunkBytes = 1 << 20;
+inline constexpr size_t kConfigChunkBytes = 1 << 20;
 // A pusher's queue beyond this many messages means the secondary does not
 // keep up: the stream restarts and the next diff sends what differs.
-inline constexpr size_t kMaxOutbox = 100000;
+inline constexpr size_t kMaxConfigOutbox = 100000;
 // A watcher this far behind is ended.
-inline constexpr size_t kMaxWatchQueue = 10000;
+inline constexpr size_t kMaxConfigWatchQueue = 10000;
 // Replacements logged one by one per resync; the rest are counted.
-inline constexpr uint64_t kReplacedLogLimit = 20;
+inline constexpr uint64_t kConfigReplacedLogLimit = 20;
 // A checksum mismatch with the primary's hello lasting this long starts a
 // new diff.
-inline constexpr absl::Duration kDriftGrace = absl::Seconds(3);
+inline constexpr absl::Duration kConfigDriftGrace = absl::Seconds(3);
 // Paths passed as arguments to an apply hook, at most this many bytes.
-inline constexpr size_t kMaxHookArgBytes = 64 * 1024;
+inline constexpr size_t kMaxConfigHookArgBytes = 64 * 1024;
 
-}  // namespace config_sync
 }  // namespace cloudha
 
-#endif  // CLOUDHA_AGENT_CONFIG_SYNC_COMMON_H_
+#endif  // CLOUDHA_SYNC_CONFIG_SYNC_LIMITS_H_

@@ -1,4 +1,4 @@
-#include "agent/config.h"
+#include "agent/agent_config.h"
 
 #include <cstdlib>
 #include <string>
@@ -21,7 +21,7 @@ const absl::Time kNow = absl::FromUnixSeconds(1'800'000'000);
 class ConfigTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new std::string(absl::StrCat(getenv("TEST_TMPDIR"), "/config_test"));
+    dir_ = new std::string(absl::StrCat(getenv("TEST_TMPDIR"), "/agent_config_test"));
     mkdir(dir_->c_str(), 0755);
     mkdir((*dir_ + "/certs").c_str(), 0755);
     Validity validity{kNow - absl::Hours(1), absl::Hours(48)};
