@@ -55,11 +55,6 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(v1::AgentConfig config, uin
       new Agent(std::move(config), *std::move(tls), boot_id, *epoch, clock));
 }
 
-namespace {
-
-
-}  // namespace
-
 Agent::Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, uint64_t stored_epoch,
              Clock* clock)
     : config_(std::move(config)),
@@ -116,7 +111,6 @@ Agent::Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, uint64_t
 }
 
 Agent::~Agent() { Shutdown(); }
-
 
 absl::Status Agent::Start() {
   if (started_) return absl::FailedPreconditionError("agent already started");

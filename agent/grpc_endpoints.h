@@ -36,7 +36,8 @@ absl::Duration HelloMaxBackoff(const v1::AgentConfig& config);
 
 // Starts the peer listener on `config.listen()` with mutual TLS, serving
 // `service` (and grpc.health.v1 when the default health service is on).
-// UNAVAILABLE naming the reason (errno) when the address cannot be bound.
+// UNAVAILABLE naming the reason (errno) when the address cannot be bound;
+// INVALID_ARGUMENT when it does not parse or resolve.
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartPeerServer(const v1::AgentConfig& config,
                                                               const TlsMaterial& tls,
                                                               grpc::Service* service);
@@ -46,7 +47,8 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartPeerServer(const v1::AgentCon
 absl::Status PrepareAdminSocket(const std::string& path);
 
 // Starts the admin listener on the Unix socket `path` (mode 0600), serving
-// `service`. Call PrepareAdminSocket first.
+// `service`. Call PrepareAdminSocket first. UNAVAILABLE when it cannot
+// listen; FAILED_PRECONDITION when the socket cannot be made private.
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartAdminServer(const std::string& path,
                                                                grpc::Service* service);
 
@@ -55,7 +57,8 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartAdminServer(const std::string
 std::unique_ptr<grpc::CallbackGenericService> NewHealthOnlyFallback();
 
 // Starts the plaintext health listener on `address`, with `fallback` from
-// NewHealthOnlyFallback(). UNAVAILABLE naming the reason when it cannot bind.
+// NewHealthOnlyFallback(). UNAVAILABLE naming the reason when it cannot
+// bind; INVALID_ARGUMENT when the address does not parse or resolve.
 absl::StatusOr<std::unique_ptr<grpc::Server>> StartHealthServer(
     const std::string& address, grpc::CallbackGenericService* fallback);
 

@@ -23,11 +23,15 @@ class RecordingEnv : public NodeCoreEnv {
                   const std::vector<Membership::LivePeer>& /*live*/) override {
     followed_role = role;
     followed_epoch = epoch;
+    // Called before the state reaches LocalNode (and so any hello): a
+    // primary's epoch must be durable by then.
+    if (role == v1::PRIMARY) {
+      announced_primary = true;
+      if (stored.empty() || stored.back() < epoch) stored_before_announced = false;
+    }
   }
   void OnRoleChanged(const RoleChange& change, const RoleMachine& /*role*/) override {
     changes.push_back(change);
-    // The epoch is durable before anyone hears of the promotion.
-    if (change.to == v1::PRIMARY) stored_before_change = !stored.empty() && stored.back() == change.epoch;
   }
   void SetServing(bool p, bool s) override {
     primary_serving = p;
@@ -39,7 +43,8 @@ class RecordingEnv : public NodeCoreEnv {
   bool store_ok = true;
   std::vector<uint64_t> stored;
   std::vector<RoleChange> changes;
-  bool stored_before_change = false;
+  bool announced_primary = false;
+  bool stored_before_announced = true;
   v1::Role followed_role = v1::ROLE_UNSPECIFIED;
   uint64_t followed_epoch = 0;
   bool primary_serving = false;
@@ -69,9 +74,10 @@ class NodeCoreTest : public ::testing::Test {
         membership_(config_),
         core_(config_, /*stored_epoch=*/7, start_, &membership_, &local_, &env_) {}
 
-  // Steps every 100 ms until `t` after the start.
+  // Steps every 100 ms from where the last call stopped until `t` after the
+  // start (time only moves forward).
   void StepUntil(absl::Duration t) {
-    for (absl::Duration d; d <= t; d += absl::Milliseconds(100)) core_.Step(start_ + d);
+    for (; stepped_ <= t; stepped_ += absl::Milliseconds(100)) core_.Step(start_ + stepped_);
   }
 
   v1::AgentConfig config_;
@@ -80,6 +86,7 @@ class NodeCoreTest : public ::testing::Test {
   LocalNode local_;
   Membership membership_;
   NodeCore core_;
+  absl::Duration stepped_;
 };
 
 TEST_F(NodeCoreTest, AloneAfterTheHolddownPromotesPastTheStoredEpochAndStoresItFirst) {
@@ -89,7 +96,8 @@ TEST_F(NodeCoreTest, AloneAfterTheHolddownPromotesPastTheStoredEpochAndStoresItF
   NodeCore::View v = core_.view(start_ + absl::Seconds(2));
   ASSERT_EQ(v.role, v1::PRIMARY);
   EXPECT_EQ(v.epoch, 8u);
-  EXPECT_TRUE(env_.stored_before_change);
+  EXPECT_TRUE(env_.announced_primary);
+  EXPECT_TRUE(env_.stored_before_announced);
   EXPECT_EQ(env_.followed_role, v1::PRIMARY);
   EXPECT_EQ(env_.followed_epoch, 8u);
   // Hellos carry it.

@@ -154,9 +154,15 @@ absl::Status MakeDirectories(const std::string& path, int mode) {
   if (slash != std::string::npos && slash > 0) {
     if (absl::Status s = MakeDirectories(path.substr(0, slash), 0755); !s.ok()) return s;
   }
-  if (mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
+  if (mkdir(path.c_str(), mode) != 0) {
+    if (errno == EEXIST) return absl::OkStatus();  // made meanwhile by someone else
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create folder ", path, ": ", strerror(errno)));
+  }
+  // mkdir() applies the umask; the caller asked for exactly `mode`.
+  if (chmod(path.c_str(), mode) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot set the mode of folder ", path, ": ", strerror(errno)));
   }
   return absl::OkStatus();
 }

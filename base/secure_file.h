@@ -34,10 +34,10 @@ absl::Status WriteFileAtomically(absl::string_view path,
                                  absl::string_view content, int mode,
                                  Overwrite overwrite);
 
-// Creates folder `path` with permission bits `mode` (its missing parents
-// 0755), like `mkdir -p`. OK when it exists already (its mode is left
-// alone); FAILED_PRECONDITION when it or a parent is not a folder or cannot
-// be created.
+// Creates folder `path` with exactly the permission bits `mode` (its
+// missing parents 0755 less the umask), like `mkdir -p`. OK when it exists
+// already (its mode is left alone); FAILED_PRECONDITION when it or a parent
+// is not a folder or cannot be created.
 absl::Status MakeDirectories(const std::string& path, int mode);
 
 }  // namespace cloudha

@@ -5,8 +5,11 @@
 
 # The list itself is deploy/debian-packages.txt, which the Bazel build reads
 # too (third_party/system_libs.bzl): the first word of each line is a package.
-mapfile -t CLOUDHA_PACKAGES < <(
-  awk '!/^[[:space:]]*(#|$)/ { print $1 }' "$(dirname "${BASH_SOURCE[0]}")/debian-packages.txt")
+CLOUDHA_PACKAGE_LIST="$(dirname "${BASH_SOURCE[0]}")/debian-packages.txt"
+mapfile -t CLOUDHA_PACKAGES < <(awk '{ sub(/#.*/, "") } NF { print $1 }' "$CLOUDHA_PACKAGE_LIST")
+# The libraries the binary links (the lines marked "runtime").
+mapfile -t CLOUDHA_RUNTIME_PACKAGES < <(
+  awk '{ sub(/#.*/, "") } NF && / runtime( |$)/ { print $1 }' "$CLOUDHA_PACKAGE_LIST")
 
 cloudha_missing_packages() {
   local pkg status

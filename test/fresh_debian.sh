@@ -83,16 +83,18 @@ started=$SECONDS
 if [[ ! -f "$base" ]]; then
   say "debootstrap --variant=minbase $suite from $mirror"
   staging=$(mktemp -d "$cache/debootstrap.XXXXXX")
+  trap 'rm -rf --one-file-system "$staging" "$base.part"' EXIT
   # In a mount namespace of its own: whatever debootstrap mounts in the new
   # root is gone when it exits, so the folder can be removed safely.
   if ! unshare --mount --propagation private \
       debootstrap --variant=minbase --arch="$arch" "$suite" "$staging/root" "$mirror" >>"$log" 2>&1; then
     tail -n 30 "$log" >&2
-    rm -rf --one-file-system "$staging"
     die "debootstrap failed (whole log: $log)"
   fi
-  tar -C "$staging/root" -cf "$base.part" . && mv "$base.part" "$base"
+  tar -C "$staging/root" -cf "$base.part" . || die "cannot write $base.part (disk full?)"
+  mv "$base.part" "$base"
   rm -rf --one-file-system "$staging"
+  trap - EXIT
   find "$cache" -maxdepth 1 -name "minbase-$suite-$arch-*.tar" ! -path "$base" -delete
   say "minbase root made in $((SECONDS - started)) s"
 else
@@ -102,6 +104,15 @@ fi
 work=$(mktemp -d /var/tmp/cloudha-fresh.XXXXXX)
 root="$work/root"
 cleanup() {
+  # A step cut short (SIGTERM, SIGINT) may leave its processes: everything
+  # whose root is inside the work folder is killed (the first of a step's
+  # PID namespace takes the rest with it).
+  local proc root_of
+  for proc in /proc/[0-9]*; do
+    root_of=$(readlink "$proc/root" 2>/dev/null) || continue
+    [[ "$root_of" == "$work"/* ]] && kill -KILL "${proc#/proc/}" 2>/dev/null
+  done
+  wait 2>/dev/null || true
   # Steps mount only inside their own namespaces; this is a last guard
   # before deleting, never to remove files through a mount.
   if grep -q " $work/" /proc/self/mounts; then
@@ -139,9 +150,11 @@ say "copied $(git -C "$repo" rev-parse --short HEAD) into a fresh root"
 # Runs a shell command as root inside a fresh root, in new mount and PID
 # namespaces; its output goes to the log and to FILE.
 in_root() {  # ROOT FILE COMMAND
-  local root=$1 out=$2 command=$3
+  local root=$1 out=$2 command=$3 rc=0
+  # In the background and waited for, so that SIGTERM and SIGINT reach the
+  # traps at once rather than when the step ends.
   # shellcheck disable=SC2016  # expanded by the inner shell
-  unshare --mount --pid --fork --propagation private /bin/bash -euo pipefail -c '
+  unshare --mount --pid --fork --kill-child --propagation private /bin/bash -euo pipefail -c '
     root=$1 archives=$2 command=$3
     # The root a mount point of its own, as / is on a machine (ip netns and
     # unshare --propagation change the propagation of /, refused otherwise).
@@ -155,7 +168,10 @@ in_root() {  # ROOT FILE COMMAND
     exec chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
       PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
       /bin/bash -c "cd /root/cloudha 2>/dev/null || cd /root; $command"
-  ' in_root "$root" "$cache/archives" "$command" 2>&1 | tee -a "$log" >"$out"
+  ' in_root "$root" "$cache/archives" "$command" >"$out" 2>&1 &
+  wait $! || rc=$?
+  cat "$out" >>"$log"
+  return "$rc"
 }
 
 fail_step() {  # WHAT OUTPUT_FILE
@@ -193,12 +209,26 @@ fi
 started=$SECONDS
 vm="$work/vm"
 fresh_root "$vm"
-binary="$root$(readlink "$root/root/cloudha/bazel-bin")/agent/cli/cloudha"
+bazel_bin=$(readlink "$root/root/cloudha/bazel-bin") || die "./run.sh left no bazel-bin link"
+binary="$root$bazel_bin/agent/cli/cloudha"
 [[ -x "$binary" ]] || die "no binary at $binary after ./run.sh"
 cp "$binary" "$repo/deploy/systemd/cloudha.service" "$vm/root/"
-install_block=$(sed -n '/^## Quick start/,/^## /p' "$repo/README.md" |
-  awk '/^[[:space:]]*```/ { inside = !inside; next } inside && /apt-get install/, inside && /cloudha.service/ { sub(/^ +/, ""); print }')
+# The fenced code block of the quick start that holds "apt-get install".
+install_block=$(sed -n '/^## Quick start/,/^## /p' "$repo/README.md" | awk '
+  /^[[:space:]]*```/ {
+    if (inside && index(text, "apt-get install")) { printf "%s", text; exit }
+    inside = !inside; text = ""; next
+  }
+  inside { sub(/^ +/, ""); text = text $0 "\n" }')
 [[ "$install_block" == *"apt-get install"* ]] || die "the README's quick start shows no apt-get install for the VMs"
+# The README installs exactly the libraries the package list marks runtime.
+readme_packages=$(grep -o 'apt-get install .*' <<<"$install_block" | head -n 1 | tr ' ' '\n' |
+  grep -v -e '^-' -e '^apt-get$' -e '^install$' -e '^$' | sort)
+listed_packages=$(awk '{ sub(/#.*/, "") } NF && / runtime( |$)/ { print $1 }' \
+  "$root/root/cloudha/deploy/debian-packages.txt" | sort)
+[[ "$readme_packages" == "$listed_packages" ]] ||
+  die "the README's quick start installs [$(tr '\n' ' ' <<<"$readme_packages")] but" \
+    "deploy/debian-packages.txt marks [$(tr '\n' ' ' <<<"$listed_packages")] runtime"
 say "the quick start's install on a fresh VM root: $(head -n 1 <<<"$install_block")"
 rc=0
 in_root "$vm" "$work/vm.out" "set -e; $install_block

@@ -153,25 +153,31 @@ done
 # Runs a command on "VM" NODE: in its network namespace, with its folders
 # on /etc/cloudha, /var/lib/cloudha and /run/cloudha, the README's addresses
 # mapped into 198.18.0.0/15, and /usr/local/bin/cloudha being this build.
+# shellcheck disable=SC2016  # expanded by the inner shell
+node_shell='set -euo pipefail
+  node_dir=$1 cloudha=$2
+  shift 2
+  mount --bind "$node_dir/etc" /etc/cloudha
+  mount --bind "$node_dir/lib" /var/lib/cloudha
+  mount --bind "$node_dir/run" /run/cloudha
+  args=()
+  for arg in "$@"; do
+    arg=${arg//10.0.1.10/198.18.1.10}
+    arg=${arg//10.0.2.10/198.18.2.10}
+    [[ $arg == /usr/local/bin/cloudha ]] && arg=$cloudha
+    args+=("$arg")
+  done
+  exec "${args[@]}"'
 on_node() {  # NODE COMMAND...
-  local node=$1
-  shift
-  # shellcheck disable=SC2016  # expanded by the inner shell
-  ip netns exec "qs$tag-$node" unshare --mount --propagation private /bin/bash -c '
-    node_dir=$1 cloudha=$2
-    shift 2
-    mount --bind "$node_dir/etc" /etc/cloudha
-    mount --bind "$node_dir/lib" /var/lib/cloudha
-    mount --bind "$node_dir/run" /run/cloudha
-    args=()
-    for arg in "$@"; do
-      arg=${arg//10.0.1.10/198.18.1.10}
-      arg=${arg//10.0.2.10/198.18.2.10}
-      [[ $arg == /usr/local/bin/cloudha ]] && arg=$cloudha
-      args+=("$arg")
-    done
-    exec "${args[@]}"
-  ' on_node "$work/$node" "$cloudha" "$@"
+  ip netns exec "qs$tag-$1" unshare --mount --propagation private /bin/bash -c "$node_shell" \
+    on_node "$work/$1" "$cloudha" "${@:2}"
+}
+# The same in the background, its output to LOG; every step execs the
+# next, so $! is the agent itself and cleanup's SIGTERM reaches it.
+start_on_node() {  # LOG NODE COMMAND...
+  (exec ip netns exec "qs$tag-$2" unshare --mount --propagation private /bin/bash -c "$node_shell" \
+    on_node "$work/$2" "$cloudha" "${@:3}") >"$1" 2>&1 &
+  pids+=($!)
 }
 for node in a b; do
   sed -i -e 's/10\.0\.1\.10/198.18.1.10/g; s/10\.0\.2\.10/198.18.2.10/g' "$work/$node/etc/agent.textproto"
@@ -197,8 +203,7 @@ record example_config passed ""
 # 4. Start, with the unit's ExecStart.
 for node in a b; do
   # shellcheck disable=SC2086
-  on_node "$node" $exec_start >"$work/$node-agent.log" 2>&1 &
-  pids+=($!)
+  start_on_node "$work/$node-agent.log" "$node" $exec_start
 done
 peer_up=0
 for _ in $(seq 1 100); do  # at most 20 s
@@ -219,7 +224,7 @@ record agents_start passed ""
 grep -E '^b +UP ' "$work/a-status.log" | grep -Eq '[0-9.]+ ?ms' || fail peer_up "'cloudha status' shows no round-trip time" "$work/a-status.log"
 record peer_up passed ""
 
-probe=$(grep -o 'cloudha probe --addr 10\.0\.1\.10:7901[^`]*' <<<"$section" | head -n 1)
+probe=$(grep -o 'cloudha probe --addr 10\.0\.1\.10:7901[^`]*' <<<"$section" | head -n 1 || true)
 [[ -n "$probe" ]] || fail probe_health "the quick start shows no 'cloudha probe --addr 10.0.1.10:7901'"
 # shellcheck disable=SC2086
 on_node b /usr/local/bin/cloudha ${probe#cloudha } >"$work/probe.log" 2>&1 ||
@@ -229,7 +234,7 @@ record probe_health passed ""
 # The mTLS probe of the peer port, as the CLI reference writes it (files
 # named as certs init wrote them).
 mtls=$(tr '\n' ' ' <"$readme" | grep -o 'cloudha probe --addr 10\.0\.1\.10:7801 --tls [^`]*' | head -n 1 |
-  tr -s ' ')
+  tr -s ' ' || true)
 [[ -n "$mtls" ]] || fail probe_mtls "the README shows no mTLS probe of 10.0.1.10:7801"
 mtls=${mtls//ca.crt/$work/pki/ca.crt}
 mtls=${mtls//b.crt/$work/pki/b.crt}

@@ -19,16 +19,24 @@ def _read_package_list(ctx):
     libs, headers, dirs = {}, {}, {}
     text = ctx.read(ctx.path(Label(_PACKAGE_LIST)))
     for number, line in enumerate(text.splitlines()):
-        words = [w for w in line.split("#")[0].replace("\t", " ").split(" ") if w]
+        # Bazel 4's split() needs a separator: tabs and CRs become spaces.
+        words = [w for w in line.split("#")[0].replace("\t", " ").replace("\r", " ").split(" ") if w]
         if not words:
             continue
         package = words[0]
+        where = "deploy/debian-packages.txt:%d" % (number + 1)
+        if ":" in package or "=" in package:
+            fail("%s: a line starts with the Debian package's name, not %r" % (where, package))
         for word in words[1:]:
+            if word == "runtime":
+                continue
             kind, _, spec = word.partition(":")
             name, _, value = spec.partition("=")
             if not name or not value or kind not in ("lib", "header", "dir"):
-                fail("deploy/debian-packages.txt:%d: %r is not lib:NAME=MODULES, header:NAME=PATH or dir:NAME=PATH" %
-                     (number + 1, word))
+                fail("%s: %r is not lib:NAME=MODULES, header:NAME=PATH, dir:NAME=PATH or runtime" %
+                     (where, word))
+            if name in libs or name in headers or name in dirs:
+                fail("%s: %s is named twice" % (where, name))
             if kind == "lib":
                 libs[name] = (value.split(","), package)
             elif kind == "header":

@@ -13,13 +13,29 @@ absl::Status ClusterSim::Env::StoreEpoch(uint64_t epoch) {
   return absl::OkStatus();
 }
 
+void ClusterSim::Env::FollowRole(v1::Role role, uint64_t epoch, const std::string& /*primary*/,
+                                 const std::vector<Membership::LivePeer>& /*live*/) {
+  // Called before the state reaches LocalNode, and so any hello.
+  if (role == v1::PRIMARY && epoch > node_->stored_epoch) {
+    sim_->Violation(absl::StrCat(Id(node_->index), " publishes primary at epoch ", epoch,
+                                 " before storing it (stored ", node_->stored_epoch, ")"));
+  }
+}
+
 void ClusterSim::Env::OnRoleChanged(const RoleChange& change, const RoleMachine& role) {
   sim_->Record(absl::StrCat(Id(node_->index), " ", v1::Role_Name(change.from), " -> ",
                             v1::Role_Name(change.to), " epoch ", role.hello_epoch(), " (known ",
                             role.known_epoch(), "): ", change.reason));
-  // The hooks "run" now and finish at the end of this step, outside the
-  // core's lock, as the hook runner's thread would call back.
-  if (change.to == v1::PRIMARY) node_->pending_primary_hooks.push_back(change.epoch);
+  // The hooks run from now; they finish after a step, outside the core's
+  // lock, as the hook runner's thread would call back.
+  if (change.to == v1::PRIMARY) {
+    absl::Duration took = absl::ZeroDuration();
+    if (sim_->options_.max_hook_time > absl::ZeroDuration()) {
+      took = absl::Milliseconds(std::uniform_int_distribution<int64_t>(
+          0, absl::ToInt64Milliseconds(sim_->options_.max_hook_time))(sim_->rng_));
+    }
+    node_->pending_primary_hooks.emplace_back(change.epoch, sim_->now_ + took);
+  }
 }
 
 std::string ClusterSim::Id(int node) { return absl::StrCat("n", node); }
@@ -68,6 +84,8 @@ void ClusterSim::Boot(Node& node) {
   node.boot_id = rng_();
   node.pending_primary_hooks.clear();
   node.sequence.clear();
+  node.penalty = 0;
+  node.in_sync = true;
   node.next_hello = now_;
   node.env = std::make_unique<Env>(this, &node);
   Record(absl::StrCat(Id(node.index), " boots with stored epoch ", node.stored_epoch));
@@ -195,9 +213,16 @@ void ClusterSim::StepOnce() {
   for (auto& node : nodes_) {
     if (!node->alive) continue;
     node->core->Step(now_);
-    std::vector<uint64_t> hooks = std::move(node->pending_primary_hooks);
+    std::vector<std::pair<uint64_t, absl::Time>> hooks = std::move(node->pending_primary_hooks);
     node->pending_primary_hooks.clear();
-    for (uint64_t epoch : hooks) node->core->OnPrimaryHooksDone(epoch, true, "", now_);
+    for (const auto& [epoch, done_at] : hooks) {
+      if (done_at > now_) {
+        node->pending_primary_hooks.emplace_back(epoch, done_at);
+        continue;
+      }
+      bool ok = std::uniform_real_distribution<double>(0, 1)(rng_) >= options_.hook_failure;
+      node->core->OnPrimaryHooksDone(epoch, ok, ok ? "" : "simulated hook failure", now_);
+    }
   }
   CheckInvariants();
 }
@@ -242,53 +267,55 @@ bool ClusterSim::Settled() const {
   return true;
 }
 
+void ClusterSim::Violation(std::string what) {
+  violations_.push_back(absl::StrCat("at ", absl::FormatTime(now_), ": ", what));
+}
+
 void ClusterSim::CheckInvariants() {
   for (auto& node : nodes_) {
     if (!node->alive) continue;
     NodeCore::View v = node->core->view(now_);
     const std::string id = Id(node->index);
-    if (v.role == v1::PRIMARY && v.epoch > node->stored_epoch) {
-      violations_.push_back(absl::StrCat("at ", absl::FormatTime(now_), ": ", id,
-                                         " announces epoch ", v.epoch,
-                                         " before storing it (stored ", node->stored_epoch, ")"));
-    }
     if (v.known_epoch < node->highest_known_epoch) {
-      violations_.push_back(absl::StrCat("at ", absl::FormatTime(now_), ": ", id,
-                                         "'s epoch went back from ", node->highest_known_epoch,
-                                         " to ", v.known_epoch));
+      Violation(absl::StrCat(id, "'s epoch went back from ", node->highest_known_epoch, " to ",
+                             v.known_epoch));
     }
     node->highest_known_epoch = std::max(node->highest_known_epoch, v.known_epoch);
   }
-  // Two primaries at one epoch: a violation once they have heard each other
-  // for longer than detection takes; across a partition, counted.
+  // Two primaries that hear each other: a violation once they have for
+  // longer than detection takes (on a lossy network "hearing" is not
+  // certain, so only without loss). Two primaries at one epoch in
+  // different partitions are counted (see same_epoch_across_partitions).
   const absl::Duration detection =
       absl::Milliseconds(options_.interval_ms) * (options_.lost_threshold + 1) + options_.step;
   for (int i = 0; i < options_.nodes; ++i) {
     for (int j = i + 1; j < options_.nodes; ++j) {
       std::pair<int, int> pair(i, j);
-      bool both_primary_same_epoch = false;
+      bool both_primary = false;
       bool connected = false;
-      uint64_t epoch = 0;
+      uint64_t epoch_i = 0, epoch_j = 0;
       if (nodes_[i]->alive && nodes_[j]->alive) {
         NodeCore::View a = nodes_[i]->core->view(now_);
         NodeCore::View b = nodes_[j]->core->view(now_);
-        both_primary_same_epoch =
-            a.role == v1::PRIMARY && b.role == v1::PRIMARY && a.epoch == b.epoch;
-        connected = LinkUp(i, j);
-        epoch = a.epoch;
+        both_primary = a.role == v1::PRIMARY && b.role == v1::PRIMARY;
+        connected = LinkUp(i, j) && loss_ == 0;
+        epoch_i = a.epoch;
+        epoch_j = b.epoch;
       }
-      if (!both_primary_same_epoch || !connected) dual_since_.erase(pair);
-      if (!both_primary_same_epoch) continue;
-      if (!connected) {
-        if (same_epoch_epochs_.insert(epoch).second) ++same_epoch_across_partitions_;
+      if (!both_primary || !connected) dual_since_.erase(pair);
+      if (!both_primary) continue;
+      if (!LinkUp(i, j)) {
+        if (epoch_i == epoch_j && same_epoch_epochs_.insert(epoch_i).second) {
+          ++same_epoch_across_partitions_;
+        }
         continue;
       }
+      if (!connected) continue;
       absl::Time since = dual_since_.emplace(pair, now_).first->second;
-      if (now_ - since > detection && violations_.empty()) {
-        violations_.push_back(absl::StrCat("at ", absl::FormatTime(now_), ": ", Id(i), " and ",
-                                           Id(j), " are both primary at epoch ", epoch,
-                                           " and have heard each other for ",
-                                           absl::FormatDuration(now_ - since)));
+      if (now_ - since > detection && reported_pairs_.insert(pair).second) {
+        Violation(absl::StrCat(Id(i), " (epoch ", epoch_i, ") and ", Id(j), " (epoch ", epoch_j,
+                               ") are both primary and have heard each other for ",
+                               absl::FormatDuration(now_ - since)));
       }
     }
   }

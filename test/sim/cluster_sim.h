@@ -52,6 +52,10 @@ class ClusterSim {
     // How often every node takes a role step (the agent steps on every
     // interval and sooner when a hello brings news).
     absl::Duration step = absl::Milliseconds(10);
+    // TO_PRIMARY hooks take a random time up to this, and fail with this
+    // probability (the promotion then goes FAULT).
+    absl::Duration max_hook_time = absl::ZeroDuration();
+    double hook_failure = 0;
     uint64_t seed = 1;
   };
 
@@ -84,6 +88,13 @@ class ClusterSim {
   void Heal();
   // Every hello is lost with probability `p` (0..1).
   void SetLoss(double p) { loss_ = p; }
+  // Node `node`'s local health penalty (failing monitors' weights) and
+  // whether its replicas are complete (a secondary out of sync is not
+  // eligible while a primary lives).
+  void SetHealth(int node, uint32_t penalty, bool in_sync) {
+    nodes_[node]->penalty = penalty;
+    nodes_[node]->in_sync = in_sync;
+  }
 
   // The node stops at once (kill -9); Restart brings it back with a new
   // boot id and what its epoch store held.
@@ -104,8 +115,9 @@ class ClusterSim {
 
   // Invariant violations seen so far (empty when all held), checked after
   // every step: no node's known epoch goes back, across restarts too; a
-  // primary's epoch is stored before it is announced; two primaries at the
-  // same epoch do not outlast detection once they hear each other.
+  // primary's epoch is stored before its state reaches the node's hellos;
+  // two primaries that hear each other (on a loss-free network) do not
+  // outlast detection.
   const std::vector<std::string>& violations() const { return violations_; }
 
   // Epochs at which two nodes were primary at once in different partitions
@@ -123,12 +135,12 @@ class ClusterSim {
   class Env : public NodeCoreEnv {
    public:
     Env(ClusterSim* sim, Node* node) : sim_(sim), node_(node) {}
-    uint32_t MonitorPenalty() override { return 0; }
+    uint32_t MonitorPenalty() override { return node_->penalty; }
     bool AllMonitorsFailing() override { return false; }
-    bool InSync() override { return true; }
+    bool InSync() override { return node_->in_sync; }
     absl::Status StoreEpoch(uint64_t epoch) override;
-    void FollowRole(v1::Role, uint64_t, const std::string&,
-                    const std::vector<Membership::LivePeer>&) override {}
+    void FollowRole(v1::Role role, uint64_t epoch, const std::string& primary,
+                    const std::vector<Membership::LivePeer>& live) override;
     void OnRoleChanged(const RoleChange& change, const RoleMachine& role) override;
     void SetServing(bool, bool) override {}
     void OnMembershipChange(const Membership::Change&) override {}
@@ -144,7 +156,10 @@ class ClusterSim {
     uint64_t stored_epoch = 0;
     uint64_t boot_id = 0;
     uint64_t highest_known_epoch = 0;
-    std::vector<uint64_t> pending_primary_hooks;
+    uint32_t penalty = 0;
+    bool in_sync = true;
+    // TO_PRIMARY hooks running: epoch and when they finish.
+    std::vector<std::pair<uint64_t, absl::Time>> pending_primary_hooks;
     std::unique_ptr<Env> env;
     std::unique_ptr<LocalNode> local;
     std::unique_ptr<Membership> membership;
@@ -174,6 +189,7 @@ class ClusterSim {
   bool LinkUp(int a, int b) const;
   void Send(Message m);
   void CheckInvariants();
+  void Violation(std::string what);
 
   Options options_;
   std::mt19937_64 rng_;
@@ -188,6 +204,7 @@ class ClusterSim {
   // hear each other.
   std::map<std::pair<int, int>, absl::Time> dual_since_;
   std::set<uint64_t> same_epoch_epochs_;
+  std::set<std::pair<int, int>> reported_pairs_;
   int same_epoch_across_partitions_ = 0;
   std::vector<std::string> violations_;
   std::deque<std::string> history_;

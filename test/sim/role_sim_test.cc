@@ -130,9 +130,9 @@ TEST(RoleSimTest, LossyLinkBelowTheThresholdChangesNoRole) {
 // A thousand rounds of random trouble: partitions, crashes and restarts,
 // loss, handovers, each for a random time; then the network heals, every
 // node comes back, and the cluster must settle on one primary.
-// The invariants (ClusterSim::violations) are checked after every step. CLOUDHA_SIM_SEED, CLOUDHA_SIM_ROUNDS and CLOUDHA_SIM_NODES override
-// the seed, the count and the cluster size; a failure prints the seed and
-// the history to replay and explain it.
+// The invariants (ClusterSim::violations) are checked after every step.
+// CLOUDHA_SIM_SEED and CLOUDHA_SIM_ROUNDS override the seed and the count;
+// a failure prints the seed and the history to replay and explain it.
 //
 // Without an arbiter, "one primary per epoch, ever" does not hold: two
 // partitions can each promote to the same next epoch (an operator's
@@ -151,6 +151,8 @@ void RunRandomRounds(int nodes) {
   ClusterSim::Options options;
   options.nodes = nodes;
   options.seed = seed;
+  options.max_hook_time = absl::Milliseconds(300);
+  options.hook_failure = 0.05;
   ClusterSim sim(options);
   ASSERT_TRUE(sim.RunUntil([&] { return sim.Settled(); }, kSettle)) << "seed " << seed;
   int promotions = 0;
@@ -158,7 +160,7 @@ void RunRandomRounds(int nodes) {
     SCOPED_TRACE(absl::StrCat("seed ", seed, ", round ", round));
     int steps = uniform(1, 3);
     for (int step = 0; step < steps; ++step) {
-      switch (uniform(0, 4)) {
+      switch (uniform(0, 5)) {
         case 0: {  // a random partition into up to three groups
           std::vector<std::set<int>> groups(3);
           for (int node = 0; node < options.nodes; ++node) groups[uniform(0, 2)].insert(node);
@@ -171,6 +173,11 @@ void RunRandomRounds(int nodes) {
         case 2:
           sim.SetLoss(uniform(0, 50) / 100.0);
           break;
+        case 5: {  // a node turns unhealthy or falls out of sync
+          int node = uniform(0, options.nodes - 1);
+          if (sim.alive(node)) sim.SetHealth(node, uniform(0, 1) * 10, uniform(0, 1) == 1);
+          break;
+        }
         case 3: {
           std::vector<int> primaries = sim.Primaries();
           if (!primaries.empty()) {
@@ -187,7 +194,10 @@ void RunRandomRounds(int nodes) {
     }
     sim.Heal();
     sim.SetLoss(0);
-    for (int node = 0; node < options.nodes; ++node) sim.Restart(node);
+    for (int node = 0; node < options.nodes; ++node) {
+      sim.Restart(node);
+      sim.SetHealth(node, 0, true);
+    }
     ASSERT_TRUE(sim.RunUntil([&] { return sim.Settled(); }, absl::Seconds(10)))
         << "no single primary 10 s after the heal; primaries: "
         << absl::StrJoin(sim.Primaries(), ",");
