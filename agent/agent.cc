@@ -362,7 +362,17 @@ void Agent::HandOverBeforeStopping() {
   absl::Duration wait = std::min(
       absl::Seconds(5),
       absl::Milliseconds(config_.heartbeat().interval_ms()) * config_.heartbeat().lost_threshold());
+  absl::Duration interval = absl::Milliseconds(config_.heartbeat().interval_ms());
+  absl::Time deadline = clock_->Now() + wait;
   absl::StatusOr<v1::FailoverResponse> done = HandOver("", wait, /*must_replicate=*/false);
+  // A peer that is up but not eligible yet (its hello saying it finished
+  // its resync is on the way) gets the rest of the wait, an interval at a
+  // time; with no peer up there is no one to wait for.
+  while (!done.ok() && absl::IsFailedPrecondition(done.status()) &&
+         !membership_.Live(clock_->Now()).empty() && clock_->Now() + interval < deadline) {
+    if (!clock_->SleepUntil(clock_->Now() + interval, stop_)) break;
+    done = HandOver("", deadline - clock_->Now(), /*must_replicate=*/false);
+  }
   if (done.ok()) {
     LogEvent(LogLevel::kInfo, "handed_over_on_stop",
              {{"new_primary", done->new_primary()}, {"epoch", done->epoch()}});
