@@ -177,7 +177,11 @@ void ConfigSync::Update(v1::Role role, uint64_t epoch, const std::string& primar
       follow_stream_->Cancel();
     }
   }
-  if (wake) changed_.SignalAll();
+  if (wake) {
+    // Run() may be busy reconciling: it sees the flag before it waits again.
+    desired_changed_ = true;
+    changed_.SignalAll();
+  }
 }
 
 bool ConfigSync::in_sync() const {
@@ -247,7 +251,8 @@ void ConfigSync::Run() {
     Desired desired;
     {
       absl::MutexLock lock(&mu_);
-      if (!stopping_) changed_.WaitWithTimeout(&mu_, absl::Seconds(1));
+      if (!stopping_ && !desired_changed_) changed_.WaitWithTimeout(&mu_, absl::Seconds(1));
+      desired_changed_ = false;
       if (stopping_) break;
       desired = desired_;
     }

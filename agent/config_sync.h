@@ -205,6 +205,9 @@ class ConfigSync {
 
   mutable absl::Mutex mu_;
   absl::CondVar changed_;
+  // desired_ changed since Run() last took it (a signal while Run() was
+  // reconciling would otherwise wait out the 1 s timeout).
+  bool desired_changed_ ABSL_GUARDED_BY(mu_) = false;
   Desired desired_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool handing_over_ ABSL_GUARDED_BY(mu_) = false;
