@@ -224,8 +224,9 @@ install_block=$(sed -n '/^## Quick start/,/^## /p' "$repo/README.md" | awk '
 # The README installs exactly the libraries the package list marks runtime.
 readme_packages=$(grep -o 'apt-get install .*' <<<"$install_block" | head -n 1 | tr ' ' '\n' |
   grep -v -e '^-' -e '^apt-get$' -e '^install$' -e '^$' | sort)
-listed_packages=$(awk '{ sub(/#.*/, "") } NF && / runtime( |$)/ { print $1 }' \
-  "$root/root/cloudha/deploy/debian-packages.txt" | sort)
+# shellcheck source=deploy/debian-packages.sh
+source "$root/root/cloudha/deploy/debian-packages.sh"  # the copied tree's list
+listed_packages=$(printf '%s\n' "${CLOUDHA_RUNTIME_PACKAGES[@]}" | sort)
 [[ "$readme_packages" == "$listed_packages" ]] ||
   die "the README's quick start installs [$(tr '\n' ' ' <<<"$readme_packages")] but" \
     "deploy/debian-packages.txt marks [$(tr '\n' ' ' <<<"$listed_packages")] runtime"
