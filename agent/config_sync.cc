@@ -85,6 +85,7 @@ void ConfigSync::Stop() {
     absl::MutexLock lock(&mu_);
     closed_ = true;
   }
+  CommitBarrier();
   // What was acknowledged to a writer reaches the secondaries before the
   // pushers go (bounded: a secondary that does not answer is not waited
   // for long).
@@ -431,8 +432,19 @@ absl::Status ConfigSync::CheckWritable(const std::vector<ConfigChange>& changes)
 }
 
 void ConfigSync::BeginHandover() {
-  absl::MutexLock lock(&mu_);
-  handing_over_ = true;
+  {
+    absl::MutexLock lock(&mu_);
+    handing_over_ = true;
+  }
+  CommitBarrier();
+}
+
+void ConfigSync::CommitBarrier() {
+  // A local write is checked under the commit lock and queued to the
+  // outboxes before that lock is released. Taking it once here means a write
+  // that passed its check before the flag above is in the outboxes now (so
+  // WaitReplicated waits for it), and every later one sees the flag.
+  if (committer_ != nullptr) committer_->InCommitOrder([] {});
 }
 
 void ConfigSync::EndHandover() {

@@ -154,6 +154,9 @@ class ConfigSync {
 
   void Run();
   void Reconcile(const Desired& desired);
+  // Returns once every local write that passed its check before now is
+  // committed and queued to the outboxes.
+  void CommitBarrier();
 
   // Under the commit lock, after every commit that changed something:
   // hello cache, secondaries' outboxes, watchers, hooks.
