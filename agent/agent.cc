@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/agent_config.h"
 #include "agent/grpc_endpoints.h"
+#include "agent/witness_backend.h"
 #include "base/command_runner.h"
 #include "base/log.h"
 #include "base/secure_file.h"
@@ -108,6 +109,15 @@ Agent::Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, uint64_t
   }
   hooks_ = std::make_unique<HookRunner>(role_hooks, clock_, &RunCommand, on_attempt);
   peer_hooks_ = std::make_unique<HookRunner>(peer_hooks, clock_, &RunCommand, on_attempt);
+  if (config_.has_arbiter()) {
+    ArbiterClient::Options options;
+    options.ttl = absl::Milliseconds(config_.arbiter().lease_ttl_ms());
+    options.max_clock_drift_ppm = config_.arbiter().max_clock_drift_ppm();
+    options.keep_on_isolation = config_.arbiter().on_isolation() == v1::ArbiterConfig::KEEP;
+    options.note = [this](const std::string& message) { Note("arbiter", message); };
+    arbiter_ = std::make_unique<ArbiterClient>(
+        options, std::make_unique<WitnessBackend>(config_, tls_), clock_, [this] { Wake(); });
+  }
 }
 
 Agent::~Agent() { Shutdown(); }
@@ -207,6 +217,7 @@ void Agent::StartThreads() {
   peer_hooks_->Start();
   monitors_->Start();
   for (auto& path : paths_) path->Start();
+  if (arbiter_ != nullptr) arbiter_->Start();
   ticker_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "role");
     Tick();
@@ -252,6 +263,14 @@ bool Agent::InSync() { return sessions_.in_sync() && config_sync_.in_sync(); }
 
 absl::Status Agent::StoreEpoch(uint64_t epoch) { return epoch_store_.Store(epoch); }
 
+ArbiterInput Agent::Arbiter(absl::Time now) {
+  return arbiter_ == nullptr ? ArbiterInput{} : arbiter_->Input(now);
+}
+
+void Agent::WantLease(bool want, uint64_t epoch) {
+  if (arbiter_ != nullptr) arbiter_->SetWanted(want, epoch);
+}
+
 void Agent::FollowRole(v1::Role role, uint64_t epoch, const std::string& primary,
                        const std::vector<Membership::LivePeer>& live) {
   if (sessions_.enabled()) {
@@ -292,7 +311,8 @@ void Agent::OnRoleChanged(const RoleChange& change, const RoleMachine& role) {
                       v1::Role_Name(change.from),
                       role.hello_epoch(),
                       role.primary() == local_.node_id() ? "" : role.primary(),
-                      change.reason};
+                      change.reason,
+                      arbiter_ == nullptr ? 0 : arbiter_->fence(clock_->Now())};
   switch (change.to) {
     case v1::PRIMARY: {
       uint64_t epoch = change.epoch;
@@ -452,6 +472,8 @@ void Agent::Shutdown() {
   stop_.Notify();
   Wake();
   if (ticker_.joinable()) ticker_.join();
+  // A lease still held is given up: this node serves nothing any more.
+  if (arbiter_ != nullptr) arbiter_->Stop();
   sessions_.Stop();
   config_sync_.Stop();
   // Peers stop hearing from this node now, not after the hooks are done.
@@ -503,6 +525,21 @@ v1::StatusResponse Agent::Status() {
     if (live.id == primary) primary_position = live.hello.session_position();
   }
   sessions_.FillStatus(primary_position, &status);
+  if (arbiter_ != nullptr) {
+    ArbiterClient::View a = arbiter_->view(now);
+    v1::ArbiterStatus* out = status.mutable_arbiter();
+    out->set_backend(a.kind);
+    out->set_address(a.address);
+    out->set_reachable(a.reachable);
+    out->set_lease_held(a.held);
+    out->set_lease_remaining_ms(absl::ToInt64Milliseconds(a.remaining));
+    out->set_holder(a.holder);
+    out->set_fence(a.fence);
+    out->set_last_error(a.last_error);
+    out->set_wanted(a.wanted);
+    out->set_on_isolation(v1::ArbiterConfig::OnIsolation_Name(config_.arbiter().on_isolation()));
+    out->set_lease_ttl_ms(config_.arbiter().lease_ttl_ms());
+  }
   return status;
 }
 

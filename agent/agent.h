@@ -36,6 +36,7 @@
 #include "agent/config_sync.h"
 #include "agent/session_sync.h"
 #include "cloudha/v1/config.pb.h"
+#include "agent/arbiter_client.h"
 #include "crypto/tls_material.h"
 #include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/server.h"
@@ -109,6 +110,8 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   void OnRoleChanged(const RoleChange& change, const RoleMachine& role) override;
   void SetServing(bool primary, bool secondary) override;
   void OnMembershipChange(const Membership::Change& change) override;
+  ArbiterInput Arbiter(absl::Time now) override;
+  void WantLease(bool want, uint64_t epoch) override;
 
   void HandOverBeforeStopping();
   // Wakes the role thread early (a peer's hello brought news).
@@ -131,6 +134,8 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   std::unique_ptr<MonitorSet> monitors_;
   std::unique_ptr<HookRunner> hooks_;
   std::unique_ptr<HookRunner> peer_hooks_;
+  // The split-brain arbiter's lease; null without an arbiter.
+  std::unique_ptr<ArbiterClient> arbiter_;
   // The role logic; after everything its environment (this) uses.
   NodeCore core_;
   std::unique_ptr<grpc::Server> peer_server_;

@@ -167,6 +167,7 @@ class Checker {
     CheckMonitors(c);
     CheckHooks(c);
     CheckConfigSync(c);
+    CheckArbiter(c);
     if (tls_check == TlsCheck::kFull) CheckTls(c, now);
   }
 
@@ -238,6 +239,58 @@ class Checker {
     if (value < low || value > high) {
       Add(where, absl::StrCat(what, " must be ", low, "..", high, ", got ", value));
     }
+  }
+
+  void CheckArbiter(const AgentConfig& c) {
+    if (!c.has_arbiter()) return;
+    const v1::ArbiterConfig& a = c.arbiter();
+    if (!a.has_witness()) {
+      Add({{"arbiter"}}, "arbiter needs a back end: witness { addresses: \"HOST:PORT\" }");
+    } else {
+      const auto& w = a.witness();
+      if (w.addresses_size() < 1 || w.addresses_size() > 4) {
+        Add({{"arbiter"}, {"witness"}},
+            absl::StrCat("arbiter.witness needs 1 to 4 addresses, got ", w.addresses_size()));
+      }
+      for (int j = 0; j < w.addresses_size(); ++j) {
+        CheckAddress({{"arbiter"}, {"witness"}, {"addresses", j}},
+                     absl::StrCat("arbiter.witness.addresses[", j, "]"), w.addresses(j));
+      }
+      if (absl::Status s = ValidateName("arbiter.witness.id", w.id()); !s.ok()) {
+        Add({{"arbiter"}, {"witness"}, {"id"}}, std::string(s.message()));
+      } else if (w.id() == c.node().id()) {
+        Add({{"arbiter"}, {"witness"}, {"id"}},
+            absl::StrCat("arbiter.witness.id \"", w.id(), "\" is this node's own id"));
+      } else {
+        for (const auto& peer : c.peers()) {
+          if (peer.id() == w.id()) {
+            Add({{"arbiter"}, {"witness"}, {"id"}},
+                absl::StrCat("arbiter.witness.id \"", w.id(),
+                             "\" is a peer's id: the witness needs a certificate of its own"));
+          }
+        }
+      }
+    }
+    const uint32_t ttl = a.lease_ttl_ms();
+    const uint32_t interval = c.heartbeat().interval_ms();
+    if (ttl < 300 || ttl > 600000) {
+      Add({{"arbiter"}, {"lease_ttl_ms"}},
+          absl::StrCat("arbiter.lease_ttl_ms must be 300..600000, got ", ttl));
+    } else if (uint64_t{ttl} < 3ull * interval) {
+      Add({{"arbiter"}, {"lease_ttl_ms"}},
+          absl::StrCat("arbiter.lease_ttl_ms (", ttl,
+                       ") must be at least 3 heartbeat intervals (3 x ", interval,
+                       " ms): the primary renews it several times per lease"));
+    }
+    if (c.heartbeat().lost_threshold() < 4) {
+      Add({{"heartbeat"}, {"lost_threshold"}},
+          absl::StrCat("heartbeat.lost_threshold must be at least 4 with an arbiter, got ",
+                       c.heartbeat().lost_threshold(),
+                       ": a primary without the lease counts a peer's vote only while its "
+                       "hellos are at most lost_threshold - 2 intervals old"));
+    }
+    CheckRange({{"arbiter"}, {"max_clock_drift_ppm"}}, "arbiter.max_clock_drift_ppm",
+               a.max_clock_drift_ppm(), 0, 100000);
   }
 
   void CheckElection(const AgentConfig& c) {
@@ -451,6 +504,12 @@ void FillDefaults(const std::string& folder, AgentConfig* c) {
     if (!h.has_retries()) h.set_retries(2);
     if (!h.has_backoff_ms()) h.set_backoff_ms(500);
     if (h.command_size() > 0) ResolveCommand(folder, h.mutable_command(0));
+  }
+  if (c->has_arbiter()) {
+    auto* a = c->mutable_arbiter();
+    if (!a->has_lease_ttl_ms()) a->set_lease_ttl_ms(2000);
+    if (!a->has_max_clock_drift_ppm()) a->set_max_clock_drift_ppm(500);
+    if (a->has_witness() && a->witness().id().empty()) a->mutable_witness()->set_id("witness");
   }
   Resolve(folder, c->mutable_tls()->mutable_ca_file());
   Resolve(folder, c->mutable_tls()->mutable_cert_file());

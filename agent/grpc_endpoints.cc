@@ -103,6 +103,23 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartPeerServer(const v1::AgentCon
   return server;
 }
 
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartWitnessServer(const std::string& listen,
+                                                                 const TlsMaterial& tls,
+                                                                 grpc::Service* service) {
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddListeningPort(listen, PeerServerCredentials(tls), &port);
+  builder.RegisterService(service);
+  // The nodes ping often (a lease is short); accept it.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 100);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) return ExplainBindFailure("listen", listen);
+  return server;
+}
+
 absl::Status PrepareAdminSocket(const std::string& path) {
   size_t slash = path.rfind('/');
   if (slash != std::string::npos && slash > 0) {

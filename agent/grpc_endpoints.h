@@ -42,6 +42,13 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartPeerServer(const v1::AgentCon
                                                               const TlsMaterial& tls,
                                                               grpc::Service* service);
 
+// Starts a `cloudha witness` listener on `listen` with mutual TLS (client
+// certificates from `tls`'s CA), serving `service`. Errors as
+// StartPeerServer's.
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartWitnessServer(const std::string& listen,
+                                                                 const TlsMaterial& tls,
+                                                                 grpc::Service* service);
+
 // Makes the admin socket's folder, refuses a socket a running agent answers
 // on (FAILED_PRECONDITION), and removes one left over from a crash.
 absl::Status PrepareAdminSocket(const std::string& path);

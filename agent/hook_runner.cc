@@ -127,6 +127,7 @@ bool HookRunner::RunHook(const v1::HookConfig& hook, const Job& job, std::string
         {"CLOUDHA_PEER", job.context.peer},
         {"CLOUDHA_REASON", job.context.reason},
     };
+    if (job.context.fence != 0) env["CLOUDHA_FENCE"] = absl::StrCat(job.context.fence);
   }
   absl::Duration backoff = absl::Milliseconds(hook.backoff_ms());
   const int attempts = 1 + static_cast<int>(hook.retries());

@@ -30,6 +30,9 @@ struct HookContext {
   uint64_t epoch = 0;
   std::string peer;
   std::string reason;
+  // The arbiter's fencing token of the lease this node holds (0: none, and
+  // CLOUDHA_FENCE is not set).
+  uint64_t fence = 0;
 };
 
 // Thread-safe.

@@ -45,6 +45,7 @@ v1::Hello LocalNode::MakeHello(absl::Time now, const std::string& peer) const {
   hello.set_role(state.role);
   hello.set_primary_id(state.primary_id);
   hello.set_primary_epoch(state.primary_epoch);
+  for (const std::string& id : state.sees) hello.add_sees(id);
   hello.set_epoch(state.epoch);
   hello.set_health_penalty(state.health_penalty);
   hello.set_sync_state(state.sync_state);

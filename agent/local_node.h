@@ -28,9 +28,12 @@ struct RoleState {
   // The primary this node sees first-hand, and its epoch.
   std::string primary_id;
   uint64_t primary_epoch = 0;
+  // The peers this node sees, sorted.
+  std::vector<std::string> sees;
 
   bool operator==(const RoleState& o) const {
     return role == o.role && epoch == o.epoch && health_penalty == o.health_penalty &&
+           sees == o.sees &&
            sync_state == o.sync_state && selected_by == o.selected_by &&
            handover_to == o.handover_to && primary_id == o.primary_id &&
            primary_epoch == o.primary_epoch;

@@ -1,5 +1,7 @@
 #include "agent/membership.h"
 
+#include <algorithm>
+
 namespace cloudha {
 namespace {
 
@@ -15,7 +17,8 @@ double Smooth(double old, double sample) {
 
 Membership::Membership(const v1::AgentConfig& config)
     : lost_after_(absl::Milliseconds(config.heartbeat().interval_ms()) *
-                  config.heartbeat().lost_threshold()) {
+                  config.heartbeat().lost_threshold()),
+      self_(config.node().id()) {
   for (const auto& pc : config.peers()) {
     Peer peer;
     peer.id = pc.id();
@@ -92,6 +95,10 @@ bool Membership::RecordReply(const std::string& peer_id, int path_index, const v
       break;
     }
   }
+  if (std::find(reply.sees().begin(), reply.sees().end(), self_) != reply.sees().end()) {
+    const absl::Time sent = now - rtt;
+    if (!peer->saw_us_after.has_value() || sent > *peer->saw_us_after) peer->saw_us_after = sent;
+  }
   double ms = absl::ToDoubleMilliseconds(rtt);
   ++path.received;
   path.last_reply = now;
@@ -155,7 +162,7 @@ std::vector<Membership::LivePeer> Membership::Live(absl::Time now) const {
   std::vector<LivePeer> out;
   for (const Peer& peer : peers_) {
     if (!Fresh(peer.last_hello, now)) continue;
-    LivePeer live{peer.id, peer.last};
+    LivePeer live{peer.id, peer.last, now - *peer.last_hello, peer.saw_us_after};
     live.hello.set_uptime_ms(peer.last.uptime_ms() +
                              absl::ToInt64Milliseconds(now - *peer.last_hello));
     out.push_back(std::move(live));

@@ -88,6 +88,11 @@ class Membership {
   struct LivePeer {
     std::string id;
     v1::Hello hello;
+    // Since its last hello arrived.
+    absl::Duration age;
+    // When our latest hello left that the peer, in its reply, said it saw
+    // this node after (none yet: nullopt). See Hello.sees.
+    std::optional<absl::Time> saw_us_after;
   };
   std::vector<LivePeer> Live(absl::Time now) const;
 
@@ -120,6 +125,11 @@ class Membership {
     uint64_t restarts = 0;
     double rtt_ms = 0;
     std::string last_error;
+    // The send time of our latest hello whose reply listed this node among
+    // those the peer sees: proof, on our own clock, that the peer saw us
+    // after that time (a reply delayed in a dead link proves only what it
+    // echoes).
+    std::optional<absl::Time> saw_us_after;
   };
 
   Peer* Find(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -131,6 +141,7 @@ class Membership {
   bool Fresh(const std::optional<absl::Time>& t, absl::Time now) const;
 
   const absl::Duration lost_after_;
+  const std::string self_;
   std::function<void()> on_news_;
   mutable absl::Mutex mu_;
   std::vector<Peer> peers_ ABSL_GUARDED_BY(mu_);

@@ -24,6 +24,11 @@ RoleMachine::Options RoleOptionsFor(const v1::AgentConfig& c) {
   return o;
 }
 
+absl::Duration VoteWindow(const v1::AgentConfig& c) {
+  const absl::Duration interval = absl::Milliseconds(c.heartbeat().interval_ms());
+  return std::max(interval, interval * (static_cast<int>(c.heartbeat().lost_threshold()) - 2));
+}
+
 NodeCore::NodeCore(const v1::AgentConfig& config, uint64_t stored_epoch, absl::Time started,
                    Membership* membership, LocalNode* local, NodeCoreEnv* env)
     : configured_peers_(config.peers_size()),
@@ -32,6 +37,7 @@ NodeCore::NodeCore(const v1::AgentConfig& config, uint64_t stored_epoch, absl::T
       membership_(membership),
       local_(local),
       env_(env),
+      vote_window_(VoteWindow(config)),
       role_(RoleOptionsFor(config), stored_epoch, started),
       stored_epoch_(stored_epoch) {}
 
@@ -42,8 +48,14 @@ RoleInputs NodeCore::Inputs(absl::Time now) {
   in.health_penalty = env_->MonitorPenalty() + role_.PromotionFailurePenalty(now);
   in.all_monitors_failing = env_->AllMonitorsFailing();
   in.in_sync = env_->InSync();
+  in.arbiter = env_->Arbiter(now);
   for (const Membership::LivePeer& live : membership_->Live(now)) {
     const v1::Hello& h = live.hello;
+    // With an arbiter, a peer's vote: it answered one of our recent
+    // hellos saying it sees this node.
+    if (live.saw_us_after.has_value() && now - *live.saw_us_after < vote_window_) {
+      ++in.arbiter.peer_votes;
+    }
     PeerView p;
     p.id = live.id;
     p.role = h.role();
@@ -73,7 +85,10 @@ void NodeCore::PublishLocked(absl::Time now) {
   state.handover_to = role_.handover_to();
   state.primary_id = role_.direct_primary();
   state.primary_epoch = role_.direct_primary_epoch();
+  for (const Membership::LivePeer& live : membership_->Live(now)) state.sees.push_back(live.id);
+  std::sort(state.sees.begin(), state.sees.end());
   local_->Publish(state);
+  env_->WantLease(role_.wants_lease(), role_.hello_epoch());
   env_->SetServing(state.role == v1::PRIMARY && primary_ready_,
                    state.role == v1::SECONDARY && state.sync_state == v1::IN_SYNC &&
                        state.health_penalty == 0);

@@ -58,6 +58,18 @@ class NodeCoreEnv {
 
   // A peer or path went up, down or restarted.
   virtual void OnMembershipChange(const Membership::Change& change) = 0;
+
+  // The split-brain arbiter as this node sees it at `now` (disabled when
+  // none is configured), and whether the role machine wants its lease (at
+  // `epoch`). Without an arbiter there is nothing to do.
+  virtual ArbiterInput Arbiter(absl::Time now) {
+    (void)now;
+    return ArbiterInput{};
+  }
+  virtual void WantLease(bool want, uint64_t epoch) {
+    (void)want;
+    (void)epoch;
+  }
 };
 
 // Thread-safe: one internal lock, held for each call. Membership and
@@ -115,6 +127,7 @@ class NodeCore {
   const int configured_peers_;
   const bool override_;
   const uint32_t uptime_margin_s_;
+  const absl::Duration vote_window_;
   Membership* const membership_;
   LocalNode* const local_;
   NodeCoreEnv* const env_;
@@ -130,6 +143,12 @@ class NodeCore {
 
 // The role machine's options from the agent's configuration.
 RoleMachine::Options RoleOptionsFor(const v1::AgentConfig& config);
+
+// How fresh a peer's hello must be for its vote to count with an arbiter:
+// the loss window less two intervals (at least one interval), so that a
+// primary without the lease stops counting a silent peer before that peer
+// declares it lost and asks the arbiter for the lease.
+absl::Duration VoteWindow(const v1::AgentConfig& config);
 
 }  // namespace cloudha
 

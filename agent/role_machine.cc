@@ -54,8 +54,12 @@ bool WinsTie(uint32_t priority_a, const std::string& id_a, uint32_t priority_b,
 
 }  // namespace
 
-RoleChange RoleMachine::Promote(std::string reason, std::string selected_by,
-                                const RoleInputs& in) {
+std::optional<RoleChange> RoleMachine::Promote(std::string reason, std::string selected_by,
+                                               const RoleInputs& in) {
+  if (!MayBecomePrimary(in.configured_peers, in.arbiter)) {
+    promotion_blocked_ = true;
+    return std::nullopt;
+  }
   primary_epoch_ = ++known_epoch_;
   selected_by_ = std::move(selected_by);
   awaited_handover_.clear();
@@ -88,6 +92,7 @@ std::vector<const PeerView*> RoleMachine::EligibleSecondaries(const RoleInputs& 
 }
 
 std::optional<RoleChange> RoleMachine::Evaluate(const RoleInputs& in) {
+  promotion_blocked_ = false;
   for (const PeerView& p : in.live_peers) {
     known_epoch_ = std::max(known_epoch_, p.epoch);
     heard_from_.insert(p.id);
@@ -135,7 +140,14 @@ std::optional<RoleChange> RoleMachine::Decide(const RoleInputs& in) {
     if (in.now < fault_until_) return std::nullopt;
     return Change(v1::SECONDARY, "fault hold-down over", in.now);
   }
-  if (role_ == v1::PRIMARY) return EvaluatePrimary(in);
+  if (role_ == v1::PRIMARY) {
+    std::string why;
+    if (!MayStayPrimary(in.configured_peers, in.arbiter, &why)) {
+      TrackPrimary("", in.now);
+      return Change(v1::SECONDARY, why, in.now);
+    }
+    return EvaluatePrimary(in);
+  }
   return EvaluateFollower(in);
 }
 

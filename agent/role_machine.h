@@ -28,6 +28,10 @@
 //  - A handover (operator, health, override): the primary turns secondary and
 //    names the target in its hellos; the target promotes at once; the old
 //    primary stays out of elections until the handover times out.
+//  - With an arbiter (arbiter_rules.h): every promotion above also needs a
+//    majority of the nodes and the arbiter (one that lacks it waits, and
+//    wants the arbiter's lease meanwhile), and a primary without one steps
+//    down to SECONDARY.
 //
 // Not thread-safe: the owner serializes every call.
 #ifndef CLOUDHA_AGENT_ROLE_MACHINE_H_
@@ -41,6 +45,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "agent/arbiter_rules.h"
 #include "agent/election.h"
 #include "cloudha/v1/peer.pb.h"
 
@@ -74,6 +79,8 @@ struct RoleInputs {
   bool all_monitors_failing = false;
   // This node holds a complete replica.
   bool in_sync = true;
+  // The split-brain arbiter, when one is configured (arbiter_rules.h).
+  ArbiterInput arbiter;
 };
 
 struct RoleChange {
@@ -141,12 +148,19 @@ class RoleMachine {
   uint64_t direct_primary_epoch() const { return direct_primary_epoch_; }
   const std::string& selected_by() const { return selected_by_; }
   const std::string& handover_to() const { return handover_to_; }
+  const Options& options() const { return options_; }
+  // Whether this node wants the arbiter's lease: a primary does, and so
+  // does a node whose last evaluation would have promoted but lacked a
+  // majority without it.
+  bool wants_lease() const { return role_ == v1::PRIMARY || promotion_blocked_; }
 
  private:
   Candidate Self(const RoleInputs& in) const;
   static Candidate AsCandidate(const PeerView& p);
   RoleChange Change(v1::Role to, std::string reason, absl::Time now);
-  RoleChange Promote(std::string reason, std::string selected_by, const RoleInputs& in);
+  // nullopt when the arbiter's rules forbid it now (wants_lease() then).
+  std::optional<RoleChange> Promote(std::string reason, std::string selected_by,
+                                    const RoleInputs& in);
   RoleChange HandOver(const std::string& target, std::string reason, const RoleInputs& in);
   std::optional<RoleChange> Decide(const RoleInputs& in);
   std::optional<RoleChange> EvaluatePrimary(const RoleInputs& in);
@@ -184,6 +198,9 @@ class RoleMachine {
   bool fault_from_monitors_ = false;
   absl::Time fault_until_;
   std::optional<absl::Time> promotion_failed_at_;
+  // The last evaluation wanted to promote but the arbiter's rules did not
+  // allow it.
+  bool promotion_blocked_ = false;
 };
 
 }  // namespace cloudha

@@ -1,5 +1,7 @@
 #include "agent/role_machine.h"
 
+#include <memory>
+
 #include "gtest/gtest.h"
 
 namespace cloudha {
@@ -457,6 +459,78 @@ TEST(RoleMachineTest, ANodeStillSyncingDefersToOneThatHoldsACompleteReplica) {
   change = b2.Evaluate(both);
   ASSERT_TRUE(change.has_value());
   EXPECT_EQ(change->to, v1::PRIMARY);
+}
+
+}  // namespace
+}  // namespace cloudha
+
+namespace cloudha {
+namespace {
+
+RoleInputs WithArbiter(RoleInputs in, bool lease, bool reachable, int peer_votes,
+                       bool keep = false) {
+  in.arbiter = ArbiterInput{true, lease, reachable, keep, peer_votes};
+  return in;
+}
+
+// With an arbiter: a node that would promote alone waits for the lease
+// (and says it wants it); with the lease it promotes.
+TEST(RoleMachineArbiterTest, PromotionAloneWaitsForTheLease) {
+  RoleMachine m(Opts("a", 128), 0, kT0);
+  const absl::Time t = kT0 + absl::Seconds(5);
+  EXPECT_FALSE(m.Evaluate(WithArbiter(At(t, {}), false, true, 0)).has_value());
+  EXPECT_TRUE(m.wants_lease());
+  EXPECT_NE(m.role(), v1::PRIMARY);
+  std::optional<RoleChange> c = m.Evaluate(WithArbiter(At(t, {}), true, true, 0));
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->to, v1::PRIMARY);
+  EXPECT_TRUE(m.wants_lease());  // a primary keeps renewing it
+}
+
+// Peers that see each other elect as without an arbiter: the peer's vote
+// makes the majority.
+TEST(RoleMachineArbiterTest, PeersThatSeeEachOtherElectWithoutTheLease) {
+  RoleMachine a(Opts("a", 200), 0, kT0);
+  std::optional<RoleChange> c = a.Evaluate(WithArbiter(
+      At(kT0 + absl::Milliseconds(300), {Peer("b", v1::STARTING, 0, 100)}), false, false, 1));
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->to, v1::PRIMARY);
+  // The same, but b does not (yet) see a: no majority.
+  RoleMachine a2(Opts("a", 200), 0, kT0);
+  EXPECT_FALSE(a2.Evaluate(WithArbiter(At(kT0 + absl::Milliseconds(300),
+                                          {Peer("b", v1::STARTING, 0, 100)}),
+                                       false, true, 0))
+                   .has_value());
+  EXPECT_TRUE(a2.wants_lease());
+}
+
+// A primary that loses both the peer's vote and the lease steps down; one
+// that keeps either stays. KEEP keeps it when nothing at all answers.
+TEST(RoleMachineArbiterTest, APrimaryWithoutAMajorityStepsDown) {
+  auto primary = [](bool keep) {
+    auto m = std::make_unique<RoleMachine>(Opts("a", 128), 0, kT0);
+    m->Evaluate(WithArbiter(At(kT0 + absl::Seconds(5), {}), true, true, 0, keep));
+    return m;
+  };
+  const absl::Time t = kT0 + absl::Seconds(6);
+  std::unique_ptr<RoleMachine> m = primary(false);
+  ASSERT_EQ(m->role(), v1::PRIMARY);
+  EXPECT_FALSE(m->Evaluate(WithArbiter(At(t, {}), false, false, 1)).has_value());
+  EXPECT_FALSE(m->Evaluate(WithArbiter(At(t, {}), true, false, 0)).has_value());
+  std::optional<RoleChange> c = m->Evaluate(WithArbiter(At(t, {}), false, true, 0));
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->to, v1::SECONDARY);
+  EXPECT_NE(m->reason().find("lost the majority"), std::string::npos) << m->reason();
+  // And it does not promote again without a majority.
+  EXPECT_FALSE(m->Evaluate(WithArbiter(At(t + absl::Seconds(30), {}), false, true, 0))
+                   .has_value());
+
+  std::unique_ptr<RoleMachine> kept = primary(true);
+  EXPECT_FALSE(kept->Evaluate(WithArbiter(At(t, {}), false, false, 0, true)).has_value());
+  EXPECT_EQ(kept->role(), v1::PRIMARY);
+  c = kept->Evaluate(WithArbiter(At(t, {}), false, true, 0, true));
+  ASSERT_TRUE(c.has_value()) << "KEEP applies only when the arbiter does not answer";
+  EXPECT_EQ(c->to, v1::SECONDARY);
 }
 
 }  // namespace

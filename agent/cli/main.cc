@@ -12,6 +12,7 @@
 #include "agent/cli/probe_command.h"
 #include "agent/cli/sessions_command.h"
 #include "agent/cli/status_command.h"
+#include "agent/cli/witness_command.h"
 
 namespace {
 
@@ -132,6 +133,11 @@ int main(int argc, char** argv) {
   agent->add_option("--config", config_path, "configuration file (.textproto, .txtpb, .json)")
       ->required();
 
+  std::string witness_path;
+  CLI::App* witness = app.add_subcommand(
+      "witness", "run a split-brain arbiter for a third zone (docs/arbiter.md)");
+  witness->add_option("--config", witness_path, "witness configuration file")->required();
+
   std::string check_path;
   CLI::App* check = app.add_subcommand("check-config", "validate a configuration file");
   check->add_option("file", check_path, "configuration file")->required();
@@ -225,6 +231,7 @@ int main(int argc, char** argv) {
   }
 
   if (agent->parsed()) return cloudha::RunAgent(config_path);
+  if (witness->parsed()) return cloudha::RunWitness(witness_path);
   if (check->parsed()) return cloudha::RunCheckConfig(check_path);
   if (certs_init->parsed()) return cloudha::RunCertsInit(certs_options);
   if (status->parsed()) return cloudha::RunStatus(status_target, status_json);

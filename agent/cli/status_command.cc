@@ -60,6 +60,16 @@ std::string FormatStatus(const v1::StatusResponse& s) {
                           ss.table_size(), ss.position(),
                           ss.replica_of().empty() ? "" : absl::StrCat("  replica of ", ss.replica_of()));
   }
+  if (s.has_arbiter()) {
+    const v1::ArbiterStatus& a = s.arbiter();
+    absl::StrAppendFormat(
+        &out, "arbiter %s %s  %s  lease %s  holder %s  fence %d  ttl %dms  on isolation %s%s\n",
+        a.backend(), a.address(), a.reachable() ? "reachable" : "UNREACHABLE",
+        a.lease_held() ? absl::StrCat("held (", a.lease_remaining_ms(), "ms left)")
+                       : (a.wanted() ? "wanted" : "not held"),
+        a.holder().empty() ? "(none)" : a.holder(), a.fence(), a.lease_ttl_ms(),
+        a.on_isolation(), a.last_error().empty() ? "" : absl::StrCat("  error: ", a.last_error()));
+  }
   for (const v1::MonitorStatus& m : s.monitors()) {
     absl::StrAppendFormat(&out, "monitor %-16s %-9s %-7s weight %-4d %s\n", m.name(), m.kind(),
                           m.passing() ? "passing" : "FAILING", m.weight(), m.last_result());
