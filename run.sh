@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs a local cloudha cluster: two
-# agents, a and b, on 127.0.0.1 with a throw-away CA, showing their events and
-# their status once a second until Ctrl-C, or for --for SECONDS. Every 20
-# seconds it shows a failover: at 6 s an operator handover (cloudha
-# failover), at 12 s the primary is killed (kill -9) and at 15 s restarted.
+# agents, a and b, and the split-brain witness on 127.0.0.1 with a
+# throw-away CA, showing their events and their status once a second until
+# Ctrl-C, or for --for SECONDS. Every 20 seconds it shows a failover: at 6 s
+# an operator handover (cloudha failover), at 12 s the primary is killed
+# (kill -9) and at 15 s restarted, at 17 s the primary is frozen (SIGSTOP,
+# as a paused VM: cut off from everything) and at 19 s thawed.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -31,6 +33,7 @@ pids=()
 nodes=()
 cleanup() {
   trap - EXIT INT TERM
+  for pid in "${pids[@]}"; do kill -CONT "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$work"
@@ -38,7 +41,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$cloudha" certs init --cluster demo --nodes a,b --out "$work/certs" >/dev/null
+"$cloudha" certs init --cluster demo --nodes a,b,witness --out "$work/certs" >/dev/null
 
 port_a=${CLOUDHA_PORT_BASE:-7800}
 write_config() {  # node peer listen_port peer_port health_port priority
@@ -54,6 +57,7 @@ admin { socket: "$1.sock" }
 health { listen: "127.0.0.1:$5" }
 state_dir: "state/$1"
 sessions { pickup: true source: PUBLISHER pickup_connectionless: true }
+arbiter { witness { addresses: "127.0.0.1:$((port_a + 10))" } lease_ttl_ms: 1200 }
 config_sync {
   exclude: "system.hostname"
   exclude: "system.interface.**"
@@ -79,12 +83,22 @@ start_agent() {  # index node
   pids[$1]=$!
   nodes[$1]=$2
 }
+# The split-brain arbiter a third zone would run (docs/arbiter.md).
+cat >"$work/witness.textproto" <<CONFIG
+listen: "127.0.0.1:$((port_a + 10))"
+tls { ca_file: "certs/ca.crt" cert_file: "certs/witness.crt" key_file: "certs/witness.key" }
+state_dir: "state/witness"
+CONFIG
+"$cloudha" witness --config "$work/witness.textproto" > >(sed -u "s/^/[witness] /") 2>&1 &
+pids[2]=$!
+nodes[2]=witness
 start_agent 0 a
 start_agent 1 b
 
 primary() {  # prints the index of the node that is primary, if any
   local i
   for i in 0 1; do
+    [[ "$i" == "$frozen" ]] && continue
     if "$cloudha" status --socket "$work/${nodes[$i]}.sock" 2>/dev/null |
         grep -q '^role PRIMARY'; then
       echo "$i"
@@ -93,6 +107,7 @@ primary() {  # prints the index of the node that is primary, if any
   done
 }
 killed=""
+frozen=""
 
 echo "cloudha: agents a and b on 127.0.0.1:$((port_a + 1)) and :$((port_a + 2)) (mutual TLS);" \
   "files in $work"
@@ -142,11 +157,25 @@ while [[ $duration -eq 0 || $second -lt $duration ]]; do
         start_agent "$killed" "${nodes[$killed]}"
         killed=""
       fi ;;
+    17)
+      if p=$(primary) && [[ -n "$p" ]]; then
+        echo "=== run.sh: freezing the primary, ${nodes[$p]} (SIGSTOP, as a paused VM): the other" \
+          "takes over only once the frozen one's lease ran out on the witness"
+        kill -STOP "${pids[$p]}" 2>/dev/null || true
+        frozen=$p
+      fi ;;
+    19)
+      if [[ -n "$frozen" ]]; then
+        echo "=== run.sh: thawing ${nodes[$frozen]}: its lease is gone, so it steps down" \
+          "instead of serving as a second primary"
+        kill -CONT "${pids[$frozen]}" 2>/dev/null || true
+        frozen=""
+      fi ;;
   esac
   for i in "${!pids[@]}"; do
     [[ "$i" == "$killed" ]] && continue
     if ! kill -0 "${pids[$i]}" 2>/dev/null; then
-      echo "cloudha: agent ${nodes[$i]} exited; its log lines above say why" >&2
+      echo "cloudha: ${nodes[$i]} exited; its log lines above say why" >&2
       exit 1
     fi
   done
@@ -155,8 +184,10 @@ while [[ $duration -eq 0 || $second -lt $duration ]]; do
     tail -n +$((applied + 1)) "$work/apply.log" | head -n $((lines - applied))
     applied=$lines
   fi
-  for node in a b; do
+  for i in 0 1; do
+    node=${nodes[$i]}
     echo "--- $node, ${second}s ---"
+    if [[ "$i" == "$frozen" ]]; then echo "(frozen)"; continue; fi
     "$cloudha" status --socket "$work/$node.sock" 2>&1 | sed -n '2,3p;5,$p' || true
     "$cloudha" sessions --lag --socket "$work/$node.sock" 2>&1 || true
   done

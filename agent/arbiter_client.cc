@@ -115,8 +115,9 @@ absl::Time ArbiterClient::Ask(bool want, uint64_t epoch) {
     }
     reachable_ = false;
     last_error_ = std::string(reply.status().message());
-    // The lease (if any) runs out on its own; ask again soon.
-    return now + std::min(renew, absl::Milliseconds(200));
+    // The lease (if any) runs out on its own; ask again soon (a node that
+    // wants nothing only checks that the arbiter answers).
+    return now + (want ? std::min(renew, absl::Milliseconds(200)) : options_.ttl / 2);
   }
   if (!reachable_) {
     LogEvent(LogLevel::kInfo, "arbiter_reachable", {{"arbiter", backend_->address()}});
@@ -128,7 +129,7 @@ absl::Time ArbiterClient::Ask(bool want, uint64_t epoch) {
   if (!want) {
     may_hold_ = false;
     held_until_ = absl::InfinitePast();
-    return absl::InfiniteFuture();
+    return now + options_.ttl / 2;
   }
   if (reply->granted()) {
     const bool gained = !HeldLocked(now);
@@ -170,8 +171,11 @@ void ArbiterClient::Run() {
     }
     if (want != last_wanted) next = absl::InfinitePast();
     last_wanted = want;
-    if ((want && clock_->Now() >= next) || release) next = Ask(want, epoch);
-    absl::Time wake_at = want ? next : absl::InfiniteFuture();
+    // Wanted: ask for (or renew) the lease. Not wanted: give a lease up at
+    // once, else check now and then that the arbiter answers (status shows
+    // whether a secondary could take over) with a release that is a no-op.
+    if (clock_->Now() >= next || release) next = Ask(want, epoch);
+    absl::Time wake_at = next;
     bool held;
     bool reachable;
     {
@@ -197,7 +201,9 @@ void ArbiterClient::Run() {
       if (wanted_ != want) continue;
       wake_ = wake;
     }
-    if (wake_at == absl::InfiniteFuture()) wake_at = clock_->Now() + absl::Seconds(1);
+    // Stop notifies stop_ before it wakes wake_: either it woke this one,
+    // or stop_ is seen here.
+    if (stop_.HasBeenNotified()) break;
     clock_->SleepUntil(wake_at, *wake);
   }
 }

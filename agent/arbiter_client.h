@@ -14,6 +14,10 @@
 // renewed every ttl / 4; when it ends, on_change runs at once so that the
 // role is re-decided (a primary steps down) without waiting for a tick.
 //
+// A node that does not want the lease still asks the arbiter every ttl / 2
+// (a release, a no-op when it holds nothing), so that status shows whether
+// it could reach the arbiter and who holds the lease.
+//
 // The back end (witness, or another lease keeper) is injected.
 //
 // Thread-safe. Start runs one thread; Stop releases a held lease and joins.

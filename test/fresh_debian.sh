@@ -196,7 +196,7 @@ in_root "$root" "$work/run.out" "./run.sh --for 20" || rc=$?
 say "./run.sh --for 20: exit $rc, $((SECONDS - started)) s"
 [[ $rc -eq 0 ]] || fail_step "./run.sh --for 20" "$work/run.out"
 for shown in "cloudha failover on the primary" "kill -9 the primary" "restarting" "role PRIMARY" \
-    "config set on the primary" "apply hook"; do
+    "config set on the primary" "apply hook" "freezing the primary" "arbiter witness"; do
   grep -q -- "$shown" "$work/run.out" || fail_step "./run.sh --for 20 (it never showed \"$shown\")" "$work/run.out"
 done
 if grep -q '^installing' "$work/run.out"; then

@@ -1,10 +1,14 @@
 #include "test/sim/cluster_sim.h"
 
+#include <stdlib.h>
+
 #include <algorithm>
+#include <filesystem>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/arbiter_client.h"
 
 namespace cloudha {
 
@@ -38,7 +42,33 @@ void ClusterSim::Env::OnRoleChanged(const RoleChange& change, const RoleMachine&
   }
 }
 
+ArbiterInput ClusterSim::Env::Arbiter(absl::Time now) {
+  if (!sim_->options_.arbiter) return ArbiterInput{};
+  ArbiterInput in;
+  in.enabled = true;
+  in.lease_held = now < node_->held_until;
+  in.reachable = node_->witness_answered;
+  return in;
+}
+
+// The witness's clock: simulated time.
+class ClusterSim::SimClock : public Clock {
+ public:
+  explicit SimClock(const absl::Time* now) : now_(now) {}
+  absl::Time Now() override { return *now_; }
+  absl::Time WallNow() override { return *now_; }
+  bool SleepUntil(absl::Time, absl::Notification&) override { return false; }
+
+ private:
+  const absl::Time* now_;
+};
+
 std::string ClusterSim::Id(int node) { return absl::StrCat("n", node); }
+
+ClusterSim::~ClusterSim() {
+  witness_.reset();
+  if (!witness_dir_.empty()) std::filesystem::remove_all(witness_dir_);
+}
 
 ClusterSim::ClusterSim(Options options)
     : options_(std::move(options)),
@@ -46,6 +76,15 @@ ClusterSim::ClusterSim(Options options)
       // Any fixed origin: simulated time only moves by steps.
       now_(absl::FromUnixSeconds(1'800'000'000)),
       group_(options_.nodes, 0) {
+  if (options_.arbiter) {
+    char dir[] = "/tmp/cloudha-sim-XXXXXX";
+    if (mkdtemp(dir) != nullptr) witness_dir_ = dir;
+    witness_clock_ = std::make_unique<SimClock>(&now_);
+    absl::StatusOr<std::unique_ptr<WitnessLeases>> w =
+        WitnessLeases::Open(witness_dir_, "witness", witness_clock_.get());
+    if (w.ok()) witness_ = *std::move(w);
+    if (witness_ == nullptr) Violation("the simulated witness could not open its state");
+  }
   for (int i = 0; i < options_.nodes; ++i) {
     auto node = std::make_unique<Node>();
     node->index = i;
@@ -87,6 +126,11 @@ void ClusterSim::Boot(Node& node) {
   node.penalty = 0;
   node.in_sync = true;
   node.next_hello = now_;
+  node.lease_wanted = false;
+  node.witness_answered = false;
+  node.may_hold = false;
+  node.held_until = absl::InfinitePast();
+  node.next_ask = absl::InfinitePast();
   node.env = std::make_unique<Env>(this, &node);
   Record(absl::StrCat(Id(node.index), " boots with stored epoch ", node.stored_epoch));
   node.local = std::make_unique<LocalNode>(config, node.boot_id, now_);
@@ -200,6 +244,40 @@ void ClusterSim::Deliver(const Message& m) {
   Send(std::move(r));
 }
 
+void ClusterSim::StepLease(Node& node) {
+  if (witness_ == nullptr || !node.alive) return;
+  const absl::Duration ttl = options_.lease_ttl;
+  const bool release = !node.lease_wanted && node.may_hold;
+  if (!release && (!node.lease_wanted || now_ < node.next_ask)) return;
+  if (!node.reaches_witness) {
+    node.witness_answered = false;
+    node.next_ask = now_ + std::min(ttl / 4, absl::Milliseconds(200));
+    return;
+  }
+  node.witness_answered = true;
+  if (release) {
+    witness_->Release("sim", Id(node.index), node.lease_epoch);
+    node.may_hold = false;
+    node.held_until = absl::InfinitePast();
+    return;
+  }
+  absl::StatusOr<v1::LeaseReply> r = witness_->Acquire(
+      "sim", Id(node.index), ttl, node.lease_epoch, /*renew=*/now_ < node.held_until);
+  if (r.ok() && r->granted()) {
+    if (now_ >= node.held_until) {
+      Record(absl::StrCat(Id(node.index), " gets the lease, fence ", r->fence()));
+    }
+    node.may_hold = true;
+    node.held_until = ArbiterClient::HeldUntil(now_, ttl, 500);
+    node.next_ask = now_ + ttl / 4;
+    return;
+  }
+  node.may_hold = false;
+  node.held_until = absl::InfinitePast();
+  node.next_ask = now_ + std::min(ttl / 4, absl::Milliseconds(r.ok() ? r->remaining_ms() : 0) +
+                                               absl::Milliseconds(10));
+}
+
 void ClusterSim::StepOnce() {
   absl::Time next = now_ + options_.step;
   while (!in_flight_.empty() && in_flight_.top().at <= next) {
@@ -212,6 +290,7 @@ void ClusterSim::StepOnce() {
   for (auto& node : nodes_) SendHellos(*node);
   for (auto& node : nodes_) {
     if (!node->alive) continue;
+    StepLease(*node);
     node->core->Step(now_);
     std::vector<std::pair<uint64_t, absl::Time>> hooks = std::move(node->pending_primary_hooks);
     node->pending_primary_hooks.clear();
@@ -307,6 +386,11 @@ void ClusterSim::CheckInvariants() {
       if (!LinkUp(i, j)) {
         if (epoch_i == epoch_j && same_epoch_epochs_.insert(epoch_i).second) {
           ++same_epoch_across_partitions_;
+        }
+        if (options_.arbiter && reported_pairs_.insert(pair).second) {
+          Violation(absl::StrCat("split brain: ", Id(i), " (epoch ", epoch_i, ") and ", Id(j),
+                                 " (epoch ", epoch_j, ") are both primary and cut off from "
+                                 "each other"));
         }
         continue;
       }

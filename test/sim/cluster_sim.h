@@ -30,6 +30,7 @@
 #include "agent/local_node.h"
 #include "agent/membership.h"
 #include "agent/node_core.h"
+#include "agent/witness_leases.h"
 #include "cloudha/v1/config.pb.h"
 
 namespace cloudha {
@@ -57,9 +58,15 @@ class ClusterSim {
     absl::Duration max_hook_time = absl::ZeroDuration();
     double hook_failure = 0;
     uint64_t seed = 1;
+    // A split-brain arbiter: the agent's own witness lease table
+    // (agent/witness_leases.h) on simulated time, which every node reaches
+    // unless SetWitnessReachable says not. Needs lost_threshold >= 4.
+    bool arbiter = false;
+    absl::Duration lease_ttl = absl::Milliseconds(1000);
   };
 
   explicit ClusterSim(Options options);
+  ~ClusterSim();
   ClusterSim(const ClusterSim&) = delete;
   ClusterSim& operator=(const ClusterSim&) = delete;
 
@@ -86,6 +93,8 @@ class ClusterSim {
   // Nodes in no group are cut from everyone.
   void Partition(const std::vector<std::set<int>>& groups);
   void Heal();
+  // Whether `node` reaches the arbiter (with Options::arbiter).
+  void SetWitnessReachable(int node, bool reachable) { nodes_[node]->reaches_witness = reachable; }
   // Every hello is lost with probability `p` (0..1).
   void SetLoss(double p) { loss_ = p; }
   // Node `node`'s local health penalty (failing monitors' weights) and
@@ -120,6 +129,9 @@ class ClusterSim {
   // outlast detection.
   const std::vector<std::string>& violations() const { return violations_; }
 
+  // With an arbiter, any two nodes primary at once while their link is cut
+  // is also a violation (split brain).
+  //
   // Epochs at which two nodes were primary at once in different partitions
   // (see docs/architecture.md, "Known limits": without an arbiter, two
   // partitions can promote to the same next epoch).
@@ -144,6 +156,11 @@ class ClusterSim {
     void OnRoleChanged(const RoleChange& change, const RoleMachine& role) override;
     void SetServing(bool, bool) override {}
     void OnMembershipChange(const Membership::Change&) override {}
+    ArbiterInput Arbiter(absl::Time now) override;
+    void WantLease(bool want, uint64_t epoch) override {
+      node_->lease_wanted = want;
+      node_->lease_epoch = epoch;
+    }
 
    private:
     ClusterSim* sim_;
@@ -167,7 +184,17 @@ class ClusterSim {
     // Per peer: the next hello sequence and when the next hello goes out.
     std::map<int, uint64_t> sequence;
     absl::Time next_hello;
+    // The arbiter's lease as this node's client keeps it (ArbiterClient's
+    // rules, with requests answered at once).
+    bool reaches_witness = true;
+    bool lease_wanted = false;
+    uint64_t lease_epoch = 0;
+    bool witness_answered = false;
+    bool may_hold = false;
+    absl::Time held_until = absl::InfinitePast();
+    absl::Time next_ask = absl::InfinitePast();
   };
+  class SimClock;
   // A hello (or a reply) in flight.
   struct Message {
     absl::Time at;
@@ -184,6 +211,8 @@ class ClusterSim {
   v1::AgentConfig ConfigFor(int node) const;
   void Boot(Node& node);
   void StepOnce();
+  // One node's lease client: ask, renew or release as the core wants.
+  void StepLease(Node& node);
   void SendHellos(Node& node);
   void Deliver(const Message& m);
   bool LinkUp(int a, int b) const;
@@ -194,6 +223,9 @@ class ClusterSim {
   Options options_;
   std::mt19937_64 rng_;
   absl::Time now_;
+  std::unique_ptr<Clock> witness_clock_;
+  std::string witness_dir_;
+  std::unique_ptr<WitnessLeases> witness_;
   double loss_ = 0;
   std::vector<int> group_;  // per node; -1: cut from everyone
   bool partitioned_ = false;
