@@ -4,6 +4,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "agent/epoch_limit.h"
 #include "base/secure_file.h"
 
 namespace cloudha {
@@ -16,7 +17,8 @@ absl::StatusOr<uint64_t> EpochStore::Load() const {
   if (!text.ok()) return absl::DataLossError(std::string(text.status().message()));
   absl::string_view body = absl::StripAsciiWhitespace(*text);
   uint64_t epoch = 0;
-  if (!absl::ConsumePrefix(&body, "epoch ") || !absl::SimpleAtoi(body, &epoch)) {
+  if (!absl::ConsumePrefix(&body, "epoch ") || !absl::SimpleAtoi(body, &epoch) ||
+      epoch > kMaxEpoch) {
     return absl::DataLossError(absl::StrCat(
         path_, " is corrupt (want \"epoch N\"); if the peers are up, the highest epoch they "
                "report (cloudha status) is safe to write back"));

@@ -7,6 +7,8 @@
 #include <cstdlib>
 
 #include "base/secure_file.h"
+#include "absl/strings/str_cat.h"
+#include "agent/epoch_limit.h"
 #include "gtest/gtest.h"
 
 namespace cloudha {
@@ -31,6 +33,20 @@ TEST(EpochStoreTest, CorruptFileIsDataLoss) {
   ASSERT_TRUE(WriteFileAtomically(dir + "/epoch", "garbage", 0600, Overwrite::kReplace).ok());
   absl::StatusOr<uint64_t> e = EpochStore(dir).Load();
   EXPECT_EQ(e.status().code(), absl::StatusCode::kDataLoss);
+}
+
+// An epoch above the ceiling (2^64-1 once made a node promote at epoch 0)
+// is corrupt, not a number to add one to.
+TEST(EpochStoreTest, AnEpochAboveTheCeilingIsDataLoss) {
+  std::string dir = Dir("ceiling");
+  ASSERT_TRUE(WriteFileAtomically(dir + "/epoch", "epoch 18446744073709551615\n", 0600,
+                                  Overwrite::kReplace)
+                  .ok());
+  EXPECT_EQ(EpochStore(dir).Load().status().code(), absl::StatusCode::kDataLoss);
+  ASSERT_TRUE(WriteFileAtomically(dir + "/epoch", absl::StrCat("epoch ", kMaxEpoch, "\n"), 0600,
+                                  Overwrite::kReplace)
+                  .ok());
+  EXPECT_EQ(*EpochStore(dir).Load(), kMaxEpoch);
 }
 
 TEST(EpochStoreTest, FullDiskKeepsThePreviousEpoch) {

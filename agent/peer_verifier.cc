@@ -1,5 +1,9 @@
 #include "agent/peer_verifier.h"
 
+#include <algorithm>
+
+#include "agent/epoch_limit.h"
+
 #include "absl/strings/str_cat.h"
 
 namespace cloudha {
@@ -41,6 +45,11 @@ absl::Status PeerVerifier::CheckHello(const NodeIdentity& id, const v1::Hello& h
   if (hello.group_id() != group_id_) {
     return absl::FailedPreconditionError(absl::StrCat(
         "hello is for group_id ", hello.group_id(), ", this cluster's is ", group_id_));
+  }
+  if (hello.epoch() > kMaxEpoch || hello.primary_epoch() > kMaxEpoch) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "hello carries epoch ", std::max(hello.epoch(), hello.primary_epoch()),
+        ", above the ceiling ", kMaxEpoch, " (corrupt or hostile; epochs never wrap)"));
   }
   return absl::OkStatus();
 }

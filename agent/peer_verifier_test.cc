@@ -1,6 +1,7 @@
 #include "agent/peer_verifier.h"
 
 #include "google/protobuf/text_format.h"
+#include "agent/epoch_limit.h"
 #include "gtest/gtest.h"
 
 namespace cloudha {
@@ -43,6 +44,22 @@ TEST(PeerVerifierTest, Hello) {
   EXPECT_EQ(cluster.message(), "hello is for cluster \"prod\", this is cluster \"demo\"");
   absl::Status group = v.CheckHello(b, HelloFrom("b", "demo", 8));
   EXPECT_EQ(group.message(), "hello is for group_id 8, this cluster's is 7");
+}
+
+// One hello with epoch 2^64-1 once made a node promote at epoch 0.
+TEST(PeerVerifierTest, AHelloAboveTheEpochCeilingIsRefused) {
+  PeerVerifier v(Config());
+  NodeIdentity b{"demo", "b"};
+  v1::Hello hello = HelloFrom("b", "demo", 7);
+  hello.set_epoch(kMaxEpoch);
+  EXPECT_TRUE(v.CheckHello(b, hello).ok());
+  hello.set_epoch(~uint64_t{0});
+  absl::Status s = v.CheckHello(b, hello);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("above the ceiling"), std::string::npos) << s;
+  hello.set_epoch(1);
+  hello.set_primary_epoch(kMaxEpoch + 1);
+  EXPECT_EQ(v.CheckHello(b, hello).code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -60,6 +60,13 @@ std::optional<RoleChange> RoleMachine::Promote(std::string reason, std::string s
     promotion_blocked_ = true;
     return std::nullopt;
   }
+  if (known_epoch_ >= kMaxEpoch) {
+    if (reason_.find("epoch ceiling") == std::string::npos) {
+      reason_ = absl::StrCat("cannot promote: the epoch ceiling ", kMaxEpoch,
+                             " is reached (restore the peers' epoch files)");
+    }
+    return std::nullopt;
+  }
   primary_epoch_ = ++known_epoch_;
   selected_by_ = std::move(selected_by);
   awaited_handover_.clear();
@@ -94,7 +101,8 @@ std::vector<const PeerView*> RoleMachine::EligibleSecondaries(const RoleInputs& 
 std::optional<RoleChange> RoleMachine::Evaluate(const RoleInputs& in) {
   promotion_blocked_ = false;
   for (const PeerView& p : in.live_peers) {
-    known_epoch_ = std::max(known_epoch_, p.epoch);
+    // (Hellos above kMaxEpoch are refused before they get here.)
+    known_epoch_ = std::max(known_epoch_, std::min(p.epoch, kMaxEpoch));
     heard_from_.insert(p.id);
   }
   std::optional<RoleChange> change = Decide(in);

@@ -47,6 +47,7 @@
 #include "absl/time/time.h"
 #include "agent/arbiter_rules.h"
 #include "agent/election.h"
+#include "agent/epoch_limit.h"
 #include "cloudha/v1/peer.pb.h"
 
 namespace cloudha {

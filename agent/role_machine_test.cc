@@ -535,3 +535,21 @@ TEST(RoleMachineArbiterTest, APrimaryWithoutAMajorityStepsDown) {
 
 }  // namespace
 }  // namespace cloudha
+
+namespace cloudha {
+namespace {
+
+// At the epoch ceiling a node does not promote (and never wraps to 0).
+TEST(RoleMachineTest, AtTheEpochCeilingANodeDoesNotPromote) {
+  RoleMachine m(Opts("a", 128), kMaxEpoch, kT0);
+  EXPECT_FALSE(m.Evaluate(At(kT0 + absl::Seconds(10), {})).has_value());
+  EXPECT_NE(m.role(), v1::PRIMARY);
+  EXPECT_NE(m.reason().find("epoch ceiling"), std::string::npos) << m.reason();
+  RoleMachine below(Opts("a", 128), kMaxEpoch - 1, kT0);
+  std::optional<RoleChange> c = below.Evaluate(At(kT0 + absl::Seconds(10), {}));
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->epoch, kMaxEpoch);
+}
+
+}  // namespace
+}  // namespace cloudha

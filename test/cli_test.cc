@@ -77,11 +77,28 @@ TEST_F(CliTest, CertsInitNeverOverwritesWithoutForce) {
   EXPECT_EQ(Read("pki/ca.crt"), ca);
   EXPECT_EQ(Read("pki/a.key"), key);
 
+  // --force reissues the nodes under the same CA: b's certificate, not
+  // reissued, still verifies (it once made a new CA and broke every node).
+  std::string b_crt = Read("pki/b.crt");
   CommandResult forced = cluster_.Cli(
-      {"certs", "init", "--cluster", "prod", "--nodes", "a,b", "--out", out, "--force"});
+      {"certs", "init", "--cluster", "prod", "--nodes", "a", "--out", out, "--force"});
   EXPECT_EQ(forced.exit_code, 0) << forced.err;
-  EXPECT_NE(Read("pki/ca.crt"), ca);
+  EXPECT_THAT(forced.out, HasSubstr("using the existing CA"));
+  EXPECT_EQ(Read("pki/ca.crt"), ca);
   EXPECT_NE(Read("pki/a.key"), key);
+  EXPECT_TRUE(CheckTlsMaterial(ca, b_crt, Read("pki/b.key"), absl::Now()).ok());
+  EXPECT_TRUE(CheckTlsMaterial(ca, Read("pki/a.crt"), Read("pki/a.key"), absl::Now()).ok());
+
+  // A new CA only when asked for, and replacing one only with --force too.
+  CommandResult new_ca = cluster_.Cli(
+      {"certs", "init", "--cluster", "prod", "--nodes", "c", "--out", out, "--new-ca"});
+  EXPECT_EQ(new_ca.exit_code, 1);
+  EXPECT_THAT(new_ca.err, HasSubstr("--new-ca replaces it only with --force"));
+  EXPECT_EQ(Read("pki/ca.crt"), ca);
+  new_ca = cluster_.Cli({"certs", "init", "--cluster", "prod", "--nodes", "a,b", "--out", out,
+                         "--new-ca", "--force"});
+  EXPECT_EQ(new_ca.exit_code, 0) << new_ca.err;
+  EXPECT_NE(Read("pki/ca.crt"), ca);
 }
 
 TEST_F(CliTest, CertsInitAddsANodeUnderTheExistingCa) {

@@ -66,10 +66,17 @@ int RunCertsInit(const CertsInitOptions& options) {
     return Fail(absl::StrCat(absl::StrJoin(existing, ", "),
                              " already exist; nothing was written (use --force to replace)"));
   }
-  bool reuse_ca = !options.force && Exists(ca_crt) && Exists(ca_key);
-  if (!options.force && !reuse_ca && (Exists(ca_crt) || Exists(ca_key))) {
+  // --force replaces node files, never the CA: a new CA would leave every
+  // other node's certificate unverifiable. Only --new-ca makes one.
+  bool reuse_ca = !options.new_ca && Exists(ca_crt) && Exists(ca_key);
+  if (!options.new_ca && !reuse_ca && (Exists(ca_crt) || Exists(ca_key))) {
     return Fail(absl::StrCat("only one of ", ca_crt, " and ", ca_key,
-                             " exists; nothing was written (use --force to make a new CA)"));
+                             " exists; nothing was written (restore the other, or use --new-ca "
+                             "to make a new CA and reissue every node)"));
+  }
+  if (options.new_ca && !options.force && (Exists(ca_crt) || Exists(ca_key))) {
+    return Fail(absl::StrCat(ca_crt, " exists; nothing was written (--new-ca replaces it only "
+                             "with --force, and then every node needs a new certificate)"));
   }
 
   PemPair ca;
@@ -102,7 +109,11 @@ int RunCertsInit(const CertsInitOptions& options) {
   }
 
   auto write = [&](const std::string& path, const std::string& content, int mode) {
-    absl::Status s = WriteFileAtomically(path, content, mode, overwrite);
+    absl::Status s = WriteFileAtomically(path, content, mode,
+                                         path == ca_crt || path == ca_key
+                                             ? (options.new_ca && options.force ? Overwrite::kReplace
+                                                                                : Overwrite::kRefuse)
+                                             : overwrite);
     if (!s.ok()) std::cerr << "cloudha certs init: " << s.message() << "\n";
     return s.ok();
   };

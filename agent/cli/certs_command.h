@@ -14,12 +14,14 @@ struct CertsInitOptions {
   std::string out;
   int days = 825;
   bool force = false;
+  bool new_ca = false;
 };
 
 // Writes OUT/ca.crt, OUT/ca.key (0600) and OUT/NODE.crt, OUT/NODE.key (0600)
-// for each node. When OUT already holds a CA for the cluster and --force is
-// not given, that CA signs the new node certificates (adding a node). No
-// existing file is overwritten without --force: then nothing is written.
+// for each node. When OUT already holds a CA for the cluster, that CA signs
+// the new node certificates (adding or reissuing a node), --force or not: a
+// CA is replaced only with --new-ca --force. No existing file is
+// overwritten without --force: then nothing is written.
 // Returns the process exit code.
 int RunCertsInit(const CertsInitOptions& options);
 

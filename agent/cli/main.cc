@@ -153,7 +153,11 @@ int main(int argc, char** argv) {
   certs_init->add_option("--out", certs_options.out, "output folder")->required();
   certs_init->add_option("--days", certs_options.days, "validity in days")
       ->capture_default_str();
-  certs_init->add_flag("--force", certs_options.force, "replace existing files");
+  certs_init->add_flag("--force", certs_options.force,
+                       "replace existing node files (the CA is kept: see --new-ca)");
+  certs_init->add_flag("--new-ca", certs_options.new_ca,
+                       "make a new CA even if OUT holds one (with --force: replace it; every "
+                       "node then needs a new certificate)");
 
   cloudha::AdminTarget status_target;
   bool status_json = false;
