@@ -35,7 +35,8 @@ ConfigSync::ConfigSync(const v1::AgentConfig& config, const TlsMaterial& tls, Cl
   if (own.ok()) own_ = *std::move(own);
   for (const auto& peer : config_.peers()) {
     channels_[peer.id()] =
-        CreateSyncChannel(config_.cluster().name(), peer, credentials_, "config");
+        CreateSyncChannel(config_.cluster().name(), config_.cluster().group_id(), peer,
+                          credentials_, "config");
   }
 }
 

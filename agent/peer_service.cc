@@ -2,7 +2,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/config_sync_service.h"
+#include "absl/strings/numbers.h"
 #include "agent/grpc_status.h"
+#include "agent/sync_channel.h"
 #include "base/log.h"
 #include "crypto/tls_material.h"
 
@@ -37,10 +39,37 @@ absl::StatusOr<NodeIdentity> PeerServiceImpl::Authenticate(grpc::ServerContext* 
   return id;
 }
 
+absl::StatusOr<NodeIdentity> PeerServiceImpl::AuthenticateReplication(
+    grpc::ServerContext* context) {
+  absl::StatusOr<NodeIdentity> id = Authenticate(context);
+  if (!id.ok()) return id;
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find(kGroupIdMetadata);
+  uint32_t group = 0;
+  absl::Status refused;
+  if (it == metadata.end()) {
+    refused = absl::FailedPreconditionError(absl::StrCat(
+        "the call carries no group id (", kGroupIdMetadata, "); this cluster's is ",
+        verifier_->group_id()));
+  } else if (!absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()),
+                               &group) ||
+             group != verifier_->group_id()) {
+    refused = absl::FailedPreconditionError(
+        absl::StrCat("the call is for group_id ", std::string(it->second.data(), it->second.size()),
+                     ", this cluster's is ", verifier_->group_id()));
+  }
+  if (!refused.ok()) {
+    LogRefusal(id->node, context->peer(), refused);
+    membership_->OnRefused(id->node, std::string(refused.message()));
+    return refused;
+  }
+  return id;
+}
+
 grpc::Status PeerServiceImpl::SyncSessions(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<v1::SessionSyncMessage, v1::SessionSyncMessage>* stream) {
-  absl::StatusOr<NodeIdentity> id = Authenticate(context);
+  absl::StatusOr<NodeIdentity> id = AuthenticateReplication(context);
   if (!id.ok()) return ToGrpcStatus(id.status());
   return sessions_->Serve(id->node, context, stream);
 }
@@ -48,7 +77,7 @@ grpc::Status PeerServiceImpl::SyncSessions(
 grpc::Status PeerServiceImpl::SyncConfig(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<v1::ConfigSyncMessage, v1::ConfigSyncMessage>* stream) {
-  absl::StatusOr<NodeIdentity> id = Authenticate(context);
+  absl::StatusOr<NodeIdentity> id = AuthenticateReplication(context);
   if (!id.ok()) return ToGrpcStatus(id.status());
   return ServeConfigSync(config_, id->node, context, stream);
 }
@@ -56,7 +85,7 @@ grpc::Status PeerServiceImpl::SyncConfig(
 grpc::Status PeerServiceImpl::QueryConfig(grpc::ServerContext* context,
                                           const v1::ConfigQueryRequest* request,
                                           v1::ConfigQueryResponse* response) {
-  absl::StatusOr<NodeIdentity> id = Authenticate(context);
+  absl::StatusOr<NodeIdentity> id = AuthenticateReplication(context);
   if (!id.ok()) return ToGrpcStatus(id.status());
   return ToGrpcStatus(config_->Query(id->node, *request, response));
 }

@@ -59,6 +59,10 @@ class PeerServiceImpl final : public v1::PeerService::Service {
   const PeerVerifier* verifier_;
   // The peer's verified identity, or the refusal (logged).
   absl::StatusOr<NodeIdentity> Authenticate(grpc::ServerContext* context);
+  // Authenticate, and the call's group id (kGroupIdMetadata) must be this
+  // cluster's: every replication call (SyncSessions, SyncConfig,
+  // QueryConfig) goes through here.
+  absl::StatusOr<NodeIdentity> AuthenticateReplication(grpc::ServerContext* context);
 
   Membership* membership_;
   SessionSync* sessions_;

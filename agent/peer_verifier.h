@@ -29,6 +29,8 @@ class PeerVerifier {
   // cluster or group mismatch (a configuration to fix).
   absl::Status CheckHello(const NodeIdentity& id, const v1::Hello& hello) const;
 
+  uint32_t group_id() const { return group_id_; }
+
  private:
   std::string cluster_;
   uint32_t group_id_;

@@ -96,7 +96,8 @@ SessionSync::SessionSync(const v1::AgentConfig& config, const TlsMaterial& tls,
       replica_(&table_, clock) {
   for (const auto& peer : config_.peers()) {
     channels_[peer.id()] =
-        CreateSyncChannel(config_.cluster().name(), peer, credentials_, "sync");
+        CreateSyncChannel(config_.cluster().name(), config_.cluster().group_id(), peer,
+                          credentials_, "sync");
   }
 }
 

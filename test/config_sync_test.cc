@@ -298,6 +298,7 @@ TEST_F(ConfigSyncTest, BadPushesAreRefusedAndChangeNothing) {
   // b is not the primary: a refuses its push.
   {
     grpc::ClientContext context;
+    context.AddMetadata("cloudha-group-id", "7");  // as a peer of this group
     auto [stub, channel] = open_as("b", "a", &context);
     auto stream = stub->SyncConfig(&context);
     v1::ConfigSyncMessage open;
@@ -316,6 +317,7 @@ TEST_F(ConfigSyncTest, BadPushesAreRefusedAndChangeNothing) {
   grpc::Status judged;
   for (int attempt = 0; attempt < 10; ++attempt) {
     grpc::ClientContext context;
+    context.AddMetadata("cloudha-group-id", "7");  // as a peer of this group
     auto [stub, channel] = open_as("a", "b", &context);
     absl::StatusOr<v1::StatusResponse> sb = cluster_.Status("b");
     ASSERT_TRUE(sb.ok());

@@ -142,6 +142,53 @@ TEST_F(PeerRefusalTest, HelloForAnotherClusterOrGroupIsRefused) {
   EXPECT_EQ(status->peers(0).state(), v1::PeerStatus::DOWN);
 }
 
+// Replication calls carry no group id in their messages: the group comes
+// in the call's metadata and is checked on every one. A caller without it,
+// or with another group, reads nothing (a node of group 8 with the same PKI
+// once read group 7's config through QueryConfig).
+TEST_F(PeerRefusalTest, ReplicationCallsOfAnotherGroupAreRefused) {
+  auto stub = v1::PeerService::NewStub(TlsChannel(cluster_.ca().cert_pem, "b"));
+  for (const char* group : {"", "8", "7x"}) {
+    grpc::ClientContext context;
+    if (*group != '\0') context.AddMetadata("cloudha-group-id", group);
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::ConfigQueryRequest request;
+    request.add_entry_prefixes("");
+    v1::ConfigQueryResponse response;
+    grpc::Status s = stub->QueryConfig(&context, request, &response);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << group;
+    EXPECT_THAT(s.error_message(), HasSubstr("this cluster's is 7")) << group;
+    EXPECT_EQ(response.ByteSizeLong(), 0u) << group;
+  }
+  for (const char* method : {"sessions", "config"}) {
+    grpc::ClientContext context;
+    context.AddMetadata("cloudha-group-id", "8");
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc::Status s;
+    if (std::string(method) == "sessions") {
+      auto stream = stub->SyncSessions(&context);
+      v1::SessionSyncMessage m;
+      while (stream->Read(&m)) {
+      }
+      s = stream->Finish();
+    } else {
+      auto stream = stub->SyncConfig(&context);
+      v1::ConfigSyncMessage m;
+      while (stream->Read(&m)) {
+      }
+      s = stream->Finish();
+    }
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << method;
+    EXPECT_THAT(s.error_message(), HasSubstr("group_id 8")) << method;
+  }
+  // The right group is answered.
+  grpc::ClientContext context;
+  context.AddMetadata("cloudha-group-id", "7");
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  v1::ConfigQueryResponse response;
+  EXPECT_TRUE(stub->QueryConfig(&context, v1::ConfigQueryRequest(), &response).ok());
+}
+
 TEST_F(PeerRefusalTest, MisconfiguredPeerAgentStaysDown) {
   // A real agent b whose configuration names another group id.
   std::string config = cluster_.DefaultConfig("b");

@@ -295,6 +295,7 @@ TEST_F(SessionSyncTest, BadInputIsRefusedAndChangesNothing) {
                                            PeerChannelCredentials(*tls), args);
   auto peer = v1::PeerService::NewStub(channel);
   grpc::ClientContext context;
+  context.AddMetadata("cloudha-group-id", "7");  // as a peer of this group
   auto stream = peer->SyncSessions(&context);
   v1::SessionSyncMessage open;
   open.mutable_open()->set_epoch(99);
