@@ -55,6 +55,12 @@ absl::Status Validate(absl::string_view s, Kind kind) {
   if (s.back() == '.') {
     return absl::InvalidArgumentError(absl::StrCat(name, " ", Quote(s), " ends with '.'"));
   }
+  // Apply hooks get the changed paths as arguments: one that starts with
+  // '-' would read as an option ("--help").
+  if (s.front() == '-') {
+    return absl::InvalidArgumentError(absl::StrCat(
+        name, " ", Quote(s), " starts with '-' (apply hooks would read it as an option)"));
+  }
   size_t segment = 0;
   size_t start = 0;
   while (start <= s.size()) {

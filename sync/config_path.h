@@ -2,7 +2,8 @@
 //
 // A path is dot-separated segments ("firewall.policy.10.action"). A segment
 // is 1-64 characters of [A-Za-z0-9_-]; a path has at most 32 segments and
-// 512 bytes. A pattern is a path whose segments may also be "*" (exactly one
+// 512 bytes, and does not start with '-' (apply hooks get paths as
+// arguments, where it would read as an option). A pattern is a path whose segments may also be "*" (exactly one
 // segment) or "**" (any number of segments, zero included): "system.hostname",
 // "system.interface.**", "router.*.gateway".
 //

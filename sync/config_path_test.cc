@@ -17,7 +17,7 @@ std::string Segments(size_t n) {
 }
 
 TEST(ConfigPathTest, ValidPaths) {
-  for (const char* path : {"a", "firewall.policy.10.action", "A-b_9.x", "0", "a.b.c.d"}) {
+  for (const char* path : {"a", "firewall.policy.10.action", "A-b_9.x", "0", "a.b.c.d", "a.-b"}) {
     EXPECT_TRUE(ValidateConfigPath(path).ok()) << path;
   }
   EXPECT_TRUE(ValidateConfigPath(std::string(kMaxConfigSegmentBytes, 'x')).ok());
@@ -48,6 +48,9 @@ TEST(ConfigPathTest, InvalidPathsSayWhatIsWrong) {
       {std::string(kMaxConfigSegmentBytes + 1, 'x'), "is 65 bytes, more than 64"},
       {Segments(kMaxConfigSegments + 1), "more than 32 segments"},
       {std::string(kMaxConfigPathBytes + 1, 'x'), "is 513 bytes, more than 512"},
+      // Hooks get paths as arguments: "--help" once reached them as an option.
+      {"--help", "starts with '-'"},
+      {"-x.y", "starts with '-'"},
   };
   for (const Case& c : cases) {
     absl::Status status = ValidateConfigPath(c.path);

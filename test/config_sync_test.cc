@@ -492,6 +492,11 @@ TEST_F(ConfigSyncTest, BadRequestsGetClearErrors) {
   EXPECT_EQ(a.Get("nothing.here").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(a.Delete("nothing.here").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(a.List("bad..prefix").status().code(), absl::StatusCode::kInvalidArgument);
+  // A path that would reach the apply hooks as an option.
+  CommandResult option =
+      cluster_.Cli({"config", "set", "--socket", cluster_.socket("a"), "--", "--help", "v1"});
+  EXPECT_EQ(option.exit_code, 1);
+  EXPECT_THAT(option.err, HasSubstr("starts with '-'"));
   // Nothing was written.
   EXPECT_TRUE(ListOf("a").empty());
   // The whole store is replaced or deleted only when named (".").
