@@ -7,6 +7,7 @@
 
 #include <set>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -16,6 +17,7 @@
 #include "sync/config_path.h"
 #include "crypto/tls_material.h"
 #include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/stubs/common.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -41,6 +43,10 @@ class Locator {
   explicit Locator(const TextFormat::ParseInfoTree* tree) : tree_(tree) {}
 
   int Line(std::initializer_list<FieldStep> path) const {
+    return Line(std::vector<FieldStep>(path));
+  }
+
+  int Line(const std::vector<FieldStep>& path) const {
     if (tree_ == nullptr) return 0;
     const TextFormat::ParseInfoTree* tree = tree_;
     const Descriptor* descriptor = AgentConfig::descriptor();
@@ -118,7 +124,44 @@ class Checker {
     problems_->push_back({file_, locator_.Line(where), std::move(message)});
   }
 
+  // Every string field must be UTF-8 (proto3 strings are): a textproto
+  // escape such as "\377" parses, and the admin API could not send the
+  // status that carries it.
+  void CheckUtf8(const google::protobuf::Message& m, std::vector<FieldStep>* path,
+                 const std::string& where) {
+    const google::protobuf::Reflection* r = m.GetReflection();
+    std::vector<const FieldDescriptor*> fields;
+    r->ListFields(m, &fields);
+    for (const FieldDescriptor* f : fields) {
+      const int n = f->is_repeated() ? r->FieldSize(m, f) : 1;
+      for (int i = 0; i < n; ++i) {
+        const int index = f->is_repeated() ? i : -1;
+        const std::string name =
+            absl::StrCat(where, where.empty() ? "" : ".", f->name(),
+                         f->is_repeated() ? absl::StrCat("[", i, "]") : "");
+        path->push_back({f->name().c_str(), index});
+        if (f->type() == FieldDescriptor::TYPE_STRING) {
+          std::string scratch;
+          const std::string& value = f->is_repeated()
+                                         ? r->GetRepeatedStringReference(m, f, i, &scratch)
+                                         : r->GetStringReference(m, f, &scratch);
+          if (!google::protobuf::internal::IsStructurallyValidUTF8(value.data(),
+                                                                 static_cast<int>(value.size()))) {
+            problems_->push_back(
+                {file_, locator_.Line(*path), absl::StrCat(name, " is not valid UTF-8")});
+          }
+        } else if (f->type() == FieldDescriptor::TYPE_MESSAGE) {
+          CheckUtf8(f->is_repeated() ? r->GetRepeatedMessage(m, f, i) : r->GetMessage(m, f), path,
+                    name);
+        }
+        path->pop_back();
+      }
+    }
+  }
+
   void Check(AgentConfig& c, absl::Time now, TlsCheck tls_check) {
+    std::vector<FieldStep> path;
+    CheckUtf8(c, &path, "");
     if (!c.has_cluster()) {
       Add({}, "cluster { name: \"...\" group_id: N } is required");
     } else {

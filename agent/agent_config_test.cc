@@ -111,6 +111,19 @@ TEST_F(ConfigTest, UnknownFieldHasTheLine) {
   EXPECT_THAT(loaded.problems[0].message, HasSubstr("bogus_field"));
 }
 
+// A textproto escape makes a string that is not UTF-8; the agent then
+// could not send the status carrying it ("cannot reach the agent").
+TEST_F(ConfigTest, StringsThatAreNotUtf8AreRefusedWithTheirLine) {
+  LoadedConfig loaded =
+      Parse(Good() + "monitors { name: \"up\\377link\" tcp { address: \"127.0.0.1:1\" } }\n");
+  ASSERT_EQ(loaded.problems.size(), 1u) << loaded.problems[0].ToString();
+  EXPECT_EQ(loaded.problems[0].message, "monitors[0].name is not valid UTF-8");
+  EXPECT_EQ(loaded.problems[0].line, 10);
+  loaded = Parse(Good() + "config_sync { exclude: \"ok.**\" exclude: \"a\\300\" }\n");
+  ASSERT_FALSE(loaded.problems.empty());
+  EXPECT_EQ(loaded.problems[0].message, "config_sync.exclude[1] is not valid UTF-8");
+}
+
 struct BadCase {
   const char* from;
   const char* to;

@@ -17,6 +17,8 @@
 
 extern char** environ;
 
+#include "google/protobuf/stubs/common.h"
+
 namespace cloudha {
 namespace {
 
@@ -151,6 +153,11 @@ CommandOutcome RunCommand(const std::vector<std::string>& argv,
     outcome.summary = cancelled ? std::string("cancelled: the agent is stopping")
                                 : absl::StrCat("timed out after ", absl::FormatDuration(timeout));
   }
+  // Output goes into logs, events and status (proto3 strings): bytes that
+  // are not UTF-8 (binary output, a character cut at the size limit)
+  // become '?'.
+  google::protobuf::internal::UTF8CoerceToStructurallyValid(outcome.output, outcome.output.data(),
+                                                            '?');
   return outcome;
 }
 

@@ -17,7 +17,8 @@ struct CommandOutcome {
   // could not start).
   int exit_code = -1;
   bool timed_out = false;
-  // stdout and stderr together, at most kMaxCapturedOutput bytes.
+  // stdout and stderr together, at most kMaxCapturedOutput bytes; bytes
+  // that are not UTF-8 are replaced by '?'.
   std::string output;
   // Why it failed, in a few words ("exit 3", "killed by signal 9",
   // "timed out after 2s", "cannot run /x: No such file or directory").

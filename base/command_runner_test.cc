@@ -20,6 +20,14 @@ TEST(CommandRunnerTest, ExitCodeOutputAndEnvironment) {
   EXPECT_THAT(r.output, HasSubstr("hello\n"));
 }
 
+// Output that is not UTF-8 would break the status that shows it.
+TEST(CommandRunnerTest, OutputThatIsNotUtf8IsCoerced) {
+  CommandOutcome r =
+      RunCommand({"/usr/bin/printf", "up\\377link \\303\\251"}, {}, absl::Seconds(10));
+  EXPECT_TRUE(r.ok()) << r.summary;
+  EXPECT_EQ(r.output, "up?link \xc3\xa9");
+}
+
 TEST(CommandRunnerTest, Success) {
   CommandOutcome r = RunCommand({"/bin/true"}, {}, absl::Seconds(10));
   EXPECT_TRUE(r.ok());
