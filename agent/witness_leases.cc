@@ -2,9 +2,7 @@
 
 #include <dirent.h>
 
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <utility>
 #include <vector>
 
@@ -46,13 +44,15 @@ absl::StatusOr<std::unique_ptr<WitnessLeases>> WitnessLeases::Open(const std::st
   for (const std::string& name : names) {
     const std::string cluster = name.substr(0, name.size() - kSuffix.size());
     const std::string path = absl::StrCat(state_dir, "/", name);
-    std::ifstream in(path);
-    std::stringstream text;
-    text << in.rdbuf();
+    absl::StatusOr<std::string> text = ReadSmallFile(path);
+    if (!text.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("witness lease file ", text.status().message()));
+    }
     Lease lease;
     int64_t ttl_ms = -1;
     bool have_fence = false;
-    for (absl::string_view line : absl::StrSplit(text.str(), '\n', absl::SkipEmpty())) {
+    for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
       std::vector<std::string> kv = absl::StrSplit(line, absl::MaxSplits(' ', 1));
       if (kv.size() != 2) continue;
       if (kv[0] == "fence") have_fence = absl::SimpleAtoi(kv[1], &lease.fence);

@@ -55,7 +55,10 @@ class FdCloser {
 
 absl::StatusOr<std::string> ReadSmallFile(absl::string_view path) {
   std::string p(path);
-  int fd = open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever;
+  // the type is checked right after, and on a regular file the flag does
+  // nothing.
+  int fd = open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return ErrnoStatus(errno, "cannot open", path);
   FdCloser closer(fd);
   struct stat st;

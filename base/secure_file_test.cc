@@ -48,6 +48,15 @@ TEST(SecureFileTest, ReadErrorsNameTheFile) {
   EXPECT_EQ(folder.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// A FIFO in place of a config or key file once hung the agent in open().
+TEST(SecureFileTest, AFifoIsRefusedWithoutWaiting) {
+  std::string path = TempDir() + "/fifo";
+  ASSERT_EQ(mkfifo(path.c_str(), 0600), 0);
+  absl::StatusOr<std::string> content = ReadSmallFile(path);
+  EXPECT_EQ(content.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(content.status().message().find("is not a regular file"), absl::string_view::npos);
+}
+
 TEST(SecureFileTest, MissingFolderFailsCleanly) {
   absl::Status status =
       WriteFileAtomically(TempDir() + "/no/such/dir/file", "x", 0600, Overwrite::kRefuse);

@@ -1,8 +1,11 @@
 #include "crypto/tls_material.h"
 
+#include <sys/stat.h>
+
 #include <openssl/x509.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "crypto/openssl_util.h"
 #include "base/secure_file.h"
@@ -69,6 +72,14 @@ absl::StatusOr<TlsMaterial> LoadTlsMaterial(const TlsFiles& files, absl::Time no
   if (!cert.ok()) return cert.status();
   absl::StatusOr<std::string> key = ReadSmallFile(files.key_file);
   if (!key.ok()) return key.status();
+  // A private key other users can read is a key they may have copied.
+  struct stat st;
+  if (stat(files.key_file.c_str(), &st) == 0 && (st.st_mode & S_IRWXO) != 0) {
+    return absl::PermissionDeniedError(absl::StrFormat(
+        "%s: the private key is accessible to other users (mode %04o); make it private "
+        "(chmod 600 %s, or 640 with the agent's group) and consider it exposed",
+        files.key_file, st.st_mode & 07777, files.key_file));
+  }
   absl::StatusOr<TlsMaterial> material =
       CheckTlsMaterial(*std::move(ca), *std::move(cert), *std::move(key), now);
   if (material.ok()) return material;

@@ -34,6 +34,7 @@ struct TlsMaterial {
 };
 
 // Reads and checks the three files: each exists, is readable and is PEM; the
+// key is not accessible to other users (PERMISSION_DENIED: mode o+rwx); the
 // key belongs to the certificate; the certificate was issued by the CA and is
 // valid at `now`; the certificate names a cloudha node. Each failure names
 // the file and what is wrong with it.

@@ -91,5 +91,22 @@ TEST_F(TlsMaterialTest, LoadNamesTheFileAtFault) {
   EXPECT_NE(missing.status().message().find("missing.crt"), absl::string_view::npos);
 }
 
+// A world-readable key was accepted without a word.
+TEST_F(TlsMaterialTest, RefusesAKeyOtherUsersCanRead) {
+  std::string dir = std::string(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp");
+  ASSERT_TRUE(WriteFileAtomically(dir + "/ca.crt", ca_.cert_pem, 0644, Overwrite::kReplace).ok());
+  ASSERT_TRUE(WriteFileAtomically(dir + "/a.crt", a_.cert_pem, 0644, Overwrite::kReplace).ok());
+  ASSERT_TRUE(WriteFileAtomically(dir + "/a.key", a_.key_pem, 0644, Overwrite::kReplace).ok());
+  absl::StatusOr<TlsMaterial> m =
+      LoadTlsMaterial({dir + "/ca.crt", dir + "/a.crt", dir + "/a.key"}, kNow);
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_NE(m.status().message().find("accessible to other users (mode 0644)"),
+            absl::string_view::npos)
+      << m.status();
+  ASSERT_TRUE(WriteFileAtomically(dir + "/a.key", a_.key_pem, 0640, Overwrite::kReplace).ok());
+  EXPECT_TRUE(LoadTlsMaterial({dir + "/ca.crt", dir + "/a.crt", dir + "/a.key"}, kNow).ok());
+}
+
 }  // namespace
 }  // namespace cloudha

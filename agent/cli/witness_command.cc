@@ -5,10 +5,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <fstream>
 #include <iostream>
 #include <set>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -20,6 +18,7 @@
 #include "agent/witness_service.h"
 #include "base/log.h"
 #include "base/real_clock.h"
+#include "base/secure_file.h"
 #include "crypto/node_identity.h"
 #include "crypto/tls_material.h"
 #include "google/protobuf/text_format.h"
@@ -38,21 +37,16 @@ void Resolve(const std::string& folder, std::string* path) {
 }  // namespace
 
 absl::StatusOr<v1::WitnessConfig> LoadWitnessConfig(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot read the file"));
-  std::stringstream text;
-  text << in.rdbuf();
-  if (text.str().size() > (1 << 20)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": larger than 1 MiB"));
-  }
+  absl::StatusOr<std::string> text = ReadSmallFile(path);
+  if (!text.ok()) return text.status();
   v1::WitnessConfig c;
   if (absl::EndsWith(path, ".json")) {
-    auto s = google::protobuf::util::JsonStringToMessage(text.str(), &c);
+    auto s = google::protobuf::util::JsonStringToMessage(*text, &c);
     if (!s.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat(path, ": not a valid JSON WitnessConfig: ", s.message().as_string()));
     }
-  } else if (!google::protobuf::TextFormat::ParseFromString(text.str(), &c)) {
+  } else if (!google::protobuf::TextFormat::ParseFromString(*text, &c)) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": not a valid textproto WitnessConfig (see docs/arbiter.md)"));
   }
