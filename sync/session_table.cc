@@ -129,7 +129,9 @@ uint64_t SessionTable::Tick() {
   if (expiry_) {
     std::vector<SessionKey> dead;
     for (const auto& [key, entry] : entries_) {
-      if (entry.value.last_update_ms + int64_t{entry.value.timeout_s} * 1000 < now_ms) {
+      // now_ms - timeout (both bounded) rather than last_update + timeout,
+      // which overflowed for a record stamped near INT64_MAX and expired it.
+      if (entry.value.last_update_ms < now_ms - int64_t{entry.value.timeout_s} * 1000) {
         dead.push_back(key);
       }
     }

@@ -1,5 +1,7 @@
 #include "sync/session_table.h"
 
+#include <limits>
+
 #include <gtest/gtest.h>
 
 #include "sync/session_test_util.h"
@@ -113,6 +115,20 @@ TEST_F(SessionTableTest, ExpiryRemovesTimedOutSessionsOnlyWhenOn) {
   ASSERT_EQ(log.size(), 1u);
   EXPECT_EQ(log[0].op, SessionChange::Op::kDelete);
   EXPECT_EQ(log[0].record.key, a.key);
+}
+
+// last_update_ms + timeout overflowed for a record stamped at INT64_MAX and
+// expired it at once.
+TEST_F(SessionTableTest, ExpiryDoesNotOverflowOnExtremeTimestamps) {
+  SessionTable table({}, &clock_);
+  SessionRecord future = TestSession(1, std::numeric_limits<int64_t>::max());
+  future.value.timeout_s = std::numeric_limits<uint32_t>::max();
+  SessionRecord past = TestSession(2, std::numeric_limits<int64_t>::min());
+  past.value.timeout_s = std::numeric_limits<uint32_t>::max();
+  table.Apply({Upsert(future), Upsert(past)});
+  table.SetExpiry(true);
+  EXPECT_EQ(table.Tick(), 1u);  // only the one stamped in the distant past
+  EXPECT_EQ(table.size(), 1u);
 }
 
 TEST_F(SessionTableTest, SnapshotPlusLogFromItsPositionIsTheWholeState) {
