@@ -1,5 +1,7 @@
 #include "sync/config_store.h"
 
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <openssl/evp.h>
 #include <sqlite3.h>
@@ -149,6 +151,7 @@ struct ConfigStore::Statements {
   Statement add_history;
   Statement trim_history;
   Statement set_revision;
+  Statement set_sum;
   Statement read_history;
 };
 
@@ -174,6 +177,15 @@ absl::StatusOr<std::unique_ptr<ConfigStore>> ConfigStore::Open(const std::string
   if (options.clock == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("config store ", file, ": no clock given (ConfigStore::Options::clock)"));
+  }
+  // An existing file of 0 bytes is not a new store but a truncated one:
+  // SQLite would take it for an empty database.
+  struct stat st;
+  if (stat(file.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
+    return absl::DataLossError(absl::StrCat(
+        "config store ", file, " is empty (0 bytes: truncated?); move it away: the agent then "
+        "starts with an empty store, which a secondary resyncs from the primary at once (on "
+        "the primary, restore a backup or `cloudha config import`)"));
   }
   sqlite3* db = nullptr;
   // NOMUTEX: every use of the connection is under mu_.
@@ -368,6 +380,8 @@ absl::Status ConfigStore::InitLocked() {
       entry.hash = EntryHash(path, entry.value);
       // Rows come in path order (BINARY collation is memcmp, as for
       // std::string), so each insert goes at the end.
+      XorInto(entry.hash, &all_.checksum);
+      ++all_.count;
       index_.emplace_hint(index_.end(), std::move(path), std::move(entry));
     }
     if (rc != SQLITE_DONE) return OpenError(rc, "loading the entries");
@@ -390,6 +404,9 @@ absl::Status ConfigStore::InitLocked() {
       {&statements->trim_history,
        "DELETE FROM history WHERE seq <= (SELECT max(seq) FROM history) - ?1"},
       {&statements->set_revision, "UPDATE meta SET value = ?1 WHERE name = 'revision'"},
+      {&statements->set_sum,
+       "INSERT INTO meta(name, value) VALUES('entries_sha256_xor', ?1), ('entries', ?2) "
+       "ON CONFLICT(name) DO UPDATE SET value = excluded.value"},
       {&statements->read_history,
        "SELECT revision, path, value, unix_ms FROM history ORDER BY seq DESC LIMIT ?1"},
   };
@@ -400,6 +417,48 @@ absl::Status ConfigStore::InitLocked() {
     if (rc != SQLITE_OK) return OpenError(rc, absl::StrCat("preparing \"", w.sql, "\""));
   }
   statements_ = std::move(statements);
+  return VerifyLocked();
+}
+
+absl::Status ConfigStore::VerifyLocked() {
+  std::optional<std::string> stored_sum;
+  std::optional<uint64_t> stored_count;
+  {
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v2(
+        db_, "SELECT name, value FROM meta WHERE name IN ('entries_sha256_xor', 'entries')", -1,
+        &raw, nullptr);
+    Statement stmt(raw);
+    if (rc != SQLITE_OK) return OpenError(rc, "reading the stored checksum");
+    while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+      std::string name = ColumnBytes(stmt.get(), 0);
+      if (name == "entries") {
+        stored_count = static_cast<uint64_t>(sqlite3_column_int64(stmt.get(), 1));
+      } else {
+        stored_sum = ColumnBytes(stmt.get(), 1);
+      }
+    }
+    if (rc != SQLITE_DONE) return OpenError(rc, "reading the stored checksum");
+  }
+  const std::string sum(reinterpret_cast<const char*>(all_.checksum.data()),
+                        all_.checksum.size());
+  if (!stored_sum.has_value() || !stored_count.has_value()) {
+    // A store from before checksums were stored: start storing them.
+    Statements& s = *statements_;
+    BindBlob(s.set_sum.get(), 1, sum);
+    sqlite3_bind_int64(s.set_sum.get(), 2, static_cast<sqlite3_int64>(all_.count));
+    int rc = Run(s.set_sum.get());
+    if (rc != SQLITE_DONE) return OpenError(rc, "storing the checksum");
+    return absl::OkStatus();
+  }
+  if (*stored_sum != sum || *stored_count != all_.count) {
+    return absl::DataLossError(absl::StrCat(
+        "config store ", file_, " does not match its own checksum (", all_.count,
+        " entries read, ", *stored_count,
+        " committed): a value was changed outside cloudha or the disk corrupted it; move the "
+        "file away: the agent then starts with an empty store, which a secondary resyncs from "
+        "the primary at once (on the primary, restore a backup or `cloudha config import`)"));
+  }
   return absl::OkStatus();
 }
 
@@ -442,8 +501,21 @@ absl::StatusOr<ConfigCommitResult> ConfigStore::Apply(const std::vector<ConfigCh
   if (plan.empty()) return result;
 
   const uint64_t revision = revision_ + 1;
-  absl::Status status = WriteLocked(plan, revision, absl::ToUnixMillis(options_.clock->WallNow()));
+  Sum all = all_;
+  for (const Planned& p : plan) {
+    if (p.current != index_.end()) {
+      XorInto(p.current->second.hash, &all.checksum);
+      --all.count;
+    }
+    if (p.change->value.has_value()) {
+      XorInto(p.new_hash, &all.checksum);
+      ++all.count;
+    }
+  }
+  absl::Status status =
+      WriteLocked(plan, revision, absl::ToUnixMillis(options_.clock->WallNow()), all);
   if (!status.ok()) return status;
+  all_ = all;
 
   // Committed and synced: bring the memory up to date. Root sums first,
   // while the index still holds the old hashes.
@@ -484,7 +556,7 @@ absl::StatusOr<ConfigCommitResult> ConfigStore::Apply(const std::vector<ConfigCh
 }
 
 absl::Status ConfigStore::WriteLocked(const std::vector<Planned>& plan, uint64_t revision,
-                                      int64_t unix_ms) {
+                                      int64_t unix_ms, const Sum& all) {
   Statements& s = *statements_;
   // A transaction left open by a rollback that itself failed would make
   // every later BEGIN fail: end it first.
@@ -536,6 +608,12 @@ absl::Status ConfigStore::WriteLocked(const std::vector<Planned>& plan, uint64_t
   sqlite3_bind_int64(s.set_revision.get(), 1, static_cast<sqlite3_int64>(revision));
   rc = Run(s.set_revision.get());
   if (rc != SQLITE_DONE) return fail(rc, "storing the revision");
+  BindBlob(s.set_sum.get(), 1,
+           absl::string_view(reinterpret_cast<const char*>(all.checksum.data()),
+                             all.checksum.size()));
+  sqlite3_bind_int64(s.set_sum.get(), 2, static_cast<sqlite3_int64>(all.count));
+  rc = Run(s.set_sum.get());
+  if (rc != SQLITE_DONE) return fail(rc, "storing the checksum");
   rc = Run(s.commit.get());
   if (rc != SQLITE_DONE) return fail(rc, "committing");
   return absl::OkStatus();

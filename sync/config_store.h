@@ -179,8 +179,12 @@ class ConfigStore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes `plan` as revision `revision` in one transaction; on error rolls
   // back.
-  absl::Status WriteLocked(const std::vector<Planned>& plan, uint64_t revision, int64_t unix_ms)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `all` is the sum over every entry after the write, stored with it.
+  absl::Status WriteLocked(const std::vector<Planned>& plan, uint64_t revision, int64_t unix_ms,
+                           const Sum& all) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Compares the sum over the rows just loaded with the one the last commit
+  // stored (stores it when the file has none yet).
+  absl::Status VerifyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Entries strictly below `prefix` (all entries for the root): a range of
   // the index, since keys with a common prefix sort together.
   std::pair<Index::const_iterator, Index::const_iterator> BelowLocked(
@@ -196,6 +200,9 @@ class ConfigStore {
   std::unique_ptr<Statements> statements_ ABSL_GUARDED_BY(mu_);
   Index index_ ABSL_GUARDED_BY(mu_);
   uint64_t revision_ ABSL_GUARDED_BY(mu_) = 0;
+  // The sum over every entry (no exclusions): stored in the file with each
+  // commit and checked against the rows when the store opens.
+  Sum all_ ABSL_GUARDED_BY(mu_);
   // Root sums by ExclusionSet::digest(), at most a few sets (LRU).
   mutable std::map<std::string, CachedRoot> roots_ ABSL_GUARDED_BY(mu_);
   mutable uint64_t root_uses_ ABSL_GUARDED_BY(mu_) = 0;

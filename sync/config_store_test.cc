@@ -626,6 +626,51 @@ TEST_F(ConfigStoreTest, RefusesWhatIsNotAHealthyStore) {
   }
 }
 
+// Bytes changed inside a stored value pass SQLite's page checks; the stored
+// checksum over every entry does not. A truncated (0-byte) file is not an
+// empty store.
+TEST_F(ConfigStoreTest, RefusesAStoreWhoseRowsNoLongerMatchTheirChecksum) {
+  std::string dir = NewDir();
+  const std::string file = dir + "/tampered.db";
+  const std::string marker(64, 'M');
+  {
+    std::unique_ptr<ConfigStore> store = MustOpen(file);
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->Apply({Put("firewall.policy.1.action", "accept" + marker)}).ok());
+    ASSERT_TRUE(store->Apply({Put("firewall.policy.2.action", "deny")}).ok());
+  }
+  {
+    // Reopens fine, and a store written before checksums were stored gets
+    // one on its first open.
+    std::unique_ptr<ConfigStore> store = MustOpen(file);
+    ASSERT_NE(store, nullptr);
+  }
+  // Overwrite 8 bytes inside the stored value, in place.
+  std::ifstream in(file, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_NE(bytes.find(marker), std::string::npos);
+  int fd = open(file.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  // Wherever the value is (the entry and its history row).
+  for (size_t at = bytes.find(marker); at != std::string::npos; at = bytes.find(marker, at + 1)) {
+    ASSERT_EQ(pwrite(fd, "GARBAGE!", 8, static_cast<off_t>(at + 10)), 8);
+  }
+  close(fd);
+  absl::StatusOr<std::unique_ptr<ConfigStore>> store = ConfigStore::Open(file, Opts());
+  ASSERT_FALSE(store.ok());
+  EXPECT_TRUE(absl::IsDataLoss(store.status())) << store.status();
+  EXPECT_THAT(store.status().message(), HasSubstr("does not match its own checksum"));
+  EXPECT_THAT(store.status().message(), HasSubstr("resyncs from the primary"));
+
+  const std::string empty = dir + "/empty.db";
+  std::ofstream(empty).close();
+  store = ConfigStore::Open(empty, Opts());
+  ASSERT_FALSE(store.ok());
+  EXPECT_TRUE(absl::IsDataLoss(store.status())) << store.status();
+  EXPECT_THAT(store.status().message(), HasSubstr("is empty (0 bytes"));
+  EXPECT_EQ(FileSize(empty), 0);
+}
+
 TEST_F(ConfigStoreTest, ApplyTimes) {
   std::unique_ptr<ConfigStore> store = MustOpen(file_);
   ASSERT_NE(store, nullptr);
