@@ -426,8 +426,15 @@ grpc::Status SessionSync::Publish(grpc::ServerContext* /*context*/,
   v1::PublishSessionsRequest request;
   std::vector<SessionChange> changes;
   uint64_t message = 0;
+  bool ended = false;
   while (reader->Read(&request)) {
     ++message;
+    if (ended) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("message ", message, " follows the message marked end (",
+                                       message - 1, "); nothing of it applied"));
+    }
+    ended = request.end();
     {
       absl::MutexLock lock(&mu_);
       if (desired_.role != v1::PRIMARY) {
@@ -475,6 +482,17 @@ grpc::Status SessionSync::Publish(grpc::ServerContext* /*context*/,
     ApplyResult result = ApplyFromSource(changes);
     response->set_accepted(response->accepted() + result.applied);
     response->set_refused(response->refused() + result.refused);
+  }
+  if (!ended) {
+    // gRPC ends the read loop the same way for a message it could not
+    // parse as for the end of the stream: only the end marker tells them
+    // apart.
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("the stream ended without a message marked end: message ", message + 1,
+                     " could not be parsed, or the publisher stopped early; the ", message,
+                     " message(s) before it were applied (", response->accepted(),
+                     " changes accepted, ", response->refused(), " refused)"));
   }
   return grpc::Status::OK;
 }

@@ -33,6 +33,9 @@ bool SessionPublisher::Publish(const std::vector<SessionChange>& changes, size_t
 
 absl::StatusOr<v1::PublishSessionsResponse> SessionPublisher::Finish() {
   finished_ = true;
+  v1::PublishSessionsRequest end;
+  end.set_end(true);
+  writer_->Write(end);
   writer_->WritesDone();
   grpc::Status s = writer_->Finish();
   if (!s.ok()) {

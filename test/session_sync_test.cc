@@ -14,6 +14,7 @@
 #include "crypto/tls_material.h"
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "sync/session_test_util.h"
 #include "test/session_client.h"
@@ -276,11 +277,62 @@ TEST_F(SessionSyncTest, BadInputIsRefusedAndChangesNothing) {
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_THAT(s.error_message(), HasSubstr("malformed session change 1"));
   }
+  // Valid, junk (not a PublishSessionsRequest at all), valid, valid: gRPC
+  // ends the agent's read at the junk; without the end marker the call says
+  // so instead of OK (it once answered OK with accepted=1, the rest lost).
+  {
+    auto channel =
+        grpc::CreateChannel("unix:" + cluster_.socket("a"), grpc::InsecureChannelCredentials());
+    grpc::GenericStub stub(channel);
+    grpc::CompletionQueue cq;
+    grpc::ClientContext context;
+    auto wait = [&cq]() {
+      void* tag = nullptr;
+      bool ok = false;
+      return cq.Next(&tag, &ok) && ok;
+    };
+    auto bytes = [](const std::string& raw) {
+      grpc::Slice slice(raw);
+      return grpc::ByteBuffer(&slice, 1);
+    };
+    auto valid = [&](uint32_t id) {
+      v1::PublishSessionsRequest r;
+      AppendUpsert(TestSession(id, NowMs()), r.mutable_changes());
+      r.set_change_count(1);
+      return r.SerializeAsString();
+    };
+    auto call =
+        stub.PrepareCall(&context, "/cloudha.v1.AdminService/PublishSessions", &cq);
+    call->StartCall(reinterpret_cast<void*>(1));
+    ASSERT_TRUE(wait());
+    for (const std::string& raw : {valid(9001), std::string("\xff\xff\xff\xff"), valid(9002),
+                                   valid(9003)}) {
+      call->Write(bytes(raw), reinterpret_cast<void*>(2));
+      if (!wait()) break;  // the agent may have ended the call already
+    }
+    call->WritesDone(reinterpret_cast<void*>(3));
+    wait();
+    grpc::ByteBuffer response;
+    call->Read(&response, reinterpret_cast<void*>(4));
+    wait();
+    grpc::Status status;
+    call->Finish(&status, reinterpret_cast<void*>(5));
+    ASSERT_TRUE(wait());
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    EXPECT_THAT(status.error_message(), HasSubstr("message 2 could not be parsed"));
+    // (The table is full here: that one upsert was counted as refused.)
+    EXPECT_THAT(status.error_message(), HasSubstr("the 1 message(s) before it were applied"));
+    cq.Shutdown();
+    void* tag;
+    bool ok;
+    while (cq.Next(&tag, &ok)) {
+    }
+  }
   ASSERT_TRUE(WaitCaughtUp("a", "b"));
   absl::StatusOr<v1::StatusResponse> a = cluster_.Status("a");
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a->sessions().table_size(), 1000u);
-  EXPECT_EQ(a->sessions().refused_max_sessions(), 500u);
+  EXPECT_EQ(a->sessions().refused_max_sessions(), 501u);  // and the one above
   ExpectEqualTables("a", "b");
   EXPECT_TRUE(WaitForLog(cluster_.agent("a"), "sessions_refused"));
 
