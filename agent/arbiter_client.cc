@@ -102,6 +102,10 @@ absl::Time ArbiterClient::Ask(bool want, uint64_t epoch) {
   {
     absl::MutexLock lock(&mu_);
     held = HeldLocked(sent);
+    // A lease being given up stops counting here before the release goes
+    // out: the arbiter may act on it even if its answer is lost, and then
+    // grant the lease to another node.
+    if (!want) held_until_ = absl::InfinitePast();
   }
   absl::StatusOr<v1::LeaseReply> reply = want ? backend_->Acquire(options_.ttl, epoch, held, renew)
                                               : backend_->Release(epoch, renew);

@@ -141,13 +141,31 @@ TEST_F(ArbiterClientTest, ALeaseNotRenewedEndsAndWakesTheRoleBeforeTheWitnessLet
   a.Stop();
 }
 
+// A release whose answer is lost may still have reached the arbiter, which
+// may then grant the lease to another node: the lease stops counting here
+// when the release goes out, not when it is answered.
+TEST_F(ArbiterClientTest, ALeaseGivenUpStopsCountingEvenWhenTheReleaseIsLost) {
+  std::unique_ptr<WitnessLeases> witness = Witness(&real_);
+  std::atomic<bool> cut{false};
+  ArbiterClient a({}, std::make_unique<LocalBackend>(witness.get(), "a", &cut), &real_, [] {});
+  a.Start();
+  a.SetWanted(true, 1);
+  ASSERT_TRUE(Eventually([&] { return a.Input(real_.Now()).lease_held; }));
+  cut = true;
+  a.SetWanted(false, 1);
+  ASSERT_TRUE(Eventually([&] { return !a.Input(real_.Now()).lease_held; }));
+  EXPECT_FALSE(a.Input(real_.Now()).reachable);
+  a.Stop();
+}
+
 // On the real clock: the thread's own timing is what is tested.
 TEST_F(ArbiterClientTest, ARefusedNodeAsksAgainWhenTheHoldersLeaseEnds) {
   RealClock clock;
   std::unique_ptr<WitnessLeases> witness = Witness(&clock);
   const absl::Duration ttl = absl::Milliseconds(400);
-  ASSERT_TRUE(witness->Acquire("demo", "a", ttl, 1)->granted());
+  // The witness's expiry is at least this (it granted after this moment).
   const absl::Time expires = clock.Now() + ttl;
+  ASSERT_TRUE(witness->Acquire("demo", "a", ttl, 1)->granted());
   std::atomic<bool> cut{false};
   ArbiterClient::Options options;
   options.ttl = ttl;
