@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "agent/etcd_test_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test/arbiter_lab.h"
