@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/agent_config.h"
+#include "agent/etcd_backend.h"
 #include "agent/grpc_endpoints.h"
 #include "agent/witness_backend.h"
 #include "base/command_runner.h"
@@ -52,12 +53,21 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(v1::AgentConfig config, uin
   }
   absl::StatusOr<uint64_t> epoch = EpochStore(config.state_dir()).Load();
   if (!epoch.ok()) return epoch.status();
-  return std::unique_ptr<Agent>(
-      new Agent(std::move(config), *std::move(tls), boot_id, *epoch, clock));
+  std::unique_ptr<ArbiterBackend> arbiter;
+  if (config.arbiter().has_etcd()) {
+    absl::StatusOr<std::unique_ptr<EtcdBackend>> etcd =
+        EtcdBackend::Create(config.arbiter().etcd(), config.cluster().name(), config.node().id());
+    if (!etcd.ok()) return etcd.status();
+    arbiter = *std::move(etcd);
+  } else if (config.has_arbiter()) {
+    arbiter = std::make_unique<WitnessBackend>(config, *tls);
+  }
+  return std::unique_ptr<Agent>(new Agent(std::move(config), *std::move(tls), boot_id, *epoch,
+                                          std::move(arbiter), clock));
 }
 
 Agent::Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, uint64_t stored_epoch,
-             Clock* clock)
+             std::unique_ptr<ArbiterBackend> arbiter, Clock* clock)
     : config_(std::move(config)),
       tls_(std::move(tls)),
       clock_(clock),
@@ -109,14 +119,14 @@ Agent::Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, uint64_t
   }
   hooks_ = std::make_unique<HookRunner>(role_hooks, clock_, &RunCommand, on_attempt);
   peer_hooks_ = std::make_unique<HookRunner>(peer_hooks, clock_, &RunCommand, on_attempt);
-  if (config_.has_arbiter()) {
+  if (arbiter != nullptr) {
     ArbiterClient::Options options;
     options.ttl = absl::Milliseconds(config_.arbiter().lease_ttl_ms());
     options.max_clock_drift_ppm = config_.arbiter().max_clock_drift_ppm();
     options.keep_on_isolation = config_.arbiter().on_isolation() == v1::ArbiterConfig::KEEP;
     options.note = [this](const std::string& message) { Note("arbiter", message); };
-    arbiter_ = std::make_unique<ArbiterClient>(
-        options, std::make_unique<WitnessBackend>(config_, tls_), clock_, [this] { Wake(); });
+    arbiter_ = std::make_unique<ArbiterClient>(options, std::move(arbiter), clock_,
+                                               [this] { Wake(); });
   }
 }
 

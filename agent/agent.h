@@ -81,8 +81,9 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   // hand over anyway (a stopping agent).
   absl::StatusOr<v1::FailoverResponse> HandOver(const std::string& to, absl::Duration timeout,
                                                 bool must_replicate);
+  // `arbiter`: the lease keeper of config.arbiter (null without one).
   Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, uint64_t stored_epoch,
-        Clock* clock);
+        std::unique_ptr<ArbiterBackend> arbiter, Clock* clock);
 
   // Start()'s steps, in order.
   // The config store and the session source, before anyone can ask for them.

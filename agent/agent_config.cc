@@ -6,9 +6,12 @@
 #include <cstring>
 
 #include <set>
+#include <tuple>
 #include <utility>
 #include <vector>
 
+#include "absl/algorithm/container.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -210,7 +213,7 @@ class Checker {
     CheckMonitors(c);
     CheckHooks(c);
     CheckConfigSync(c);
-    CheckArbiter(c);
+    CheckArbiter(c, tls_check);
     if (tls_check == TlsCheck::kFull) CheckTls(c, now);
   }
 
@@ -284,11 +287,17 @@ class Checker {
     }
   }
 
-  void CheckArbiter(const AgentConfig& c) {
+  void CheckArbiter(const AgentConfig& c, TlsCheck tls_check) {
     if (!c.has_arbiter()) return;
     const v1::ArbiterConfig& a = c.arbiter();
-    if (!a.has_witness()) {
-      Add({{"arbiter"}}, "arbiter needs a back end: witness { addresses: \"HOST:PORT\" }");
+    if (a.has_witness() && a.has_etcd()) {
+      Add({{"arbiter"}, {"etcd"}}, "arbiter takes one back end, witness or etcd, not both");
+    } else if (a.has_etcd()) {
+      CheckEtcd(a.etcd(), tls_check);
+    } else if (!a.has_witness()) {
+      Add({{"arbiter"}},
+          "arbiter needs a back end: witness { addresses: \"HOST:PORT\" } or "
+          "etcd { endpoints: \"HOST:PORT\" tls { ca_file: \"...\" } }");
     } else {
       const auto& w = a.witness();
       if (w.addresses_size() < 1 || w.addresses_size() > 4) {
@@ -324,6 +333,12 @@ class Checker {
           absl::StrCat("arbiter.lease_ttl_ms (", ttl,
                        ") must be at least 3 heartbeat intervals (3 x ", interval,
                        " ms): the primary renews it several times per lease"));
+    } else if (a.has_etcd() && (ttl % 1000 != 0 || ttl < 2000)) {
+      Add({{"arbiter"}, {"lease_ttl_ms"}},
+          absl::StrCat("arbiter.lease_ttl_ms must be whole seconds of at least 2000 with etcd, "
+                       "got ", ttl,
+                       ": etcd counts leases in seconds, and makes a shorter one 2 s with "
+                       "its default timing"));
     }
     if (c.heartbeat().lost_threshold() < 4) {
       Add({{"heartbeat"}, {"lost_threshold"}},
@@ -334,6 +349,70 @@ class Checker {
     }
     CheckRange({{"arbiter"}, {"max_clock_drift_ppm"}}, "arbiter.max_clock_drift_ppm",
                a.max_clock_drift_ppm(), 0, 100000);
+  }
+
+  void CheckEtcd(const v1::EtcdArbiterConfig& e, TlsCheck tls_check) {
+    if (e.endpoints_size() < 1 || e.endpoints_size() > 5) {
+      Add({{"arbiter"}, {"etcd"}},
+          absl::StrCat("arbiter.etcd needs 1 to 5 endpoints, got ", e.endpoints_size()));
+    }
+    for (int j = 0; j < e.endpoints_size(); ++j) {
+      CheckAddress({{"arbiter"}, {"etcd"}, {"endpoints", j}},
+                   absl::StrCat("arbiter.etcd.endpoints[", j, "]"), e.endpoints(j));
+    }
+    const v1::TlsConfig& tls = e.tls();
+    if (e.plaintext()) {
+      if (e.has_tls() || !e.server_name().empty()) {
+        Add({{"arbiter"}, {"etcd"}, {"plaintext"}},
+            "arbiter.etcd.plaintext excludes tls and server_name: choose one");
+      }
+    } else if (tls.ca_file().empty()) {
+      Add({{"arbiter"}, {"etcd"}},
+          "arbiter.etcd needs tls { ca_file: \"...\" } (the CA of etcd's certificate), or "
+          "plaintext: true to speak to etcd without TLS on a network nobody else reaches");
+    } else {
+      if (tls.cert_file().empty() != tls.key_file().empty()) {
+        Add({{"arbiter"}, {"etcd"}, {"tls"}},
+            "arbiter.etcd.tls takes cert_file and key_file together (a client certificate), "
+            "or neither");
+      }
+      if (tls_check == TlsCheck::kFull) {
+        for (const auto& [name, value, marker] :
+             {std::tuple<const char*, const std::string&, const char*>{
+                  "ca_file", tls.ca_file(), "-----BEGIN CERTIFICATE-----"},
+              {"cert_file", tls.cert_file(), "-----BEGIN CERTIFICATE-----"},
+              {"key_file", tls.key_file(), "PRIVATE KEY-----"}}) {
+          if (value.empty()) continue;
+          absl::StatusOr<std::string> pem = ReadSmallFile(value);
+          if (!pem.ok()) {
+            Add({{"arbiter"}, {"etcd"}, {"tls"}, {name}},
+                absl::StrCat("arbiter.etcd.tls.", name, ": ", pem.status().message()));
+          } else if (!absl::StrContains(*pem, marker)) {
+            Add({{"arbiter"}, {"etcd"}, {"tls"}, {name}},
+                absl::StrCat("arbiter.etcd.tls.", name, ": ", value, " holds no PEM \"", marker,
+                             "\""));
+          }
+        }
+      }
+    }
+    if (!e.server_name().empty() &&
+        !absl::c_all_of(e.server_name(), [](char ch) {
+          return absl::ascii_isalnum(ch) || ch == '.' || ch == '-';
+        })) {
+      Add({{"arbiter"}, {"etcd"}, {"server_name"}},
+          absl::StrCat("arbiter.etcd.server_name \"", e.server_name(),
+                       "\" is not a host name (letters, digits, '.' and '-')"));
+    }
+    const std::string& prefix = e.prefix();
+    if (prefix.empty()) return;  // the back end's default, "/cloudha"
+    if (!absl::StartsWith(prefix, "/") || (prefix.size() > 1 && absl::EndsWith(prefix, "/")) ||
+        prefix == "/" ||
+        !absl::c_all_of(prefix, [](char ch) { return absl::ascii_isgraph(ch); })) {
+      Add({{"arbiter"}, {"etcd"}, {"prefix"}},
+          absl::StrCat("arbiter.etcd.prefix \"", prefix,
+                       "\" must start with '/', not end with '/', and hold no spaces "
+                       "(e.g. \"/cloudha\")"));
+    }
   }
 
   void CheckElection(const AgentConfig& c) {
@@ -553,6 +632,14 @@ void FillDefaults(const std::string& folder, AgentConfig* c) {
     if (!a->has_lease_ttl_ms()) a->set_lease_ttl_ms(2000);
     if (!a->has_max_clock_drift_ppm()) a->set_max_clock_drift_ppm(500);
     if (a->has_witness() && a->witness().id().empty()) a->mutable_witness()->set_id("witness");
+    if (a->has_etcd()) {
+      auto* e = a->mutable_etcd();
+      if (e->has_tls()) {
+        Resolve(folder, e->mutable_tls()->mutable_ca_file());
+        Resolve(folder, e->mutable_tls()->mutable_cert_file());
+        Resolve(folder, e->mutable_tls()->mutable_key_file());
+      }
+    }
   }
   Resolve(folder, c->mutable_tls()->mutable_ca_file());
   Resolve(folder, c->mutable_tls()->mutable_cert_file());

@@ -160,6 +160,62 @@ TEST_F(ConfigTest, SemanticErrorsNameFieldAndLine) {
   }
 }
 
+TEST_F(ConfigTest, EtcdArbiterResolvesItsTlsFiles) {
+  LoadedConfig loaded = Parse(Good() + R"(arbiter {
+  etcd {
+    endpoints: "198.18.3.1:2379" endpoints: "198.18.3.2:2379"
+    tls { ca_file: "certs/ca.crt" cert_file: "certs/a.crt" key_file: "certs/a.key" }
+    server_name: "etcd.demo.cloudha"
+  }
+})");
+  ASSERT_THAT(loaded.problems, IsEmpty()) << loaded.problems[0].ToString();
+  const v1::EtcdArbiterConfig& etcd = loaded.config.arbiter().etcd();
+  EXPECT_EQ(etcd.tls().ca_file(), *dir_ + "/certs/ca.crt");
+  EXPECT_EQ(etcd.tls().cert_file(), *dir_ + "/certs/a.crt");
+  EXPECT_EQ(etcd.tls().key_file(), *dir_ + "/certs/a.key");
+  EXPECT_EQ(loaded.config.arbiter().lease_ttl_ms(), 2000u);
+  // Plaintext, said so; a prefix of one's own; no client certificate.
+  for (const char* good :
+       {"arbiter { etcd { endpoints: \"127.0.0.1:2379\" plaintext: true } lease_ttl_ms: 3000 }",
+        "arbiter { etcd { endpoints: \"127.0.0.1:2379\" plaintext: true prefix: \"/ha/x\" } }",
+        "arbiter { etcd { endpoints: \"127.0.0.1:2379\" tls { ca_file: \"certs/ca.crt\" } } }"}) {
+    LoadedConfig ok = Parse(Good() + good + "\n");
+    EXPECT_THAT(ok.problems, IsEmpty()) << good << ": " << ok.problems[0].ToString();
+  }
+}
+
+TEST_F(ConfigTest, BadEtcdArbiterSettings) {
+  const std::string plain = "endpoints: \"127.0.0.1:2379\" plaintext: true";
+  const std::string ca = "endpoints: \"127.0.0.1:2379\" tls { ca_file: \"certs/ca.crt\" ";
+  const std::pair<std::string, const char*> cases[] = {
+      {"etcd { endpoints: \"127.0.0.1:2379\" }", "needs tls { ca_file"},
+      {"etcd { " + plain + " } witness { addresses: \"127.0.0.1:1\" }", "not both"},
+      {"etcd { plaintext: true }", "1 to 5 endpoints, got 0"},
+      {"etcd { endpoints: \"etcd\" plaintext: true }", "arbiter.etcd.endpoints[0] \"etcd\" has no port"},
+      {"etcd { " + plain + " } lease_ttl_ms: 2500", "whole seconds of at least 2000 with etcd, got 2500"},
+      {"etcd { " + plain + " } lease_ttl_ms: 1000", "whole seconds of at least 2000 with etcd, got 1000"},
+      {"etcd { " + plain + " tls { ca_file: \"certs/ca.crt\" } }", "plaintext excludes tls"},
+      {"etcd { " + ca + "cert_file: \"certs/a.crt\" } }", "cert_file and key_file together"},
+      {"etcd { endpoints: \"127.0.0.1:2379\" tls { ca_file: \"certs/none.crt\" } }",
+       "arbiter.etcd.tls.ca_file: "},
+      {"etcd { " + ca + "cert_file: \"certs/a.crt\" key_file: \"certs/ca.crt\" } }",
+       "arbiter.etcd.tls.key_file: " },
+      {"etcd { " + plain + " prefix: \"cloudha\" }", "must start with '/'"},
+      {"etcd { " + plain + " prefix: \"/cloudha/\" }", "not end with '/'"},
+      {"etcd { " + ca + "} server_name: \"etcd one\" }", "is not a host name"},
+  };
+  for (const auto& [arbiter, message] : cases) {
+    LoadedConfig loaded = Parse(Good() + "arbiter { " + arbiter + " }\n");
+    ASSERT_EQ(loaded.problems.size(), 1u) << arbiter;
+    EXPECT_EQ(loaded.problems[0].line, 10) << loaded.problems[0].ToString();
+    EXPECT_THAT(loaded.problems[0].message, HasSubstr(message)) << arbiter;
+  }
+  LoadedConfig missing = Parse(Good() +
+      "arbiter { etcd { endpoints: \"127.0.0.1:2379\" tls { ca_file: \"certs/none.crt\" } } }\n");
+  ASSERT_EQ(missing.problems.size(), 1u);
+  EXPECT_THAT(missing.problems[0].message, HasSubstr("certs/none.crt"));
+}
+
 TEST_F(ConfigTest, MonitorsHooksAndElection) {
   std::string good = Good() +
                      "election { override: true failover_hold_s: 30 }\n"

@@ -5,7 +5,7 @@ Generated headers are included by their proto path below `root`, e.g.
 "cloudha/v1/peer.pb.h" for proto/cloudha/v1/peer.proto with root "proto".
 """
 
-def cc_grpc_proto(name, srcs, root, proto_paths = [], deps = [], visibility = None):
+def cc_grpc_proto(name, srcs, root, proto_paths = [], imports = [], deps = [], visibility = None):
     """Generates <src>.pb.{h,cc} and <src>.grpc.pb.{h,cc} for each src.
 
     Args:
@@ -14,6 +14,8 @@ def cc_grpc_proto(name, srcs, root, proto_paths = [], deps = [], visibility = No
       root: folder (relative to the workspace or an external repository) that
         import statements are relative to.
       proto_paths: further -I folders for imports (e.g. external repositories).
+      imports: .proto files below proto_paths that srcs import: inputs of
+        protoc, compiled by the targets in deps.
       deps: cc_library targets of imported protos.
       visibility: of the cc_library.
     """
@@ -27,7 +29,7 @@ def cc_grpc_proto(name, srcs, root, proto_paths = [], deps = [], visibility = No
     includes = " ".join(["-I" + p for p in [root] + proto_paths + ["/usr/include"]])
     native.genrule(
         name = name + "_gen",
-        srcs = srcs,
+        srcs = srcs + imports,
         outs = outs,
         cmd = " ".join([
             "protoc",
@@ -35,7 +37,7 @@ def cc_grpc_proto(name, srcs, root, proto_paths = [], deps = [], visibility = No
             "--cpp_out=$(GENDIR)/" + native.package_name(),
             "--grpc_out=$(GENDIR)/" + native.package_name(),
             "--plugin=protoc-gen-grpc=$$(command -v grpc_cpp_plugin)",
-            "$(SRCS)",
+            " ".join(["$(location %s)" % src for src in srcs]),
         ]),
     )
     native.cc_library(

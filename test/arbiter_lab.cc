@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdlib>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/secure_file.h"
@@ -17,6 +19,7 @@ ArbiterLab::ArbiterLab() {
 ArbiterLab::~ArbiterLab() {
   for (const char* node : {"a", "b"}) cluster_.Kill(node, SIGKILL);
   witness_.reset();
+  etcd_.reset();
   if (created_) {
     for (const char* n : {"a", "b", "w"}) Ip({"netns", "del", ns_[n]});
   }
@@ -60,6 +63,7 @@ absl::Status ArbiterLab::Create() {
   if (absl::Status s = AddLink(3, "b", "2", "w", "3"); !s.ok()) return s;
   for (const char* n : {"a", "b", "w"}) Ip({"-n", ns_[n], "link", "set", "lo", "up"});
   cluster_.WriteCertificate(cluster_.ca(), "demo", "witness", "witness");
+  cluster_.WriteCertificate(cluster_.ca(), "demo", "etcd", "etcd");
   if (absl::Status s = WriteFileAtomically(
           cluster_.dir() + "/witness.textproto",
           "listen: \"0.0.0.0:7810\"\n"
@@ -69,18 +73,42 @@ absl::Status ArbiterLab::Create() {
       !s.ok()) {
     return s;
   }
-  StartWitness();
   return absl::OkStatus();
 }
 
-void ArbiterLab::StartWitness() {
-  auto p = Subprocess::Start({"ip", "netns", "exec", ns_["w"], CloudhaBinary(), "witness",
-                              "--config", cluster_.dir() + "/witness.textproto"},
-                             cluster_.dir() + "/witness");
-  if (p.ok()) witness_ = *std::move(p);
+absl::Status ArbiterLab::StartArbiter() {
+  if (options_.backend == Backend::kWitness) {
+    auto p = Subprocess::Start({"ip", "netns", "exec", ns_["w"], CloudhaBinary(), "witness",
+                                "--config", cluster_.dir() + "/witness.textproto"},
+                               cluster_.dir() + "/witness");
+    if (!p.ok()) return p.status();
+    witness_ = *std::move(p);
+    return absl::OkStatus();
+  }
+  if (EtcdTestServer::Binary().empty()) {
+    return absl::FailedPreconditionError("etcd is not installed (apt-get install etcd-server)");
+  }
+  EtcdTestServer::Options etcd;
+  etcd.wrapper = {"ip", "netns", "exec", ns_["w"]};
+  // In the test's own temporary folder when there is one (a benchmark run
+  // by hand has none), named after this lab's cluster folder (unique).
+  const char* tmp = getenv("TEST_TMPDIR");
+  const std::string lab = cluster_.dir().substr(cluster_.dir().rfind('/') + 1);
+  etcd.dir = tmp != nullptr ? absl::StrCat(tmp, "/etcd-", lab) : cluster_.dir() + "/etcd";
+  etcd.client_listen = "0.0.0.0:2379";  // w's own addresses only
+  etcd.client_advertise = "198.18.2.3:2379";
+  etcd.peer = "127.0.0.1:2380";
+  etcd.cert_file = cluster_.dir() + "/etcd.crt";
+  etcd.key_file = cluster_.dir() + "/etcd.key";
+  etcd.client_ca_file = cluster_.dir() + "/ca.crt";
+  absl::StatusOr<std::unique_ptr<EtcdTestServer>> server = EtcdTestServer::Start(etcd);
+  if (!server.ok()) return server.status();
+  etcd_ = *std::move(server);
+  return absl::OkStatus();
 }
 
-void ArbiterLab::KillWitness() {
+void ArbiterLab::KillArbiter() {
+  etcd_.reset();
   if (witness_ == nullptr) return;
   witness_->Signal(SIGKILL);
   witness_->Wait(absl::Seconds(5));
@@ -107,16 +135,25 @@ std::string ArbiterLab::Config(const std::string& node) const {
       "heartbeat { interval_ms: 100 lost_threshold: 5 }\n",
       "election { hello_holddown_s: 1 failover_hold_s: 0 }\n", "admin { socket: \"", node,
       ".sock\" }\n", "state_dir: \"state-", node, "\"\n");
-  if (!options_.on_isolation.empty()) {
-    absl::StrAppend(&text, "arbiter { witness { addresses: \"198.18.", a ? "2" : "3",
-                    ".3:7810\" } lease_ttl_ms: ", options_.lease_ttl_ms,
-                    " on_isolation: ", options_.on_isolation, " }\n");
-  }
+  if (options_.on_isolation.empty()) return text;
+  const char* w = a ? "198.18.2.3" : "198.18.3.3";
+  const std::string backend =
+      options_.backend == Backend::kEtcd
+          ? absl::StrCat("etcd { endpoints: \"", w,
+                         ":2379\" tls { ca_file: \"ca.crt\" cert_file: \"", node,
+                         ".crt\" key_file: \"", node,
+                         ".key\" } server_name: \"etcd.demo.cloudha\" }")
+          : absl::StrCat("witness { addresses: \"", w, ":7810\" }");
+  absl::StrAppend(&text, "arbiter { ", backend, " lease_ttl_ms: ", options_.lease_ttl_ms,
+                  " on_isolation: ", options_.on_isolation, " }\n");
   return text;
 }
 
 absl::Status ArbiterLab::StartPair(const Options& options) {
   options_ = options;
+  if (!options_.on_isolation.empty()) {
+    if (absl::Status s = StartArbiter(); !s.ok()) return s;
+  }
   for (const char* node : {"a", "b"}) cluster_.WriteConfig(node, Config(node));
   if (cluster_.Start("a", {"ip", "netns", "exec", ns_["a"]}) == nullptr ||
       cluster_.Start("b", {"ip", "netns", "exec", ns_["b"]}) == nullptr) {

@@ -1,11 +1,14 @@
-// The split-brain arbiter end to end (test/arbiter_lab.h): two agents and a
-// `cloudha witness`, each in a network namespace of its own, joined by
-// links the tests cut. Needs root and `ip netns`; skipped with the reason
+// The split-brain arbiter end to end (test/arbiter_lab.h): two agents and
+// the arbiter, each in a network namespace of its own, joined by links the
+// tests cut. Every test runs twice: with a `cloudha witness` (lease 1000 ms)
+// and with an etcd (lease 2000 ms: etcd counts in seconds). Needs root and
+// `ip netns`, and etcd-server for the etcd runs; skipped with the reason
 // otherwise.
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "agent/etcd_test_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test/arbiter_lab.h"
@@ -13,9 +16,14 @@
 namespace cloudha {
 namespace {
 
-class ArbiterNetnsTest : public ::testing::Test {
+using Backend = ArbiterLab::Backend;
+
+class ArbiterNetnsTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
+    if (GetParam() == Backend::kEtcd && EtcdTestServer::Binary().empty()) {
+      GTEST_SKIP() << "etcd is not installed (apt-get install etcd-server)";
+    }
     absl::Status s = lab_.Create();
     if (absl::IsFailedPrecondition(s)) GTEST_SKIP() << s.message();
     ASSERT_TRUE(s.ok()) << s;
@@ -24,6 +32,8 @@ class ArbiterNetnsTest : public ::testing::Test {
   void StartPair(const std::string& on_isolation) {
     ArbiterLab::Options options;
     options.on_isolation = on_isolation;
+    options.backend = GetParam();
+    options.lease_ttl_ms = GetParam() == Backend::kEtcd ? 2000 : 1000;
     absl::Status s = lab_.StartPair(options);
     ASSERT_TRUE(s.ok()) << s.message();
   }
@@ -39,12 +49,12 @@ class ArbiterNetnsTest : public ::testing::Test {
 // Only the link between the nodes is cut: the primary keeps its role (it
 // holds the lease), the secondary cannot get the lease, and there is never
 // a second primary.
-TEST_F(ArbiterNetnsTest, CutBetweenTheNodesOnlyNeverMakesASecondPrimary) {
+TEST_P(ArbiterNetnsTest, CutBetweenTheNodesOnlyNeverMakesASecondPrimary) {
   ASSERT_NO_FATAL_FAILURE(StartPair("STEP_DOWN"));
   for (int round = 0; round < 3; ++round) {
     lab_.SetLink(1, false);
     absl::Duration dual = lab_.DualPrimaryOver(absl::Milliseconds(3 * lab_.lease_ttl_ms()));
-    std::cout << "cut a-b, round " << round << ": dual primary " << absl::FormatDuration(dual)
+    std::cout << ArbiterLab::Name(GetParam()) << ": cut a-b, round " << round << ": dual primary " << absl::FormatDuration(dual)
               << "\n";
     EXPECT_EQ(dual, absl::ZeroDuration()) << "round " << round;
     EXPECT_TRUE(lab_.Sample().a_primary) << "round " << round;
@@ -60,8 +70,8 @@ TEST_F(ArbiterNetnsTest, CutBetweenTheNodesOnlyNeverMakesASecondPrimary) {
 }
 
 // The primary is cut off from everything: it steps down when its lease
-// runs out, before the witness lets the secondary take it.
-TEST_F(ArbiterNetnsTest, AnIsolatedPrimaryStepsDownBeforeTheSecondaryTakesOver) {
+// runs out, before the arbiter lets the secondary take it.
+TEST_P(ArbiterNetnsTest, AnIsolatedPrimaryStepsDownBeforeTheSecondaryTakesOver) {
   ASSERT_NO_FATAL_FAILURE(StartPair("STEP_DOWN"));
   uint64_t last_fence = 0;
   for (int round = 0; round < 3; ++round) {
@@ -83,7 +93,7 @@ TEST_F(ArbiterNetnsTest, AnIsolatedPrimaryStepsDownBeforeTheSecondaryTakesOver) 
       absl::SleepFor(absl::Milliseconds(20));
     }
     ASSERT_NE(new_primary, absl::InfiniteFuture()) << "round " << round << "\n" << LogsOf(next);
-    std::cout << "isolate " << old_primary << ", round " << round << ": stepped down after "
+    std::cout << ArbiterLab::Name(GetParam()) << ": isolate " << old_primary << ", round " << round << ": stepped down after "
               << absl::FormatDuration(old_gone - cut) << ", " << next << " primary after "
               << absl::FormatDuration(new_primary - cut) << " (gap "
               << absl::FormatDuration(new_primary - old_gone) << "), dual primary samples "
@@ -104,14 +114,14 @@ TEST_F(ArbiterNetnsTest, AnIsolatedPrimaryStepsDownBeforeTheSecondaryTakesOver) 
   }
 }
 
-// The witness dies: nothing changes while the nodes see each other. Then
+// The arbiter dies: nothing changes while the nodes see each other. Then
 // the nodes lose each other too: with STEP_DOWN nobody is primary (the
-// price of never having two). The witness comes back: the cluster has one
+// price of never having two). The arbiter comes back: the cluster has one
 // primary again, and the fence has not gone back.
-TEST_F(ArbiterNetnsTest, WitnessLossChangesNoRoleAndIsolationStepsDown) {
+TEST_P(ArbiterNetnsTest, ArbiterLossChangesNoRoleAndIsolationStepsDown) {
   ASSERT_NO_FATAL_FAILURE(StartPair("STEP_DOWN"));
   const uint64_t fence = Status("a")->arbiter().fence();
-  lab_.KillWitness();
+  lab_.KillArbiter();
   ASSERT_TRUE(lab_.cluster().WaitFor(
       "a", [](const v1::StatusResponse& s) { return !s.arbiter().reachable(); }));
   absl::SleepFor(absl::Milliseconds(3 * lab_.lease_ttl_ms()));
@@ -128,7 +138,7 @@ TEST_F(ArbiterNetnsTest, WitnessLossChangesNoRoleAndIsolationStepsDown) {
   EXPECT_EQ(lab_.DualPrimaryOver(absl::Seconds(2)), absl::ZeroDuration());
   EXPECT_FALSE(lab_.Sample().b_primary);
 
-  lab_.StartWitness();
+  ASSERT_TRUE(lab_.StartArbiter().ok());
   absl::Time deadline = absl::Now() + absl::Seconds(15);
   ArbiterLab::Roles r;
   while (absl::Now() < deadline && !(r = lab_.Sample()).a_primary && !r.b_primary) {
@@ -141,11 +151,11 @@ TEST_F(ArbiterNetnsTest, WitnessLossChangesNoRoleAndIsolationStepsDown) {
   lab_.SetLink(1, true);
 }
 
-// on_isolation KEEP: a primary that sees neither its peer nor the witness
-// keeps its role (and the secondary cannot promote without the witness).
-TEST_F(ArbiterNetnsTest, KeepOnIsolationKeepsThePrimary) {
+// on_isolation KEEP: a primary that sees neither its peer nor the arbiter
+// keeps its role (and the secondary cannot promote without the arbiter).
+TEST_P(ArbiterNetnsTest, KeepOnIsolationKeepsThePrimary) {
   ASSERT_NO_FATAL_FAILURE(StartPair("KEEP"));
-  lab_.KillWitness();
+  lab_.KillArbiter();
   lab_.SetLink(1, false);
   EXPECT_EQ(lab_.DualPrimaryOver(absl::Milliseconds(3 * lab_.lease_ttl_ms())),
             absl::ZeroDuration());
@@ -153,6 +163,12 @@ TEST_F(ArbiterNetnsTest, KeepOnIsolationKeepsThePrimary) {
   EXPECT_FALSE(lab_.Sample().b_primary);
   lab_.SetLink(1, true);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, ArbiterNetnsTest,
+                         ::testing::Values(Backend::kWitness, Backend::kEtcd),
+                         [](const ::testing::TestParamInfo<Backend>& info) {
+                           return std::string(ArbiterLab::Name(info.param));
+                         });
 
 }  // namespace
 }  // namespace cloudha

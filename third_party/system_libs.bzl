@@ -1,8 +1,10 @@
 """System libraries from Debian 12 packages, linked with pkg-config's flags.
 
 `system_libraries()` defines `@system`, whose targets are C++ libraries with
-the compile and link flags pkg-config reports on this machine, and
-`@grpc_proto`, the protocol definitions of Debian's grpc-proto package.
+the compile and link flags pkg-config reports on this machine, and one
+repository per `dir:` word of the package list: `@grpc_proto`, the protocol
+definitions of Debian's grpc-proto package, and `@etcd_proto`, `@gogo_proto`
+and `@googleapis_proto`, etcd's v3 API and what it imports.
 A missing library fails the build with the Debian package that provides it.
 """
 
@@ -119,3 +121,6 @@ _system_directory = repository_rule(
 def system_libraries():
     _system_repository(name = "system")
     _system_directory(name = "grpc_proto")
+    _system_directory(name = "etcd_proto")
+    _system_directory(name = "gogo_proto")
+    _system_directory(name = "googleapis_proto")

@@ -1,14 +1,16 @@
-// Arbiter benchmark (test/arbiter_lab.h: two agents and a witness in three
-// network namespaces, 100 ms x 5 hellos, lease 1000 ms): isolates the
-// primary from everything N times (default 20) and measures, sampling both
-// nodes' status every 5 ms,
+// Arbiter benchmark (test/arbiter_lab.h: two agents and the arbiter in three
+// network namespaces, 100 ms x 5 hellos), once per back end: a `cloudha
+// witness` with a 1000 ms lease, then an etcd with a 2000 ms lease (etcd
+// counts leases in whole seconds). Isolates the primary from everything N
+// times (default 20) and measures, sampling both nodes' status every 5 ms,
 //   handover gap: old primary no longer serving cloudha.v1.Primary -> the
 //                 new primary serving it;
 //   failover:     isolation -> the new primary serving;
 //   dual primary: time both nodes said PRIMARY (must be 0);
 // then, as the baseline in the same run, the same isolation without an
 // arbiter (both nodes primary for the rest of each 3 s cut). Prints figures,
-// asserts nothing about time; the last line is one JSON object. Needs root.
+// asserts nothing about time; the last lines are one JSON object per back
+// end. Needs root (and etcd-server for the etcd run).
 //
 //   bazel run -c opt //test/bench:arbiter_bench -- [--rounds N]
 #include <algorithm>
@@ -77,6 +79,21 @@ Round Isolate(ArbiterLab& lab, absl::Duration hold) {
   return r;
 }
 
+std::vector<double> Collect(const std::vector<Round>& rs, double Round::*field) {
+  std::vector<double> v;
+  for (const Round& r : rs) {
+    if (r.*field >= 0) v.push_back(r.*field);
+  }
+  return v;
+}
+
+// One back end's rounds; `skipped` says why there are none.
+struct Run {
+  ArbiterLab::Options options;
+  std::vector<Round> rounds;
+  std::string skipped;
+};
+
 int Main(int argc, char** argv) {
   int rounds = 20;
   for (int i = 1; i + 1 < argc; ++i) {
@@ -85,8 +102,13 @@ int Main(int argc, char** argv) {
       return 1;
     }
   }
-  std::vector<Round> with;
-  {
+  std::vector<Run> runs(2);
+  runs[0].options.backend = ArbiterLab::Backend::kWitness;
+  runs[0].options.lease_ttl_ms = 1000;
+  runs[1].options.backend = ArbiterLab::Backend::kEtcd;
+  runs[1].options.lease_ttl_ms = 2000;
+  for (Run& run : runs) {
+    const char* name = ArbiterLab::Name(run.options.backend);
     ArbiterLab lab;
     absl::Status s = lab.Create();
     if (!s.ok()) {
@@ -94,14 +116,20 @@ int Main(int argc, char** argv) {
                   std::string(s.message()).c_str(), std::string(s.message()).c_str());
       return 0;
     }
-    if (absl::Status p = lab.StartPair({}); !p.ok()) {
+    if (absl::Status p = lab.StartPair(run.options); !p.ok()) {
+      if (absl::IsFailedPrecondition(p)) {
+        run.skipped = std::string(p.message());
+        std::printf("%s: skipped: %s\n", name, run.skipped.c_str());
+        continue;
+      }
       std::fprintf(stderr, "%s\n", std::string(p.message()).c_str());
       return 1;
     }
     for (int i = 0; i < rounds; ++i) {
-      with.push_back(Isolate(lab, absl::Milliseconds(500)));
-      std::printf("witness round %2d: failover %7.1f ms  gap %6.1f ms  dual primary %5.1f ms\n",
-                  i, with.back().failover_ms, with.back().gap_ms, with.back().dual_ms);
+      run.rounds.push_back(Isolate(lab, absl::Milliseconds(500)));
+      std::printf("%s round %2d: failover %7.1f ms  gap %6.1f ms  dual primary %5.1f ms\n", name,
+                  i, run.rounds.back().failover_ms, run.rounds.back().gap_ms,
+                  run.rounds.back().dual_ms);
     }
   }
   std::vector<Round> without;
@@ -121,33 +149,40 @@ int Main(int argc, char** argv) {
                   without.back().failover_ms, without.back().dual_ms);
     }
   }
-  auto collect = [](const std::vector<Round>& rs, double Round::*field) {
-    std::vector<double> v;
-    for (const Round& r : rs) {
-      if (r.*field >= 0) v.push_back(r.*field);
+  const double base_dual = Percentile(Collect(without, &Round::dual_ms), 50);
+  const double base_failover = Percentile(Collect(without, &Round::failover_ms), 50);
+  std::vector<std::string> json;
+  for (const Run& run : runs) {
+    const char* name = ArbiterLab::Name(run.options.backend);
+    if (!run.skipped.empty()) {
+      json.push_back(absl::StrFormat("{\"backend\": \"%s\", \"skipped\": \"%s\"}", name,
+                                     run.skipped));
+      continue;
     }
-    return v;
-  };
-  std::vector<double> gap = collect(with, &Round::gap_ms);
-  std::vector<double> failover = collect(with, &Round::failover_ms);
-  double dual = 0;
-  for (const Round& r : with) dual += r.dual_ms;
-  std::vector<double> base_dual = collect(without, &Round::dual_ms);
-  std::vector<double> base_failover = collect(without, &Round::failover_ms);
-  std::printf(
-      "\nwitness (lease 1000 ms, 100 ms x 5), %zu isolations:\n"
-      "  handover gap   p50 %7.1f ms  p99 %7.1f ms\n"
-      "  failover       p50 %7.1f ms  p99 %7.1f ms  (no arbiter: p50 %.1f ms)\n"
-      "  dual primary   %.1f ms in all (no arbiter: median %.1f ms per 3 s cut)\n",
-      failover.size(), Percentile(gap, 50), Percentile(gap, 99), Percentile(failover, 50),
-      Percentile(failover, 99), Percentile(base_failover, 50), dual, Percentile(base_dual, 50));
-  std::printf(
-      "{\"backend\": \"witness\", \"rounds\": %zu, \"handover_gap_p50_ms\": %.1f, "
-      "\"handover_gap_p99_ms\": %.1f, \"failover_p50_ms\": %.1f, \"failover_p99_ms\": %.1f, "
-      "\"dual_primary_ms\": %.1f, \"baseline_no_arbiter_dual_primary_ms_per_cut\": %.1f, "
-      "\"baseline_no_arbiter_failover_p50_ms\": %.1f}\n",
-      failover.size(), Percentile(gap, 50), Percentile(gap, 99), Percentile(failover, 50),
-      Percentile(failover, 99), dual, Percentile(base_dual, 50), Percentile(base_failover, 50));
+    std::vector<double> gap = Collect(run.rounds, &Round::gap_ms);
+    std::vector<double> failover = Collect(run.rounds, &Round::failover_ms);
+    double dual = 0;
+    for (const Round& r : run.rounds) dual += r.dual_ms;
+    std::printf(
+        "\n%s (lease %d ms, 100 ms x 5), %zu isolations:\n"
+        "  handover gap   p50 %7.1f ms  p99 %7.1f ms\n"
+        "  failover       p50 %7.1f ms  p99 %7.1f ms  (no arbiter: p50 %.1f ms)\n"
+        "  dual primary   %.1f ms in all (no arbiter: median %.1f ms per 3 s cut)\n",
+        name, run.options.lease_ttl_ms, failover.size(), Percentile(gap, 50),
+        Percentile(gap, 99), Percentile(failover, 50), Percentile(failover, 99), base_failover,
+        dual, base_dual);
+    json.push_back(absl::StrFormat(
+        "{\"backend\": \"%s\", \"lease_ttl_ms\": %d, \"rounds\": %zu, "
+        "\"handover_gap_p50_ms\": %.1f, \"handover_gap_p99_ms\": %.1f, "
+        "\"failover_p50_ms\": %.1f, \"failover_p99_ms\": %.1f, \"dual_primary_ms\": %.1f, "
+        "\"baseline_no_arbiter_dual_primary_ms_per_cut\": %.1f, "
+        "\"baseline_no_arbiter_failover_p50_ms\": %.1f}",
+        name, run.options.lease_ttl_ms, failover.size(), Percentile(gap, 50),
+        Percentile(gap, 99), Percentile(failover, 50), Percentile(failover, 99), dual, base_dual,
+        base_failover));
+  }
+  std::printf("\n");
+  for (const std::string& line : json) std::printf("%s\n", line.c_str());
   return 0;
 }
 
