@@ -363,17 +363,23 @@ void Agent::Wake() {
 void Agent::Tick() {
   absl::Duration interval = absl::Milliseconds(config_.heartbeat().interval_ms());
   absl::Time next = clock_->Now();
+  // What the role thread sleeps on. A fresh one is installed before each
+  // step, so a Wake() that comes while the step runs is kept for the next
+  // sleep rather than lost.
+  auto fresh_wake = [this] {
+    auto wake = std::make_shared<absl::Notification>();
+    absl::MutexLock lock(&wake_mu_);
+    wake_ = wake;
+    return wake;
+  };
+  std::shared_ptr<absl::Notification> wake = fresh_wake();
   while (!stop_.HasBeenNotified()) {
     // Sleeps until the next tick, or less when a peer's hello brings news
     // (a handover naming this node, a new primary), so roles react within
     // a round trip rather than an interval.
-    auto wake = std::make_shared<absl::Notification>();
-    {
-      absl::MutexLock lock(&wake_mu_);
-      wake_ = wake;
-    }
     clock_->SleepUntil(next, *wake);
     if (stop_.HasBeenNotified()) break;
+    wake = fresh_wake();
     absl::Time now = clock_->Now();
     core_.Step(now);
     if (next <= now) next += interval;
@@ -382,6 +388,12 @@ void Agent::Tick() {
     // detection takes interval * threshold, not up to one interval more.
     if (std::optional<absl::Time> expiry = membership_.NextExpiry(); expiry.has_value()) {
       next = std::min(next, std::max(*expiry, now + absl::Milliseconds(1)));
+    }
+    // And when this node's arbiter lease stops counting: a primary steps
+    // down then, whatever the arbiter client's thread is busy with.
+    if (arbiter_ != nullptr) {
+      absl::Time held_until = arbiter_->held_until();
+      if (held_until > now) next = std::min(next, held_until);
     }
   }
 }

@@ -90,6 +90,11 @@ ArbiterClient::View ArbiterClient::view(absl::Time now) const {
   return v;
 }
 
+absl::Time ArbiterClient::held_until() const {
+  absl::MutexLock lock(&mu_);
+  return held_until_;
+}
+
 uint64_t ArbiterClient::fence(absl::Time now) const {
   absl::MutexLock lock(&mu_);
   return HeldLocked(now) ? fence_ : 0;
@@ -99,16 +104,26 @@ absl::Time ArbiterClient::Ask(bool want, uint64_t epoch) {
   const absl::Duration renew = options_.ttl / 4;
   const absl::Time sent = clock_->Now();
   bool held;
+  bool release;
+  // A call never outlasts a renewal period or a second, nor the lease this
+  // node counts: the thread must be free to notice that lease ending.
+  absl::Duration timeout = std::min(renew, absl::Seconds(1));
   {
     absl::MutexLock lock(&mu_);
     held = HeldLocked(sent);
+    if (held) {
+      timeout = std::max(absl::Milliseconds(10),
+                         std::min(timeout, held_until_ - sent - absl::Milliseconds(10)));
+    }
+    release = !want && may_hold_;
     // A lease being given up stops counting here before the release goes
     // out: the arbiter may act on it even if its answer is lost, and then
     // grant the lease to another node.
     if (!want) held_until_ = absl::InfinitePast();
   }
-  absl::StatusOr<v1::LeaseReply> reply = want ? backend_->Acquire(options_.ttl, epoch, held, renew)
-                                              : backend_->Release(epoch, renew);
+  absl::StatusOr<v1::LeaseReply> reply =
+      want ? backend_->Acquire(options_.ttl, epoch, held, timeout)
+           : (release ? backend_->Release(epoch, timeout) : backend_->Query(timeout));
   const absl::Time now = clock_->Now();
   absl::MutexLock lock(&mu_);
   if (!reply.ok()) {

@@ -48,7 +48,12 @@ class ArbiterBackend {
   // `renew`: this node still counts a lease of its own.
   virtual absl::StatusOr<v1::LeaseReply> Acquire(absl::Duration ttl, uint64_t epoch, bool renew,
                                                  absl::Duration timeout) = 0;
+  // Gives up the lease this back end was granted last (only that one: a
+  // release that arrives late must not end a newer lease).
   virtual absl::StatusOr<v1::LeaseReply> Release(uint64_t epoch, absl::Duration timeout) = 0;
+  // Who holds the lease; changes nothing (reachability for a node that
+  // wants no lease).
+  virtual absl::StatusOr<v1::LeaseReply> Query(absl::Duration timeout) = 0;
   // "witness" (what status shows as the back end) and the address used last.
   virtual std::string kind() const = 0;
   virtual std::string address() const = 0;
@@ -103,6 +108,9 @@ class ArbiterClient {
 
   // The fence of the lease this node holds at `now`; 0 when none.
   uint64_t fence(absl::Time now) const;
+  // When this node stops counting its lease (InfinitePast when it holds
+  // none): the role thread wakes then too, whatever this thread is doing.
+  absl::Time held_until() const;
 
   // When a lease asked for at `sent` stops counting here.
   static absl::Time HeldUntil(absl::Time sent, absl::Duration ttl, uint32_t drift_ppm);

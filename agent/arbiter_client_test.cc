@@ -44,11 +44,17 @@ class LocalBackend : public ArbiterBackend {
   absl::StatusOr<v1::LeaseReply> Acquire(absl::Duration ttl, uint64_t epoch, bool renew,
                                          absl::Duration) override {
     if (cut_->load()) return absl::UnavailableError("cut");
-    return leases_->Acquire("demo", node_, ttl, epoch, renew);
+    absl::StatusOr<v1::LeaseReply> r = leases_->Acquire("demo", node_, ttl, epoch, renew, fence_);
+    if (r.ok() && r->granted()) fence_ = r->fence();
+    return r;
   }
   absl::StatusOr<v1::LeaseReply> Release(uint64_t epoch, absl::Duration) override {
     if (cut_->load()) return absl::UnavailableError("cut");
-    return leases_->Release("demo", node_, epoch);
+    return leases_->Release("demo", node_, epoch, fence_);
+  }
+  absl::StatusOr<v1::LeaseReply> Query(absl::Duration) override {
+    if (cut_->load()) return absl::UnavailableError("cut");
+    return leases_->Release("demo", node_, 0, 0);
   }
   std::string kind() const override { return "local"; }
   std::string address() const override { return "in-process"; }
@@ -57,6 +63,7 @@ class LocalBackend : public ArbiterBackend {
   WitnessLeases* const leases_;
   const std::string node_;
   std::atomic<bool>* const cut_;
+  uint64_t fence_ = 0;  // the back end's own: one client thread calls it
 };
 
 class ArbiterClientTest : public ::testing::Test {
@@ -165,7 +172,7 @@ TEST_F(ArbiterClientTest, ARefusedNodeAsksAgainWhenTheHoldersLeaseEnds) {
   const absl::Duration ttl = absl::Milliseconds(400);
   // The witness's expiry is at least this (it granted after this moment).
   const absl::Time expires = clock.Now() + ttl;
-  ASSERT_TRUE(witness->Acquire("demo", "a", ttl, 1)->granted());
+  ASSERT_TRUE(witness->Acquire("demo", "a", ttl, 1, false, 0)->granted());
   std::atomic<bool> cut{false};
   ArbiterClient::Options options;
   options.ttl = ttl;
@@ -231,7 +238,8 @@ TEST_F(ArbiterClientTest, SkewedClocksWithinTheDriftAllowedNeverOverlap) {
         a_gone = real.Now();
       }
       if (b_granted == absl::InfiniteFuture()) {
-        absl::StatusOr<v1::LeaseReply> b = witness->Acquire("demo", "b", absl::Seconds(2), 2);
+        absl::StatusOr<v1::LeaseReply> b =
+            witness->Acquire("demo", "b", absl::Seconds(2), 2, false, 0);
         if (b.ok() && b->granted()) b_granted = real.Now();
       }
     }

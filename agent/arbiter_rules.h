@@ -4,13 +4,18 @@
 //
 // The voters are the cluster's nodes and the arbiter. A node counts itself,
 // every peer that sees it (recently: ArbiterInput::peer_votes), and the
-// arbiter when it holds the arbiter's lease by its own clock. It may become primary only with a majority of the voters,
-// and a primary that no longer has one steps down. The lease is exclusive
-// and outlives the holder's own view of it, so two sides of a partition
-// cannot both count the arbiter; and nodes that see each other resolve
-// their primaries as without an arbiter. So:
+// arbiter when it holds the arbiter's lease by its own clock. It may become
+// primary only with a majority of the voters, and a primary that no longer
+// has one steps down. The lease is exclusive and outlives the holder's own
+// view of it, so two sides of a partition cannot both count the arbiter.
+// Peer votes are not exclusive (a peer that sees two candidates counts for
+// both), so without the lease the majority must be every peer: then the
+// candidates see each other and resolve their primaries as without an
+// arbiter. So:
 //  - peers see each other: elections as without an arbiter (a pair: 2 of 3);
-//  - only the arbiter is lost: no role changes (the peers are a majority);
+//  - only the arbiter is lost: no role changes while every peer is seen
+//    (with three or more nodes, losing the arbiter and one peer too makes
+//    the primary step down);
 //  - the primary is cut off: it loses the lease (not renewed) and steps
 //    down when its own view of it ends, before the arbiter's ends and a
 //    secondary can take it;

@@ -35,9 +35,16 @@ TEST(ArbiterRulesTest, EveryRowOfTheTable) {
       // Three nodes (4 voters, 3 needed).
       {2, 2, false, false, false, true, true, "three see each other"},
       {2, 1, true, true, false, true, true, "two of three with the lease"},
+      {2, 1, false, false, false, false, false,
+       "two of three without the lease: a peer's vote is not exclusive"},
       {2, 1, false, true, false, false, false, "two of three without the lease"},
       {2, 0, true, true, false, false, false, "alone with the lease is not a majority"},
       {2, 0, false, false, true, false, true, "alone, KEEP"},
+      // Four nodes (5 voters, 3 needed): two candidates cut from each other
+      // but both seen by the other two would each count 3 without the lease.
+      {3, 2, false, true, false, false, false, "two of four peers, no lease"},
+      {3, 2, true, true, false, true, true, "two of four peers and the lease"},
+      {3, 3, false, false, false, true, true, "every peer"},
   };
   for (const Row& r : rows) {
     ArbiterInput in{true, r.lease, r.reachable, r.keep, r.seen};

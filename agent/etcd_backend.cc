@@ -243,11 +243,17 @@ absl::StatusOr<v1::LeaseReply> EtcdBackend::EachEndpoint(
     start = current_;
   }
   std::vector<std::string> errors;
+  // One deadline for all the endpoints together: the caller's lease may end
+  // soon after it.
+  const auto deadline = std::chrono::system_clock::now() +
+                        std::chrono::milliseconds(absl::ToInt64Milliseconds(timeout));
   for (size_t i = 0; i < endpoints_.size(); ++i) {
     const size_t at = (start + i) % endpoints_.size();
-    Session session(endpoints_[at], std::chrono::system_clock::now() +
-                                        std::chrono::milliseconds(
-                                            absl::ToInt64Milliseconds(timeout)));
+    if (std::chrono::system_clock::now() >= deadline) {
+      errors.push_back(absl::StrCat(addresses_[at], ": not tried, out of time"));
+      continue;
+    }
+    Session session(endpoints_[at], deadline);
     absl::StatusOr<v1::LeaseReply> reply = attempt(session);
     if (!reply.ok()) {
       errors.push_back(absl::StrCat(addresses_[at], ": ", reply.status().message()));
@@ -382,6 +388,20 @@ absl::StatusOr<v1::LeaseReply> EtcdBackend::Release(uint64_t epoch, absl::Durati
              {{"key", key_}, {"lease", absl::Hex(had)}, {"epoch", epoch}});
   }
   return reply;
+}
+
+absl::StatusOr<v1::LeaseReply> EtcdBackend::Query(absl::Duration timeout) {
+  absl::MutexLock lock(&call_mu_);
+  return EachEndpoint(timeout, [&](Session& s) -> absl::StatusOr<v1::LeaseReply> {
+    call_mu_.AssertHeld();
+    absl::StatusOr<std::optional<KeyValue>> kv = s.Get(key_);
+    if (!kv.ok()) return kv.status();
+    v1::LeaseReply r;
+    if (!kv->has_value()) return r;
+    r.set_fence(static_cast<uint64_t>((*kv)->mod_revision()));
+    r.set_holder((*kv)->value());
+    return r;
+  });
 }
 
 absl::StatusOr<v1::LeaseReply> EtcdBackend::ReleaseAt(Session& s) {

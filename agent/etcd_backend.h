@@ -68,6 +68,7 @@ class EtcdBackend final : public ArbiterBackend {
   absl::StatusOr<v1::LeaseReply> Acquire(absl::Duration ttl, uint64_t epoch, bool renew,
                                          absl::Duration timeout) override;
   absl::StatusOr<v1::LeaseReply> Release(uint64_t epoch, absl::Duration timeout) override;
+  absl::StatusOr<v1::LeaseReply> Query(absl::Duration timeout) override;
   std::string kind() const override { return "etcd"; }
   std::string address() const override;
 

@@ -48,6 +48,8 @@ bool Membership::Observe(Peer& peer, const v1::Hello& hello, absl::Time now) {
   if (peer.last.boot_id() != 0 && hello.boot_id() != peer.last.boot_id()) {
     ++peer.restarts;
     pending_.push_back({Change::Kind::kPeerRestarted, peer.id});
+    // What the earlier incarnation saw says nothing about this one.
+    peer.saw_us_after.reset();
   }
   // A hello that took a slower path is proof of life, not news: it must not
   // roll the peer's state back.
@@ -89,15 +91,15 @@ bool Membership::RecordReply(const std::string& peer_id, int path_index, const v
   }
   Path& path = peer->paths[path_index];
   path.last_error.clear();
+  // When the hello this reply answers left, as recorded here (not as the
+  // reply's echo says).
+  std::optional<absl::Time> answered_sent;
   for (auto it = path.recent.rbegin(); it != path.recent.rend(); ++it) {
     if (it->sequence == reply.echo_sequence() && !it->replied) {
       it->replied = true;
+      answered_sent = it->at;
       break;
     }
-  }
-  if (std::find(reply.sees().begin(), reply.sees().end(), self_) != reply.sees().end()) {
-    const absl::Time sent = now - rtt;
-    if (!peer->saw_us_after.has_value() || sent > *peer->saw_us_after) peer->saw_us_after = sent;
   }
   double ms = absl::ToDoubleMilliseconds(rtt);
   ++path.received;
@@ -105,7 +107,15 @@ bool Membership::RecordReply(const std::string& peer_id, int path_index, const v
   path.last_rtt_ms = ms;
   path.rtt_ms = Smooth(path.rtt_ms, ms);
   peer->rtt_ms = Smooth(peer->rtt_ms, ms);
-  return Observe(*peer, reply, now);
+  // (A restart, seen here, drops the vote of the peer's earlier life.)
+  const bool news = Observe(*peer, reply, now);
+  if (answered_sent.has_value() &&
+      std::find(reply.sees().begin(), reply.sees().end(), self_) != reply.sees().end()) {
+    if (!peer->saw_us_after.has_value() || *answered_sent > *peer->saw_us_after) {
+      peer->saw_us_after = answered_sent;
+    }
+  }
+  return news;
 }
 
 void Membership::OnInboundHello(const std::string& peer_id, const v1::Hello& hello,

@@ -197,3 +197,43 @@ TEST(MembershipTest, RefusalShowsUntilAHelloIsAccepted) {
 
 }  // namespace
 }  // namespace cloudha
+
+namespace cloudha {
+namespace {
+
+// A peer's vote (with an arbiter): dated by the send time this node
+// recorded for the hello the reply answers; only replies whose `sees`
+// lists this node count; inbound hellos and a reply to a hello never sent
+// do not; a restart of the peer drops the earlier vote.
+TEST(MembershipTest, APeersVoteIsDatedByOurOwnHello) {
+  Membership m(Config());
+  auto saw_us_after = [&](absl::Time now) {
+    std::vector<Membership::LivePeer> live = m.Live(now);
+    return live.empty() ? std::optional<absl::Time>() : live[0].saw_us_after;
+  };
+  v1::Hello seeing = FromB(1);
+  seeing.add_sees("a");
+  // An inbound hello that says it sees us proves nothing about when.
+  m.OnInboundHello("b", seeing, kStart);
+  EXPECT_EQ(saw_us_after(kStart), std::nullopt);
+  // A reply that does not list us.
+  m.OnHelloSent("b", 0, 1, kStart);
+  m.OnReply("b", 0, FromB(1), absl::Milliseconds(2), kStart + absl::Milliseconds(2));
+  EXPECT_EQ(saw_us_after(kStart + absl::Milliseconds(2)), std::nullopt);
+  // A reply that does, echoing hello 2 sent at kStart + 200 ms, whatever
+  // round-trip time it claims.
+  m.OnHelloSent("b", 0, 2, kStart + kInterval);
+  seeing.set_echo_sequence(2);
+  m.OnReply("b", 0, seeing, absl::ZeroDuration(), kStart + kInterval + absl::Milliseconds(900));
+  EXPECT_EQ(saw_us_after(kStart + kInterval + absl::Milliseconds(900)), kStart + kInterval);
+  // A reply to a hello this node never sent votes for nothing new.
+  seeing.set_echo_sequence(77);
+  m.OnReply("b", 0, seeing, absl::ZeroDuration(), kStart + absl::Seconds(1));
+  EXPECT_EQ(saw_us_after(kStart + absl::Seconds(1)), kStart + kInterval);
+  // b restarted: its earlier life's vote is gone.
+  m.OnInboundHello("b", FromB(2), kStart + absl::Seconds(1));
+  EXPECT_EQ(saw_us_after(kStart + absl::Seconds(1)), std::nullopt);
+}
+
+}  // namespace
+}  // namespace cloudha

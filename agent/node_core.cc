@@ -17,6 +17,14 @@ RoleMachine::Options RoleOptionsFor(const v1::AgentConfig& c) {
   o.hello_holddown = absl::Seconds(c.election().hello_holddown_s());
   o.override_wait = absl::Seconds(c.election().override_wait_s());
   o.failover_hold = absl::Seconds(c.election().failover_hold_s());
+  if (c.has_arbiter()) {
+    // A restarted node knows nothing of its peers: it must not take the
+    // role alone before a primary that still counts its earlier vote has
+    // stopped counting it (the vote window is shorter than the loss window).
+    o.hello_holddown = std::max(
+        o.hello_holddown,
+        absl::Milliseconds(c.heartbeat().interval_ms()) * c.heartbeat().lost_threshold());
+  }
   // A handover gets twice as long as detecting a lost peer, and at least 2 s.
   o.handover_timeout = std::max(
       absl::Seconds(2),
@@ -26,7 +34,11 @@ RoleMachine::Options RoleOptionsFor(const v1::AgentConfig& c) {
 
 absl::Duration VoteWindow(const v1::AgentConfig& c) {
   const absl::Duration interval = absl::Milliseconds(c.heartbeat().interval_ms());
-  return std::max(interval, interval * (static_cast<int>(c.heartbeat().lost_threshold()) - 2));
+  const absl::Duration lost_after = interval * static_cast<int>(c.heartbeat().lost_threshold());
+  // The peer measures its loss window on its own clock: keep twice the
+  // drift allowed between two clocks off this one too.
+  const double drift = c.arbiter().max_clock_drift_ppm() / 1e6;
+  return std::max(interval, lost_after - 2 * interval - lost_after * (2 * drift));
 }
 
 NodeCore::NodeCore(const v1::AgentConfig& config, uint64_t stored_epoch, absl::Time started,

@@ -144,10 +144,11 @@ class NodeCore {
 // The role machine's options from the agent's configuration.
 RoleMachine::Options RoleOptionsFor(const v1::AgentConfig& config);
 
-// How fresh a peer's hello must be for its vote to count with an arbiter:
-// the loss window less two intervals (at least one interval), so that a
-// primary without the lease stops counting a silent peer before that peer
-// declares it lost and asks the arbiter for the lease.
+// How fresh a peer's vote must be to count with an arbiter: the loss
+// window less two intervals and twice the clock drift allowed over it (at
+// least one interval), so that a primary without the lease stops counting a
+// silent peer before that peer declares it lost and asks the arbiter for
+// the lease.
 absl::Duration VoteWindow(const v1::AgentConfig& config);
 
 }  // namespace cloudha

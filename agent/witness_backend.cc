@@ -51,11 +51,18 @@ absl::StatusOr<v1::LeaseReply> WitnessBackend::Call(bool acquire, v1::LeaseReque
     start = current_;
   }
   std::vector<std::string> errors;
+  // One deadline for all the addresses together: the caller's lease may
+  // end soon after it.
+  const auto deadline = std::chrono::system_clock::now() +
+                        std::chrono::milliseconds(absl::ToInt64Milliseconds(timeout));
   for (size_t i = 0; i < stubs_.size(); ++i) {
     const size_t at = (start + i) % stubs_.size();
+    if (std::chrono::system_clock::now() >= deadline) {
+      errors.push_back(absl::StrCat(addresses_[at], ": not tried, out of time"));
+      continue;
+    }
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::milliseconds(absl::ToInt64Milliseconds(timeout)));
+    context.set_deadline(deadline);
     v1::LeaseReply reply;
     grpc::Status s = acquire ? stubs_[at]->Acquire(&context, request, &reply)
                              : stubs_[at]->Release(&context, request, &reply);
@@ -70,6 +77,7 @@ absl::StatusOr<v1::LeaseReply> WitnessBackend::Call(bool acquire, v1::LeaseReque
     }
     absl::MutexLock lock(&mu_);
     current_ = at;
+    if (acquire && reply.granted()) fence_ = reply.fence();
     return reply;
   }
   return absl::UnavailableError(
@@ -80,6 +88,10 @@ absl::StatusOr<v1::LeaseReply> WitnessBackend::Acquire(absl::Duration ttl, uint6
                                                        bool renew, absl::Duration timeout) {
   v1::LeaseRequest request;
   request.set_renew(renew);
+  {
+    absl::MutexLock lock(&mu_);
+    request.set_fence(fence_);
+  }
   request.set_ttl_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(ttl)));
   request.set_epoch(epoch);
   return Call(true, request, timeout);
@@ -88,7 +100,16 @@ absl::StatusOr<v1::LeaseReply> WitnessBackend::Acquire(absl::Duration ttl, uint6
 absl::StatusOr<v1::LeaseReply> WitnessBackend::Release(uint64_t epoch, absl::Duration timeout) {
   v1::LeaseRequest request;
   request.set_epoch(epoch);
+  {
+    absl::MutexLock lock(&mu_);
+    request.set_fence(fence_);
+  }
   return Call(false, request, timeout);
+}
+
+absl::StatusOr<v1::LeaseReply> WitnessBackend::Query(absl::Duration timeout) {
+  // A release of fence 0 ends nothing.
+  return Call(false, v1::LeaseRequest(), timeout);
 }
 
 }  // namespace cloudha

@@ -27,6 +27,7 @@ class WitnessBackend final : public ArbiterBackend {
   absl::StatusOr<v1::LeaseReply> Acquire(absl::Duration ttl, uint64_t epoch, bool renew,
                                          absl::Duration timeout) override;
   absl::StatusOr<v1::LeaseReply> Release(uint64_t epoch, absl::Duration timeout) override;
+  absl::StatusOr<v1::LeaseReply> Query(absl::Duration timeout) override;
   std::string kind() const override { return "witness"; }
   std::string address() const override;
 
@@ -40,6 +41,9 @@ class WitnessBackend final : public ArbiterBackend {
   std::vector<std::unique_ptr<v1::Witness::Stub>> stubs_;
   mutable absl::Mutex mu_;
   size_t current_ ABSL_GUARDED_BY(mu_) = 0;
+  // The fence of the lease granted last (0: none), sent with renewals and
+  // the release so they act on that lease only.
+  uint64_t fence_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace cloudha

@@ -104,7 +104,8 @@ v1::LeaseReply WitnessLeases::Reply(const std::string& cluster, const Lease& lea
 
 absl::StatusOr<v1::LeaseReply> WitnessLeases::Acquire(const std::string& cluster,
                                                       const std::string& node, absl::Duration ttl,
-                                                      uint64_t epoch, bool renew) {
+                                                      uint64_t epoch, bool renew,
+                                                      uint64_t fence) {
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   Lease& current = leases_[cluster];
@@ -114,7 +115,7 @@ absl::StatusOr<v1::LeaseReply> WitnessLeases::Acquire(const std::string& cluster
     r.set_granted(false);
     return r;
   }
-  if (live && renew) {
+  if (live && renew && fence == current.fence) {
     // A renewal: same fence, nothing to store.
     current.expires = now + ttl;
     current.ttl = ttl;
@@ -145,7 +146,7 @@ absl::StatusOr<v1::LeaseReply> WitnessLeases::Acquire(const std::string& cluster
 }
 
 v1::LeaseReply WitnessLeases::Release(const std::string& cluster, const std::string& node,
-                                      uint64_t epoch) {
+                                      uint64_t epoch, uint64_t fence) {
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   auto it = leases_.find(cluster);
@@ -156,7 +157,7 @@ v1::LeaseReply WitnessLeases::Release(const std::string& cluster, const std::str
     return r;
   }
   Lease& lease = it->second;
-  if (lease.holder == node && now < lease.expires) {
+  if (fence != 0 && lease.fence == fence && lease.holder == node && now < lease.expires) {
     lease.expires = now;
     LogEvent(LogLevel::kInfo, "witness_lease_released",
              {{"cluster", cluster}, {"node", node}, {"fence", lease.fence}, {"epoch", epoch}});

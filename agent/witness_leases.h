@@ -35,11 +35,15 @@ class WitnessLeases {
 
   // Grants or renews `node`'s lease of `cluster` for `ttl` (see
   // witness.proto). UNAVAILABLE when a new grant could not be stored.
-  // `renew`: the caller still counts its lease (else a new lease, new fence).
+  // `renew`: the caller still counts its lease with fence `fence` (else,
+  // or for another fence, a new lease with a new fence).
   absl::StatusOr<v1::LeaseReply> Acquire(const std::string& cluster, const std::string& node,
-                                         absl::Duration ttl, uint64_t epoch, bool renew = true);
-  // Ends `node`'s lease of `cluster` if it holds it.
-  v1::LeaseReply Release(const std::string& cluster, const std::string& node, uint64_t epoch);
+                                         absl::Duration ttl, uint64_t epoch, bool renew,
+                                         uint64_t fence);
+  // Ends `node`'s lease of `cluster` if it holds the one with `fence` (0:
+  // nothing is ended; the reply says who holds the lease).
+  v1::LeaseReply Release(const std::string& cluster, const std::string& node, uint64_t epoch,
+                         uint64_t fence);
 
   // The current lease of `cluster` (holder "" when none or expired).
   v1::LeaseReply Peek(const std::string& cluster);

@@ -17,9 +17,9 @@ absl::Status WitnessServiceImpl::Check(grpc::ServerContext* context,
     refused = absl::PermissionDeniedError(absl::StrCat(
         "the request names ", request.node(), " of cluster ", request.cluster(),
         ", the certificate ", id->node, " of cluster ", id->cluster));
-  } else if (!clusters_.empty() && clusters_.count(id->cluster) == 0) {
-    refused = absl::PermissionDeniedError(
-        absl::StrCat("this witness does not serve cluster ", id->cluster));
+  } else if (id->cluster != cluster_) {
+    refused = absl::PermissionDeniedError(absl::StrCat(
+        "this witness serves cluster ", cluster_, ", not ", id->cluster));
   } else if (request.ttl_ms() < 100 || request.ttl_ms() > 600000) {
     refused = absl::InvalidArgumentError(
         absl::StrCat("ttl_ms must be 100..600000, got ", request.ttl_ms()));
@@ -36,7 +36,7 @@ grpc::Status WitnessServiceImpl::Acquire(grpc::ServerContext* context,
   if (absl::Status s = Check(context, *request); !s.ok()) return ToGrpcStatus(s);
   absl::StatusOr<v1::LeaseReply> r = leases_->Acquire(
       request->cluster(), request->node(), absl::Milliseconds(request->ttl_ms()), request->epoch(),
-      request->renew());
+      request->renew(), request->fence());
   if (!r.ok()) return ToGrpcStatus(r.status());
   *reply = *std::move(r);
   return grpc::Status::OK;
@@ -47,7 +47,8 @@ grpc::Status WitnessServiceImpl::Release(grpc::ServerContext* context,
   v1::LeaseRequest checked = *request;
   if (checked.ttl_ms() == 0) checked.set_ttl_ms(100);  // a release needs none
   if (absl::Status s = Check(context, checked); !s.ok()) return ToGrpcStatus(s);
-  *reply = leases_->Release(request->cluster(), request->node(), request->epoch());
+  *reply = leases_->Release(request->cluster(), request->node(), request->epoch(),
+                            request->fence());
   return grpc::Status::OK;
 }
 

@@ -1,6 +1,7 @@
 // The witness's gRPC service (cloudha.v1.Witness) over its lease table. The
 // cluster and node of every request must be those of the caller's verified
-// certificate, and the cluster one the witness serves.
+// certificate, and the cluster the witness's own (a certificate the CA made
+// for another cluster may not touch this one's lease).
 //
 // Thread-safe.
 #ifndef CLOUDHA_AGENT_WITNESS_SERVICE_H_
@@ -16,9 +17,10 @@ namespace cloudha {
 
 class WitnessServiceImpl final : public v1::Witness::Service {
  public:
-  // `leases` outlives the service; `clusters` empty serves every cluster.
-  WitnessServiceImpl(WitnessLeases* leases, std::set<std::string> clusters)
-      : leases_(leases), clusters_(std::move(clusters)) {}
+  // `leases` outlives the service; `cluster` is the one served (the one
+  // the witness's certificate names).
+  WitnessServiceImpl(WitnessLeases* leases, std::string cluster)
+      : leases_(leases), cluster_(std::move(cluster)) {}
 
   grpc::Status Acquire(grpc::ServerContext* context, const v1::LeaseRequest* request,
                        v1::LeaseReply* reply) override;
@@ -30,7 +32,7 @@ class WitnessServiceImpl final : public v1::Witness::Service {
   absl::Status Check(grpc::ServerContext* context, const v1::LeaseRequest& request) const;
 
   WitnessLeases* const leases_;
-  const std::set<std::string> clusters_;
+  const std::string cluster_;
 };
 
 }  // namespace cloudha

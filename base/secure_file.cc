@@ -98,8 +98,10 @@ absl::Status WriteFileAtomically(absl::string_view path,
     return absl::AlreadyExistsError(
         absl::StrCat(path, " exists; it is not overwritten (use --force)"));
   }
-  std::string temp = absl::StrCat(target, ".tmp.", getpid());
-  int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  // A unique name (mkostemp): a file left by a crash between create and
+  // rename never blocks a later write, even by a process with the same pid.
+  std::string temp = absl::StrCat(target, ".tmp.XXXXXX");
+  int fd = mkostemp(temp.data(), O_CLOEXEC);
   if (fd < 0) return ErrnoStatus(errno, "cannot create", temp);
   FdCloser closer(fd);
   auto fail = [&](absl::string_view what) {
@@ -137,10 +139,11 @@ absl::Status WriteFileAtomically(absl::string_view path,
   size_t slash = target.rfind('/');
   std::string folder = slash == std::string::npos ? "." : (slash == 0 ? "/" : target.substr(0, slash));
   int dir = open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir >= 0) {
-    fsync(dir);
-    close(dir);
-  }
+  if (dir < 0) return ErrnoStatus(errno, "cannot open the folder of", path);
+  const int synced = fsync(dir);
+  const int error = errno;
+  close(dir);
+  if (synced != 0) return ErrnoStatus(error, "cannot flush the folder of", path);
   return absl::OkStatus();
 }
 

@@ -26,9 +26,10 @@ absl::StatusOr<std::string> ReadSmallFile(absl::string_view path);
 enum class Overwrite { kRefuse, kReplace };
 
 // Writes `content` to `path` with permission bits `mode`, atomically: the
-// data goes to a temporary file in the same folder, is flushed to disk, and
-// is renamed over `path`, so a crash or a full disk never leaves a partial
-// file. With Overwrite::kRefuse an existing `path` is an ALREADY_EXISTS error
+// data goes to a temporary file of a unique name in the same folder, is
+// flushed to disk, and is renamed over `path`, and the folder is flushed
+// (an error if it cannot be: the new name would not be durable), so a
+// crash or a full disk never leaves a partial file. With Overwrite::kRefuse an existing `path` is an ALREADY_EXISTS error
 // and is left untouched.
 absl::Status WriteFileAtomically(absl::string_view path,
                                  absl::string_view content, int mode,

@@ -60,11 +60,6 @@ absl::StatusOr<v1::WitnessConfig> LoadWitnessConfig(const std::string& path) {
   if (c.tls().ca_file().empty() || c.tls().cert_file().empty() || c.tls().key_file().empty()) {
     problems.push_back("tls { ca_file cert_file key_file } are required");
   }
-  for (const std::string& cluster : c.clusters()) {
-    if (absl::Status s = ValidateName("clusters", cluster); !s.ok()) {
-      problems.push_back(std::string(s.message()));
-    }
-  }
   if (!problems.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": ", absl::StrJoin(problems, absl::StrCat("\n", path, ": "))));
@@ -110,8 +105,7 @@ int RunWitness(const std::string& config_path) {
     LogEvent(LogLevel::kError, "witness_failed", {{"reason", leases.status().message()}});
     return 1;
   }
-  std::set<std::string> clusters(config->clusters().begin(), config->clusters().end());
-  WitnessServiceImpl service(leases->get(), clusters);
+  WitnessServiceImpl service(leases->get(), tls->identity.cluster);
   absl::StatusOr<std::unique_ptr<grpc::Server>> server =
       StartWitnessServer(config->listen(), *tls, &service);
   if (!server.ok()) {
@@ -121,8 +115,7 @@ int RunWitness(const std::string& config_path) {
   LogEvent(LogLevel::kInfo, "witness_started",
            {{"listen", config->listen()},
             {"id", tls->identity.node},
-            {"cluster_of_certificate", tls->identity.cluster},
-            {"clusters", clusters.empty() ? "any the CA signed" : absl::StrJoin(clusters, ",")},
+            {"cluster", tls->identity.cluster},
             {"state_dir", config->state_dir()}});
   int signal_number = 0;
   sigwait(&signals, &signal_number);

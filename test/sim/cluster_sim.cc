@@ -256,14 +256,16 @@ void ClusterSim::StepLease(Node& node) {
   }
   node.witness_answered = true;
   if (release) {
-    witness_->Release("sim", Id(node.index), node.lease_epoch);
+    witness_->Release("sim", Id(node.index), node.lease_epoch, node.fence);
     node.may_hold = false;
     node.held_until = absl::InfinitePast();
     return;
   }
-  absl::StatusOr<v1::LeaseReply> r = witness_->Acquire(
-      "sim", Id(node.index), ttl, node.lease_epoch, /*renew=*/now_ < node.held_until);
+  absl::StatusOr<v1::LeaseReply> r =
+      witness_->Acquire("sim", Id(node.index), ttl, node.lease_epoch,
+                        /*renew=*/now_ < node.held_until, node.fence);
   if (r.ok() && r->granted()) {
+    node.fence = r->fence();
     if (now_ >= node.held_until) {
       Record(absl::StrCat(Id(node.index), " gets the lease, fence ", r->fence()));
     }

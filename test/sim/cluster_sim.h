@@ -193,6 +193,7 @@ class ClusterSim {
     bool may_hold = false;
     absl::Time held_until = absl::InfinitePast();
     absl::Time next_ask = absl::InfinitePast();
+    uint64_t fence = 0;
   };
   class SimClock;
   // A hello (or a reply) in flight.

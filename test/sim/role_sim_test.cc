@@ -238,3 +238,13 @@ TEST(RoleSimTest, RandomTroubleForThreeNodesWithAnArbiterNeverSplitsTheBrain) {
 
 }  // namespace
 }  // namespace cloudha
+
+namespace cloudha {
+namespace {
+
+TEST(RoleSimTest, RandomTroubleForFourNodesWithAnArbiterNeverSplitsTheBrain) {
+  RunRandomRounds(4, true);
+}
+
+}  // namespace
+}  // namespace cloudha
