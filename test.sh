@@ -9,12 +9,20 @@ source deploy/debian-packages.sh
 cloudha_install_packages
 
 stamp=$(mktemp)
-trap 'rm -f "$stamp"' EXIT
+summary=$(mktemp)
+trap 'rm -f "$stamp" "$summary"' EXIT
 sleep 1  # test.xml files written from now on are newer than the stamp
 
 bazel_rc=0
 # Every test runs every time (no cached results): this is the suite's verdict.
-bazel test //... --cache_test_results=no "$@" || bazel_rc=$?
+set +e
+bazel test //... --cache_test_results=no "$@" 2>&1 | tee "$summary"
+bazel_rc=${PIPESTATUS[0]}
+set -e
+# Targets Bazel itself failed (a timeout, a crash): their test.xml may list
+# only passing cases (a script writes it as it goes), so they count apart.
+bad_targets=$(grep -E '^//[^ ]+ +(FAILED|TIMEOUT|NO STATUS|INCOMPLETE|FAILED TO BUILD)' "$summary" |
+  awk '{print $1}' | sort -u || true)
 
 passed=0 failed=0 skipped=0
 testlogs=$(bazel info bazel-testlogs 2>/dev/null)
@@ -59,6 +67,10 @@ while IFS= read -r label; do
     /^\/testcase>/ { if (open) finish(); next }
     END { if (open) finish(); printf "%d %d %d\n", passed, failed, skipped }
   ' "$xml")
+  if [[ $f -eq 0 ]] && grep -qxF "$label" <<<"$bad_targets"; then
+    echo "failed (timed out or crashed; see its test.log): $label" >&2
+    f=1
+  fi
   passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 done < <(bazel query 'tests(//...)' --output=label 2>/dev/null)
 

@@ -1,5 +1,7 @@
 #include "agent/config_sync_service.h"
 
+#include <mutex>
+
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -23,19 +25,30 @@ class ServerFollowStream : public ConfigFollowStream {
   grpc::ServerReaderWriter<v1::ConfigSyncMessage, v1::ConfigSyncMessage>* const stream_;
 };
 
+// The call starts on first use, not in the constructor: with wait_for_ready
+// starting it blocks until the peer is reachable, and the pusher can cancel
+// it only once it holds the object (a Cancel before the start cancels the
+// call as it starts). A pusher stopped while its peer was unreachable once
+// hung the agent's shutdown here.
 class ClientPushStream : public ConfigPushStream {
  public:
-  explicit ClientPushStream(v1::PeerService::Stub* stub) {
+  explicit ClientPushStream(v1::PeerService::Stub* stub) : stub_(stub) {
     context_.set_wait_for_ready(true);
-    stream_ = stub->SyncConfig(&context_);
   }
-  bool Write(const v1::ConfigSyncMessage& message) override { return stream_->Write(message); }
-  bool Read(v1::ConfigSyncMessage* message) override { return stream_->Read(message); }
+  bool Write(const v1::ConfigSyncMessage& message) override { return Call()->Write(message); }
+  bool Read(v1::ConfigSyncMessage* message) override { return Call()->Read(message); }
   void Cancel() override { context_.TryCancel(); }
-  absl::Status Finish() override { return FromGrpcStatus(stream_->Finish()); }
+  absl::Status Finish() override { return FromGrpcStatus(Call()->Finish()); }
 
  private:
+  grpc::ClientReaderWriter<v1::ConfigSyncMessage, v1::ConfigSyncMessage>* Call() {
+    std::call_once(started_, [this] { stream_ = stub_->SyncConfig(&context_); });
+    return stream_.get();
+  }
+
+  v1::PeerService::Stub* const stub_;
   grpc::ClientContext context_;
+  std::once_flag started_;
   std::unique_ptr<grpc::ClientReaderWriter<v1::ConfigSyncMessage, v1::ConfigSyncMessage>> stream_;
 };
 

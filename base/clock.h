@@ -14,8 +14,9 @@ class Clock {
  public:
   virtual ~Clock() = default;
 
-  // Monotonic time: never jumps with wall-clock changes. Its origin is
-  // arbitrary; only differences mean anything.
+  // Monotonic time: never jumps with wall-clock changes, and counts the time
+  // a suspended machine slept (CLOCK_BOOTTIME). Its origin is arbitrary;
+  // only differences mean anything.
   virtual absl::Time Now() = 0;
 
   // Wall-clock time, for timestamps shown to people and certificate checks.

@@ -1,12 +1,16 @@
 #include "base/real_clock.h"
 
-#include <chrono>
+#include <time.h>
 
 namespace cloudha {
 
 absl::Time RealClock::Now() {
-  return absl::UnixEpoch() +
-         absl::FromChrono(std::chrono::steady_clock::now().time_since_epoch());
+  // CLOCK_BOOTTIME: monotonic like CLOCK_MONOTONIC, but it keeps counting
+  // while the VM is suspended. A primary that was suspended must not come
+  // back believing its arbiter lease, or a peer's vote, is still fresh.
+  timespec ts;
+  clock_gettime(CLOCK_BOOTTIME, &ts);
+  return absl::UnixEpoch() + absl::DurationFromTimespec(ts);
 }
 
 absl::Time RealClock::WallNow() { return absl::Now(); }

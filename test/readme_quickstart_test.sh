@@ -50,20 +50,53 @@ write_xml() {
 
 pids=()
 made_dirs=()
+stop_hung=""
 cleanup() {
-  local pid dir
+  local pid dir i
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  # An agent stops within seconds of SIGTERM (a handover, hooks of at most
+  # 5 s); one still running after 30 s is a defect, shown with its log.
+  for i in $(seq 1 300); do
+    local alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [[ $alive -eq 0 ]] && break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      stop_hung+=" $pid"
+      if command -v gdb >/dev/null; then  # where it is stuck, when gdb is there
+        gdb -q -batch -p "$pid" -ex "thread apply all bt 20" >"$work/stuck-$pid.txt" 2>&1 || true
+      fi
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   ip netns del "qs$tag-a" 2>/dev/null || true
   ip netns del "qs$tag-b" 2>/dev/null || true
   for dir in "${made_dirs[@]}"; do rmdir "$dir" 2>/dev/null || true; done
-  rm -rf "$work"
 }
 finish() {
   local rc=$?
   trap - EXIT
-  write_xml
   cleanup
+  if [[ -n "$stop_hung" ]]; then
+    echo "agents still running 30 s after SIGTERM (killed):$stop_hung"
+    for node in a b; do
+      echo "--- $node's log, last lines"
+      tail -n 30 "$work/$node-agent.log" 2>/dev/null || true
+    done
+    for f in "$work"/stuck-*.txt; do
+      [[ -f "$f" ]] || continue
+      echo "--- $(basename "$f"): threads not waiting"
+      grep -E '^(Thread|#)' "$f" | grep -v -e 'syscall ()' -e epoll_wait -e 'Waiter::Wait' \
+        -e PerThreadSem -e gpr_cv_wait -e clone3 -e start_thread -e futex || true
+    done
+    record stop failed "an agent did not stop within 30 s of SIGTERM"
+    steps+=(stop)
+  fi
+  write_xml
+  rm -rf "$work"
   local step
   for step in "${steps[@]}"; do [[ ${result[$step]} == failed ]] && exit 1; done
   exit "$rc"
