@@ -185,7 +185,8 @@ TEST_F(TlsMaterialTest, AnExpiredCaBesideTheIssuerIsAcceptedAnExpiredIssuerIsNot
   EXPECT_EQ(m->issuer, 1u);
   EXPECT_LT(m->cas[0].not_after, kNow);
   // A certificate that outlives its CA (not made by cloudha, which caps it).
-  absl::StatusOr<PemPair> short_ca = CreateClusterCa("demo", {kNow - absl::Hours(48), absl::Hours(47)});
+  absl::StatusOr<PemPair> short_ca =
+      CreateClusterCa("demo", {kNow - absl::Hours(48), absl::Hours(47)});
   ASSERT_TRUE(short_ca.ok());
   absl::StatusOr<PemPair> b = IssueNodeCertificate(*short_ca, {"demo", "b"},
                                                    {kNow - absl::Hours(48), absl::Hours(47)});

@@ -187,7 +187,7 @@ int Dispatch(int argc, char** argv) {
   bool events_follow = false;
   bool events_json = false;
   CLI::App* events =
-      app.add_subcommand("events", "role, peer, path, monitor and hook events (last 1000)");
+      app.add_subcommand("events", "role, peer, path, monitor, hook and TLS events (last 1000)");
   AddAdminTarget(events, &events_target);
   events->add_flag("-f,--follow", events_follow, "keep printing new events");
   events->add_flag("--json", events_json, "one JSON object per line");
