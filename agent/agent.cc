@@ -53,6 +53,14 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(v1::AgentConfig config, uin
   }
   absl::StatusOr<uint64_t> epoch = EpochStore(config.state_dir()).Load();
   if (!epoch.ok()) return epoch.status();
+  // gRPC reads the checked material from the agent's own copy (see
+  // crypto/reloadable_credentials.h), in the private state folder.
+  absl::StatusOr<std::unique_ptr<ReloadableCredentials>> credentials =
+      ReloadableCredentials::Create(absl::StrCat(config.state_dir(), "/tls"), *tls);
+  if (!credentials.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("state_dir: ", credentials.status().message()));
+  }
   std::unique_ptr<ArbiterBackend> arbiter;
   if (config.arbiter().has_etcd()) {
     absl::StatusOr<std::unique_ptr<EtcdBackend>> etcd =
@@ -60,23 +68,37 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(v1::AgentConfig config, uin
     if (!etcd.ok()) return etcd.status();
     arbiter = *std::move(etcd);
   } else if (config.has_arbiter()) {
-    arbiter = std::make_unique<WitnessBackend>(config, *tls);
+    arbiter = std::make_unique<WitnessBackend>(config, (*credentials)->channel_credentials());
   }
-  return std::unique_ptr<Agent>(new Agent(std::move(config), *std::move(tls), boot_id, *epoch,
+  return std::unique_ptr<Agent>(new Agent(std::move(config), *std::move(tls),
+                                          *std::move(credentials), boot_id, *epoch,
                                           std::move(arbiter), clock));
 }
 
-Agent::Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, uint64_t stored_epoch,
-             std::unique_ptr<ArbiterBackend> arbiter, Clock* clock)
+Agent::Agent(v1::AgentConfig config, TlsMaterial tls,
+             std::unique_ptr<ReloadableCredentials> credentials, uint64_t boot_id,
+             uint64_t stored_epoch, std::unique_ptr<ArbiterBackend> arbiter, Clock* clock)
     : config_(std::move(config)),
-      tls_(std::move(tls)),
       clock_(clock),
+      credentials_(std::move(credentials)),
+      tls_watcher_(
+          TlsWatcher::Options{
+              {config_.tls().ca_file(), config_.tls().cert_file(), config_.tls().key_file()},
+              /*poll_interval=*/absl::Seconds(1),
+              /*expiry_interval=*/absl::Hours(1),
+              /*pick_up=*/2 * ReloadableCredentials::kRefreshInterval},
+          std::move(tls), clock,
+          [this](const TlsMaterial& material) { return credentials_->Install(material); },
+          [this](const TlsWatcher::Notice& notice) {
+            LogEvent(notice.level, notice.event, {{"message", notice.message}});
+            Note("tls", notice.message, notice.fields);
+          }),
       local_(config_, boot_id, clock->Now()),
       verifier_(config_),
       membership_(config_),
-      sessions_(config_, tls_, boot_id, clock,
+      sessions_(config_, credentials_->channel_credentials(), boot_id, clock,
                 [this](const std::string& message) { Note("sessions", message); }),
-      config_sync_(config_, tls_, clock,
+      config_sync_(config_, credentials_->channel_credentials(), clock,
                    [this](const std::string& message) { Note("config", message); }),
       peer_service_(&local_, &verifier_, &membership_, &sessions_, &config_sync_, clock),
       admin_service_(this, &sessions_, &config_sync_),
@@ -149,10 +171,13 @@ absl::Status Agent::Start() {
             {"admin_socket", config_.admin().socket()},
             {"health_listen", config_.health().listen()},
             {"boot_id", absl::StrCat(absl::Hex(local_.boot_id(), absl::kZeroPad16))},
-            {"certificate_expires", absl::FormatTime("%Y-%m-%d", tls_.not_after,
-                                                     absl::UTCTimeZone())}});
+            {"certificate_expires",
+             absl::FormatTime("%Y-%m-%d", tls_watcher_.material().not_after,
+                              absl::UTCTimeZone())}});
   return absl::OkStatus();
 }
+
+void Agent::ReloadTls() { tls_watcher_.ReloadNow(); }
 
 absl::Status Agent::StartReplication() {
   if (absl::Status s = PrepareAdminSocket(config_.admin().socket()); !s.ok()) return s;
@@ -166,7 +191,7 @@ absl::Status Agent::StartReplication() {
 absl::Status Agent::OpenListeners() {
   grpc::EnableDefaultHealthCheckService(true);
   absl::StatusOr<std::unique_ptr<grpc::Server>> peer =
-      StartPeerServer(config_, tls_, &peer_service_);
+      StartPeerServer(config_, credentials_->server_credentials(), &peer_service_);
   if (!peer.ok()) return peer.status();
   peer_server_ = std::move(*peer);
   absl::StatusOr<std::unique_ptr<grpc::Server>> admin =
@@ -205,7 +230,7 @@ void Agent::PublishInitialHealth() {
 
 void Agent::CreateHelloPaths() {
   absl::Duration interval = absl::Milliseconds(config_.heartbeat().interval_ms());
-  std::shared_ptr<grpc::ChannelCredentials> credentials = PeerChannelCredentials(tls_);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = credentials_->channel_credentials();
   for (const auto& peer : config_.peers()) {
     for (int i = 0; i < peer.addresses_size(); ++i) {
       HelloPathOptions options;
@@ -228,6 +253,7 @@ void Agent::StartThreads() {
   monitors_->Start();
   for (auto& path : paths_) path->Start();
   if (arbiter_ != nullptr) arbiter_->Start();
+  tls_watcher_.Start();
   ticker_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "role");
     Tick();
@@ -494,6 +520,7 @@ void Agent::Shutdown() {
   stop_.Notify();
   Wake();
   if (ticker_.joinable()) ticker_.join();
+  tls_watcher_.Stop();
   // A lease still held is given up: this node serves nothing any more.
   if (arbiter_ != nullptr) arbiter_->Stop();
   sessions_.Stop();
@@ -562,6 +589,7 @@ v1::StatusResponse Agent::Status() {
     out->set_on_isolation(v1::ArbiterConfig::OnIsolation_Name(config_.arbiter().on_isolation()));
     out->set_lease_ttl_ms(config_.arbiter().lease_ttl_ms());
   }
+  *status.mutable_tls() = tls_watcher_.Status();
   return status;
 }
 

@@ -37,6 +37,8 @@
 #include "agent/session_sync.h"
 #include "cloudha/v1/config.pb.h"
 #include "agent/arbiter_client.h"
+#include "agent/tls_watcher.h"
+#include "crypto/reloadable_credentials.h"
 #include "crypto/tls_material.h"
 #include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/server.h"
@@ -75,6 +77,11 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   bool WaitForEvents(uint64_t after, absl::Duration timeout) override;
   bool Stopping() override;
 
+  // Rereads the TLS files now (SIGHUP) instead of at the next poll; new
+  // material is checked first, and established streams keep theirs
+  // (agent/tls_watcher.h). Returns at once.
+  void ReloadTls();
+
  private:
   // Failover's work; `must_replicate`: refuse when a secondary has not
   // applied the last config commit (an operator's handover), rather than
@@ -82,8 +89,9 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   absl::StatusOr<v1::FailoverResponse> HandOver(const std::string& to, absl::Duration timeout,
                                                 bool must_replicate);
   // `arbiter`: the lease keeper of config.arbiter (null without one).
-  Agent(v1::AgentConfig config, TlsMaterial tls, uint64_t boot_id, uint64_t stored_epoch,
-        std::unique_ptr<ArbiterBackend> arbiter, Clock* clock);
+  Agent(v1::AgentConfig config, TlsMaterial tls,
+        std::unique_ptr<ReloadableCredentials> credentials, uint64_t boot_id,
+        uint64_t stored_epoch, std::unique_ptr<ArbiterBackend> arbiter, Clock* clock);
 
   // Start()'s steps, in order.
   // The config store and the session source, before anyone can ask for them.
@@ -119,8 +127,11 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   void Wake();
 
   const v1::AgentConfig config_;
-  const TlsMaterial tls_;
   Clock* clock_;
+  // Every TLS listener and channel of the agent uses these; the watcher
+  // installs new material into them. Before everything that holds them.
+  std::unique_ptr<ReloadableCredentials> credentials_;
+  TlsWatcher tls_watcher_;
   LocalNode local_;
   PeerVerifier verifier_;
   Membership membership_;

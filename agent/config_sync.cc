@@ -14,14 +14,15 @@
 
 namespace cloudha {
 
-ConfigSync::ConfigSync(const v1::AgentConfig& config, const TlsMaterial& tls, Clock* clock,
+ConfigSync::ConfigSync(const v1::AgentConfig& config,
+                       std::shared_ptr<grpc::ChannelCredentials> credentials, Clock* clock,
                        NoteFn note)
     : config_(config),
       // LoadAgentConfig filled the default (<state_dir>/config.db).
       store_file_(config.config_sync().store_file()),
       clock_(clock),
       note_(std::move(note)),
-      credentials_(PeerChannelCredentials(tls)),
+      credentials_(std::move(credentials)),
       hooks_({config.config_sync().on_change().begin(), config.config_sync().on_change().end()},
              config.node().id(), config.state_dir(), clock, &RunCommand,
              [this](const std::string& command, const std::string& summary) {

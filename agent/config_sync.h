@@ -79,7 +79,9 @@ class ConfigSync {
  public:
   // `note(message)` records an event for `cloudha events`.
   using NoteFn = std::function<void(const std::string& message)>;
-  ConfigSync(const v1::AgentConfig& config, const TlsMaterial& tls, Clock* clock, NoteFn note);
+  // `credentials`: this node's mutual TLS (crypto/reloadable_credentials.h).
+  ConfigSync(const v1::AgentConfig& config, std::shared_ptr<grpc::ChannelCredentials> credentials,
+             Clock* clock, NoteFn note);
   ~ConfigSync();
   ConfigSync(const ConfigSync&) = delete;
   ConfigSync& operator=(const ConfigSync&) = delete;

@@ -79,15 +79,15 @@ absl::Duration HelloMaxBackoff(const v1::AgentConfig& config) {
                     absl::Milliseconds(100), absl::Seconds(1));
 }
 
-absl::StatusOr<std::unique_ptr<grpc::Server>> StartPeerServer(const v1::AgentConfig& config,
-                                                              const TlsMaterial& tls,
-                                                              grpc::Service* service) {
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartPeerServer(
+    const v1::AgentConfig& config, const std::shared_ptr<grpc::ServerCredentials>& credentials,
+    grpc::Service* service) {
   grpc::ServerBuilder builder;
   int port = 0;
   // gRPC sets SO_REUSEPORT by default, which would let a second agent
   // share the port silently.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(config.listen(), PeerServerCredentials(tls), &port);
+  builder.AddListeningPort(config.listen(), credentials, &port);
   builder.RegisterService(service);
   // The server pings too, so a handler waiting on a peer that vanished
   // ends; and it accepts the peers' frequent pings.
@@ -103,13 +103,13 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartPeerServer(const v1::AgentCon
   return server;
 }
 
-absl::StatusOr<std::unique_ptr<grpc::Server>> StartWitnessServer(const std::string& listen,
-                                                                 const TlsMaterial& tls,
-                                                                 grpc::Service* service) {
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartWitnessServer(
+    const std::string& listen, const std::shared_ptr<grpc::ServerCredentials>& credentials,
+    grpc::Service* service) {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(listen, PeerServerCredentials(tls), &port);
+  builder.AddListeningPort(listen, credentials, &port);
   builder.RegisterService(service);
   // The nodes ping often (a lease is short); accept it.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 100);

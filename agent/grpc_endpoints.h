@@ -34,20 +34,21 @@ int KeepaliveMs(const v1::AgentConfig& config);
 // within 100 ms..1 s, so a healed link is back within a few hellos.
 absl::Duration HelloMaxBackoff(const v1::AgentConfig& config);
 
-// Starts the peer listener on `config.listen()` with mutual TLS, serving
-// `service` (and grpc.health.v1 when the default health service is on).
-// UNAVAILABLE naming the reason (errno) when the address cannot be bound;
-// INVALID_ARGUMENT when it does not parse or resolve.
-absl::StatusOr<std::unique_ptr<grpc::Server>> StartPeerServer(const v1::AgentConfig& config,
-                                                              const TlsMaterial& tls,
-                                                              grpc::Service* service);
+// Starts the peer listener on `config.listen()` with `credentials` (mutual
+// TLS: ReloadableCredentials::server_credentials()), serving `service` (and
+// grpc.health.v1 when the default health service is on). UNAVAILABLE naming
+// the reason (errno) when the address cannot be bound; INVALID_ARGUMENT when
+// it does not parse or resolve.
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartPeerServer(
+    const v1::AgentConfig& config, const std::shared_ptr<grpc::ServerCredentials>& credentials,
+    grpc::Service* service);
 
-// Starts a `cloudha witness` listener on `listen` with mutual TLS (client
-// certificates from `tls`'s CA), serving `service`. Errors as
+// Starts a `cloudha witness` listener on `listen` with `credentials`
+// (mutual TLS, as StartPeerServer's), serving `service`. Errors as
 // StartPeerServer's.
-absl::StatusOr<std::unique_ptr<grpc::Server>> StartWitnessServer(const std::string& listen,
-                                                                 const TlsMaterial& tls,
-                                                                 grpc::Service* service);
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartWitnessServer(
+    const std::string& listen, const std::shared_ptr<grpc::ServerCredentials>& credentials,
+    grpc::Service* service);
 
 // Makes the admin socket's folder, refuses a socket a running agent answers
 // on (FAILED_PRECONDITION), and removes one left over from a crash.

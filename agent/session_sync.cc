@@ -84,14 +84,15 @@ constexpr size_t kListChunk = 1000;
 
 }  // namespace
 
-SessionSync::SessionSync(const v1::AgentConfig& config, const TlsMaterial& tls,
+SessionSync::SessionSync(const v1::AgentConfig& config,
+                         std::shared_ptr<grpc::ChannelCredentials> credentials,
                          uint64_t boot_id, Clock* clock, NoteFn note)
     : config_(config),
       enabled_(config.sessions().pickup()),
       boot_id_(boot_id),
       clock_(clock),
       note_(std::move(note)),
-      credentials_(PeerChannelCredentials(tls)),
+      credentials_(std::move(credentials)),
       table_(TableOptions(config.sessions()), clock),
       replica_(&table_, clock) {
   for (const auto& peer : config_.peers()) {

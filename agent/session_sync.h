@@ -42,7 +42,9 @@ class SessionSync {
  public:
   // `note(kind, message)` records an event for `cloudha events`.
   using NoteFn = std::function<void(const std::string& message)>;
-  SessionSync(const v1::AgentConfig& config, const TlsMaterial& tls, uint64_t boot_id,
+  // `credentials`: this node's mutual TLS (crypto/reloadable_credentials.h).
+  SessionSync(const v1::AgentConfig& config,
+              std::shared_ptr<grpc::ChannelCredentials> credentials, uint64_t boot_id,
               Clock* clock, NoteFn note);
   ~SessionSync();
   SessionSync(const SessionSync&) = delete;

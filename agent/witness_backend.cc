@@ -10,10 +10,10 @@
 
 namespace cloudha {
 
-WitnessBackend::WitnessBackend(const v1::AgentConfig& config, const TlsMaterial& tls)
+WitnessBackend::WitnessBackend(const v1::AgentConfig& config,
+                               const std::shared_ptr<grpc::ChannelCredentials>& credentials)
     : cluster_(config.cluster().name()), node_(config.node().id()) {
   const v1::WitnessArbiterConfig& w = config.arbiter().witness();
-  std::shared_ptr<grpc::ChannelCredentials> credentials = PeerChannelCredentials(tls);
   for (const std::string& address : w.addresses()) {
     grpc::ChannelArguments args;
     SetExpectedPeer(NodeIdentity{cluster_, w.id()}, &args);

@@ -22,7 +22,9 @@ namespace cloudha {
 
 class WitnessBackend final : public ArbiterBackend {
  public:
-  WitnessBackend(const v1::AgentConfig& config, const TlsMaterial& tls);
+  // `credentials`: this node's mutual TLS (crypto/reloadable_credentials.h).
+  WitnessBackend(const v1::AgentConfig& config,
+                 const std::shared_ptr<grpc::ChannelCredentials>& credentials);
 
   absl::StatusOr<v1::LeaseReply> Acquire(absl::Duration ttl, uint64_t epoch, bool renew,
                                          absl::Duration timeout) override;

@@ -109,6 +109,17 @@ absl::StatusOr<std::string> ClusterOfCa(absl::string_view ca_cert_pem) {
   return std::string(name);
 }
 
+absl::StatusOr<bool> SignedBy(absl::string_view cert_pem, absl::string_view ca_cert_pem) {
+  absl::StatusOr<X509Ptr> cert = ParseCertificatePem(cert_pem);
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<X509Ptr> ca = ParseCertificatePem(ca_cert_pem);
+  if (!ca.ok()) return ca.status();
+  EVP_PKEY* key = X509_get0_pubkey(ca->get());
+  bool signed_by = key != nullptr && X509_verify(cert->get(), key) == 1;
+  OpenSslErrors();
+  return signed_by;
+}
+
 absl::StatusOr<PemPair> IssueNodeCertificate(const PemPair& ca,
                                              const NodeIdentity& node,
                                              const Validity& validity) {

@@ -41,6 +41,11 @@ absl::StatusOr<PemPair> IssueNodeCertificate(const PemPair& ca,
 // The cluster a CA certificate made by CreateClusterCa belongs to.
 absl::StatusOr<std::string> ClusterOfCa(absl::string_view ca_cert_pem);
 
+// Whether the key of CA certificate `ca_cert_pem` signed certificate
+// `cert_pem` (the signature only: not validity, not names). INVALID_ARGUMENT
+// when either is not a PEM certificate.
+absl::StatusOr<bool> SignedBy(absl::string_view cert_pem, absl::string_view ca_cert_pem);
+
 }  // namespace cloudha
 
 #endif  // CLOUDHA_CRYPTO_CERTIFICATE_AUTHORITY_H_

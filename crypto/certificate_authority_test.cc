@@ -70,6 +70,18 @@ TEST(CertificateAuthorityTest, NodeCertificateNeverOutlivesTheCa) {
   EXPECT_EQ(m->not_after, kYear.not_before + kYear.lifetime);
 }
 
+TEST(CertificateAuthorityTest, SignedByTellsTheIssuingCa) {
+  absl::StatusOr<PemPair> one = CreateClusterCa("demo", kYear);
+  absl::StatusOr<PemPair> two = CreateClusterCa("demo", kYear);
+  ASSERT_TRUE(one.ok() && two.ok());
+  absl::StatusOr<PemPair> node = IssueNodeCertificate(*two, {"demo", "a"}, kYear);
+  ASSERT_TRUE(node.ok());
+  EXPECT_TRUE(*SignedBy(node->cert_pem, two->cert_pem));
+  EXPECT_FALSE(*SignedBy(node->cert_pem, one->cert_pem));
+  EXPECT_TRUE(*SignedBy(one->cert_pem, one->cert_pem));
+  EXPECT_FALSE(SignedBy("junk", one->cert_pem).ok());
+}
+
 TEST(NodeIdentityTest, UriRoundTrip) {
   NodeIdentity id{"prod-eu", "fw-1"};
   EXPECT_EQ(NodeUri(id), "cloudha://prod-eu/fw-1");

@@ -2,7 +2,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <string>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
+#include "crypto/certificate_authority.h"
 #include "crypto/node_identity.h"
 #include "base/secure_file.h"
 #include "crypto/tls_material.h"
@@ -135,6 +139,184 @@ TEST_F(CliTest, CertsInitRefusesBadNames) {
       {"certs", "init", "--cluster", "prod", "--nodes", "a,a", "--out", cluster_.dir() + "/pki"});
   EXPECT_EQ(dup.exit_code, 1);
   EXPECT_THAT(dup.err, HasSubstr("named twice"));
+}
+
+// --- CA rotation: rotate-ca, init --ca next, retire-ca.
+
+class CertsRotationTest : public CliTest {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(Certs({"init", "--cluster", "prod", "--nodes", "a,b"}).exit_code, 0);
+    old_ca_ = Read("pki/ca.crt");
+  }
+  CommandResult Certs(std::vector<std::string> args) {
+    args.insert(args.begin(), "certs");
+    args.push_back("--out");
+    args.push_back(out_);
+    return cluster_.Cli(args);
+  }
+  bool Exists(const std::string& name) {
+    return access((cluster_.dir() + "/" + name).c_str(), F_OK) == 0;
+  }
+  bool Verifies(const std::string& bundle, const std::string& node) {
+    return CheckTlsMaterial(bundle, Read("pki/" + node + ".crt"), Read("pki/" + node + ".key"),
+                            absl::Now())
+        .ok();
+  }
+
+  const std::string out_ = cluster_.dir() + "/pki";
+  std::string old_ca_;
+};
+
+TEST_F(CertsRotationTest, RotateCaWritesTheNextCaAndTheBundleOfBoth) {
+  CommandResult r = Certs({"rotate-ca"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("--nodes a,b"));
+  EXPECT_THAT(r.out, HasSubstr("retire-ca"));
+  EXPECT_EQ(Mode("pki/ca-next.key"), 0600);
+  EXPECT_EQ(Mode("pki/ca-next.crt"), 0644);
+  EXPECT_EQ(Mode("pki/ca-bundle.crt"), 0644);
+  EXPECT_EQ(Read("pki/ca.crt"), old_ca_);
+  absl::StatusOr<std::vector<TrustedCa>> bundle = CheckCaBundle(Read("pki/ca-bundle.crt"));
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  ASSERT_EQ(bundle->size(), 2u);
+  EXPECT_EQ((*bundle)[0].fingerprint, *CertificateFingerprint(old_ca_));
+  EXPECT_EQ((*bundle)[1].fingerprint, *CertificateFingerprint(Read("pki/ca-next.crt")));
+  // The nodes' certificates of the old CA verify under the bundle.
+  EXPECT_TRUE(Verifies(Read("pki/ca-bundle.crt"), "a"));
+
+  // A second rotation is refused and writes nothing; --force starts over.
+  std::string next = Read("pki/ca-next.crt");
+  CommandResult again = Certs({"rotate-ca"});
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_THAT(again.err, HasSubstr("a rotation is under way"));
+  EXPECT_THAT(again.err, HasSubstr("nothing was written"));
+  EXPECT_EQ(Read("pki/ca-next.crt"), next);
+  CommandResult forced = Certs({"rotate-ca", "--force"});
+  EXPECT_EQ(forced.exit_code, 0) << forced.err;
+  EXPECT_NE(Read("pki/ca-next.crt"), next);
+}
+
+TEST_F(CertsRotationTest, RotateCaNeedsACurrentCa) {
+  CommandResult r = cluster_.Cli({"certs", "rotate-ca", "--out", cluster_.dir() + "/empty"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("ca.crt"));
+  EXPECT_FALSE(Exists("empty/ca-next.crt"));
+}
+
+TEST_F(CertsRotationTest, InitWithCaNextIssuesUnderTheNewCa) {
+  CommandResult none = Certs({"init", "--cluster", "prod", "--nodes", "a", "--ca", "next",
+                              "--force"});
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_THAT(none.err, HasSubstr("no CA rotation is under way"));
+  ASSERT_EQ(Certs({"rotate-ca"}).exit_code, 0);
+  std::string a_before = Read("pki/a.crt");
+  CommandResult r = Certs({"init", "--cluster", "prod", "--nodes", "a", "--ca", "next", "--force"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("using the new CA of the rotation"));
+  EXPECT_NE(Read("pki/a.crt"), a_before);
+  EXPECT_TRUE(*SignedBy(Read("pki/a.crt"), Read("pki/ca-next.crt")));
+  EXPECT_TRUE(Verifies(Read("pki/ca-bundle.crt"), "a"));
+  EXPECT_TRUE(Verifies(Read("pki/ca-next.crt"), "a"));
+  EXPECT_FALSE(Verifies(old_ca_, "a"));
+  // Under the current CA during a rotation: allowed, with a note.
+  CommandResult current = Certs({"init", "--cluster", "prod", "--nodes", "c"});
+  EXPECT_EQ(current.exit_code, 0) << current.err;
+  EXPECT_THAT(current.err, HasSubstr("a CA rotation is under way"));
+  // No new CA in the middle of a rotation.
+  CommandResult new_ca =
+      Certs({"init", "--cluster", "prod", "--nodes", "d", "--new-ca", "--force"});
+  EXPECT_EQ(new_ca.exit_code, 1);
+  EXPECT_THAT(new_ca.err, HasSubstr("finish it with `cloudha certs retire-ca`"));
+  EXPECT_FALSE(Exists("pki/d.crt"));
+  CommandResult both =
+      Certs({"init", "--cluster", "prod", "--nodes", "d", "--new-ca", "--ca", "next"});
+  EXPECT_EQ(both.exit_code, 1);
+  CommandResult bad = Certs({"init", "--cluster", "prod", "--nodes", "d", "--ca", "newest"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.err, HasSubstr("--ca must be current or next"));
+}
+
+TEST_F(CertsRotationTest, RetireCaWaitsForEveryNodeThenMovesTheOldCaAside) {
+  CommandResult early = Certs({"retire-ca"});
+  EXPECT_EQ(early.exit_code, 1);
+  EXPECT_THAT(early.err, HasSubstr("no CA rotation is under way"));
+  ASSERT_EQ(Certs({"rotate-ca"}).exit_code, 0);
+  std::string next = Read("pki/ca-next.crt");
+  std::string next_key = Read("pki/ca-next.key");
+  ASSERT_EQ(Certs({"init", "--cluster", "prod", "--nodes", "a", "--ca", "next", "--force"})
+                .exit_code,
+            0);
+  // b still has a certificate of the old CA: refused, nothing changed.
+  CommandResult refused = Certs({"retire-ca"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_THAT(refused.err, HasSubstr(out_ + "/b.crt is not issued by the new CA"));
+  EXPECT_THAT(refused.err, HasSubstr("--nodes b --out " + out_ + " --ca next --force"));
+  EXPECT_THAT(refused.err, HasSubstr("nothing was changed"));
+  EXPECT_EQ(Read("pki/ca.crt"), old_ca_);
+  EXPECT_EQ(Read("pki/ca-next.crt"), next);
+  const std::string retired =
+      "pki/retired-ca-" + CertificateFingerprint(old_ca_)->substr(7);
+  EXPECT_FALSE(Exists(retired));
+
+  ASSERT_EQ(Certs({"init", "--cluster", "prod", "--nodes", "b", "--ca", "next", "--force"})
+                .exit_code,
+            0);
+  std::string old_key = Read("pki/ca.key");
+  std::string bundle = Read("pki/ca-bundle.crt");
+  CommandResult r = Certs({"retire-ca"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("install " + out_ + "/ca.crt as tls.ca_file on every node"));
+  EXPECT_EQ(Read("pki/ca.crt"), next);
+  EXPECT_EQ(Read("pki/ca.key"), next_key);
+  EXPECT_EQ(Mode("pki/ca.key"), 0600);
+  EXPECT_FALSE(Exists("pki/ca-next.crt"));
+  EXPECT_FALSE(Exists("pki/ca-next.key"));
+  EXPECT_FALSE(Exists("pki/ca-bundle.crt"));
+  EXPECT_EQ(Mode(retired), 0700);
+  EXPECT_EQ(Read(retired + "/ca.crt"), old_ca_);
+  EXPECT_EQ(Read(retired + "/ca.key"), old_key);
+  EXPECT_EQ(Read(retired + "/ca-bundle.crt"), bundle);
+  EXPECT_TRUE(Verifies(Read("pki/ca.crt"), "a"));
+  EXPECT_TRUE(Verifies(Read("pki/ca.crt"), "b"));
+  // Adding a node now uses the new CA; and a next rotation can start.
+  ASSERT_EQ(Certs({"init", "--cluster", "prod", "--nodes", "c"}).exit_code, 0);
+  EXPECT_TRUE(Verifies(next, "c"));
+  EXPECT_EQ(Certs({"rotate-ca"}).exit_code, 0);
+}
+
+TEST_F(CertsRotationTest, RetireCaWithForceLeavesOldNodesBehindAndSaysSo) {
+  ASSERT_EQ(Certs({"rotate-ca"}).exit_code, 0);
+  CommandResult r = Certs({"retire-ca", "--force"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("not issued by the new CA: their nodes will be refused"));
+  EXPECT_FALSE(Verifies(Read("pki/ca.crt"), "a"));
+}
+
+TEST_F(CliTest, CheckConfigListsTheTrustedCasAndWarnsOfExpiry) {
+  // The test cluster's certificates last a day: warned, not refused.
+  Validity validity{absl::Now() - absl::Hours(1), absl::Hours(24 * 365)};
+  PemPair next = CreateClusterCa("demo", validity).value();
+  ASSERT_TRUE(WriteFileAtomically(cluster_.dir() + "/ca.crt",
+                                  cluster_.ca().cert_pem + next.cert_pem, 0644,
+                                  Overwrite::kReplace)
+                  .ok());
+  cluster_.WriteConfig("a");
+  CommandResult r = cluster_.Cli({"check-config", cluster_.config_path("a")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("trusts 2 CAs"));
+  EXPECT_THAT(r.out, HasSubstr(*CertificateFingerprint(next.cert_pem)));
+  EXPECT_THAT(r.out, HasSubstr("(issued this node's certificate)"));
+  EXPECT_THAT(r.err, HasSubstr("warning: this node's certificate (a, SHA256:"));
+  EXPECT_THAT(r.err, HasSubstr("expires in 2"));  // 22 or 23 hours
+  // A CA key in the bundle is a problem.
+  ASSERT_TRUE(WriteFileAtomically(cluster_.dir() + "/ca.crt",
+                                  cluster_.ca().cert_pem + cluster_.ca().key_pem, 0644,
+                                  Overwrite::kReplace)
+                  .ok());
+  CommandResult bad = cluster_.Cli({"check-config", cluster_.config_path("a")});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("entry 2 is a private key"));
 }
 
 TEST_F(CliTest, CheckConfig) {

@@ -251,5 +251,23 @@ TEST_F(WitnessTest, BadWitnessConfigurationsAndStateAreRefused) {
   EXPECT_THAT(r.out + r.err, HasSubstr("demo.lease is corrupt"));
 }
 
+// The witness takes new TLS files without a restart, as the agent does, and
+// SIGHUP does not stop it.
+TEST_F(WitnessTest, TakesNewTlsFilesWithoutARestart) {
+  cluster_.WriteCertificate(cluster_.ca(), "demo", "witness", "witness");
+  ASSERT_NO_FATAL_FAILURE(StartWitness("witness"));
+  cluster_.WriteCertificate(cluster_.ca(), "demo", "witness", "witness");
+  EXPECT_TRUE(WaitForLog(witness_.get(), "event=tls_reloaded", absl::Seconds(15)))
+      << Logs(witness_.get());
+  witness_->Signal(SIGHUP);
+  EXPECT_TRUE(WaitForLog(witness_.get(), "event=tls_unchanged")) << Logs(witness_.get());
+  EXPECT_TRUE(witness_->Running());
+  // Another node's certificate is refused; the witness keeps its own.
+  cluster_.WriteCertificate(cluster_.ca(), "demo", "b", "witness");
+  EXPECT_TRUE(WaitForLog(witness_.get(), "event=tls_refused", absl::Seconds(15)))
+      << Logs(witness_.get());
+  EXPECT_TRUE(witness_->Running());
+}
+
 }  // namespace
 }  // namespace cloudha

@@ -49,12 +49,17 @@ void LogGrpcMessage(gpr_log_func_args* args) {
 
 int RunAgent(const std::string& config_path) {
   // Signals are taken by sigwait() below, never by a random thread; the mask
-  // is inherited by every thread started after this line.
+  // is inherited by every thread started after this line. SIGHUP rereads
+  // the TLS files; SIGTERM and SIGINT stop.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Started under nohup, SIGHUP would be discarded as ignored; blocked and
+  // taken by sigwait, its default action (stop) never runs.
+  signal(SIGHUP, SIG_DFL);
   signal(SIGPIPE, SIG_IGN);
   // Everything the agent creates (state, sockets) is private to it.
   umask(077);
@@ -85,7 +90,10 @@ int RunAgent(const std::string& config_path) {
     return 1;
   }
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    LogEvent(LogLevel::kInfo, "tls_reload_requested", {{"signal", strsignal(signal_number)}});
+    (*agent)->ReloadTls();
+  }
   LogEvent(LogLevel::kInfo, "agent_stopping", {{"signal", strsignal(signal_number)}});
   (*agent)->Shutdown();
   return 0;

@@ -165,6 +165,31 @@ int Dispatch(int argc, char** argv) {
   certs_init->add_flag("--new-ca", certs_options.new_ca,
                        "make a new CA even if OUT holds one (with --force: replace it; every "
                        "node then needs a new certificate)");
+  certs_init->add_option("--ca", certs_options.ca,
+                         "the CA that signs: current (OUT/ca.crt) or next (OUT/ca-next.crt, "
+                         "during a CA rotation)")
+      ->capture_default_str();
+
+  cloudha::CertsRotateOptions rotate_options;
+  CLI::App* certs_rotate = certs->add_subcommand(
+      "rotate-ca", "start a CA rotation: a new CA beside the current one (OUT/ca-next.crt) and "
+                   "the bundle of both for every node's tls.ca_file (OUT/ca-bundle.crt)");
+  certs_rotate->add_option("--out", rotate_options.out, "the folder of `certs init`")
+      ->required();
+  certs_rotate->add_option("--days", rotate_options.days, "validity of the new CA in days")
+      ->capture_default_str();
+  certs_rotate->add_flag("--force", rotate_options.force,
+                         "replace the files of a rotation already under way");
+
+  cloudha::CertsRetireOptions retire_options;
+  CLI::App* certs_retire = certs->add_subcommand(
+      "retire-ca", "end a CA rotation: the old CA moves to OUT/retired-ca-FINGERPRINT/, the new "
+                   "one becomes OUT/ca.crt (refused while a node certificate in OUT is the old "
+                   "CA's)");
+  certs_retire->add_option("--out", retire_options.out, "the folder of `certs init`")
+      ->required();
+  certs_retire->add_flag("--force", retire_options.force,
+                         "retire even while node certificates in OUT are the old CA's");
 
   cloudha::AdminTarget status_target;
   bool status_json = false;
@@ -187,7 +212,7 @@ int Dispatch(int argc, char** argv) {
   bool events_follow = false;
   bool events_json = false;
   CLI::App* events =
-      app.add_subcommand("events", "role, peer, path, monitor and hook events (last 1000)");
+      app.add_subcommand("events", "role, peer, path, monitor, hook and TLS events (last 1000)");
   AddAdminTarget(events, &events_target);
   events->add_flag("-f,--follow", events_follow, "keep printing new events");
   events->add_flag("--json", events_json, "one JSON object per line");
@@ -245,6 +270,8 @@ int Dispatch(int argc, char** argv) {
   if (witness->parsed()) return cloudha::RunWitness(witness_path);
   if (check->parsed()) return cloudha::RunCheckConfig(check_path);
   if (certs_init->parsed()) return cloudha::RunCertsInit(certs_options);
+  if (certs_rotate->parsed()) return cloudha::RunCertsRotateCa(rotate_options);
+  if (certs_retire->parsed()) return cloudha::RunCertsRetireCa(retire_options);
   if (status->parsed()) return cloudha::RunStatus(status_target, status_json);
   if (probe->parsed()) return cloudha::RunProbe(probe_options);
   if (failover->parsed()) {

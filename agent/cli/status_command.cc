@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -19,6 +20,42 @@ std::string Age(int64_t ms) {
 }
 
 std::string Ms(double ms) { return absl::StrFormat("%.2fms", ms); }
+
+std::string Date(int64_t unix_s) {
+  return absl::FormatTime("%Y-%m-%d %H:%M UTC", absl::FromUnixSeconds(unix_s),
+                          absl::UTCTimeZone());
+}
+
+// The certificate and CAs in use, their expiry and the warnings in force.
+std::string FormatTls(const v1::TlsStatus& t) {
+  std::string issuer;
+  std::vector<std::string> cas;
+  for (const v1::TrustedCaStatus& ca : t.cas()) {
+    if (ca.issued_this_node()) issuer = ca.fingerprint();
+    cas.push_back(absl::StrFormat("%s \"%s\" until %s", ca.fingerprint(), ca.name(),
+                                  Date(ca.not_after_s())));
+  }
+  std::string out = absl::StrFormat(
+      "tls certificate %s expires %s, issued by %s%s\n", t.certificate_fingerprint(),
+      Date(t.certificate_not_after_s()), issuer,
+      t.reloads() == 0
+          ? ""
+          : absl::StrFormat("  (reloaded %d time%s, last %s)", t.reloads(),
+                            t.reloads() == 1 ? "" : "s",
+                            absl::FormatTime("%Y-%m-%d %H:%M:%S UTC",
+                                             absl::FromUnixMillis(t.last_reload_ms()),
+                                             absl::UTCTimeZone())));
+  absl::StrAppendFormat(&out, "tls trusts %d CA%s: %s\n", t.cas_size(),
+                        t.cas_size() == 1 ? "" : "s", absl::StrJoin(cas, "; "));
+  for (const std::string& warning : t.warnings()) {
+    absl::StrAppendFormat(&out, "WARNING: %s\n", warning);
+  }
+  if (!t.last_error().empty()) {
+    absl::StrAppendFormat(&out, "tls: the files were refused, the material in use stays: %s\n",
+                          t.last_error());
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -39,6 +76,7 @@ std::string FormatStatus(const v1::StatusResponse& s) {
   }
   absl::StrAppendFormat(&out, "heartbeat every %dms, peer lost after %d missed\n",
                         s.heartbeat_interval_ms(), s.lost_threshold());
+  if (s.has_tls()) out += FormatTls(s.tls());
   if (s.has_config()) {
     const v1::ConfigSyncStatus& c = s.config();
     absl::StrAppendFormat(&out, "sync %s  config rev %d  %d entries  checksum %s  %s\n",

@@ -14,12 +14,14 @@
 #include "agent/agent_config.h"
 #include "agent/cli/check_config_command.h"
 #include "agent/grpc_endpoints.h"
+#include "agent/tls_watcher.h"
 #include "agent/witness_leases.h"
 #include "agent/witness_service.h"
 #include "base/log.h"
 #include "base/real_clock.h"
 #include "base/secure_file.h"
 #include "crypto/node_identity.h"
+#include "crypto/reloadable_credentials.h"
 #include "crypto/tls_material.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
@@ -73,11 +75,14 @@ absl::StatusOr<v1::WitnessConfig> LoadWitnessConfig(const std::string& path) {
 }
 
 int RunWitness(const std::string& config_path) {
+  // As the agent's: SIGHUP rereads the TLS files, SIGTERM and SIGINT stop.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGHUP, SIG_DFL);
   signal(SIGPIPE, SIG_IGN);
   umask(077);
 
@@ -105,9 +110,26 @@ int RunWitness(const std::string& config_path) {
     LogEvent(LogLevel::kError, "witness_failed", {{"reason", leases.status().message()}});
     return 1;
   }
+  // New TLS files are taken as the agent takes them (agent/tls_watcher.h).
+  absl::StatusOr<std::unique_ptr<ReloadableCredentials>> credentials =
+      ReloadableCredentials::Create(config->state_dir() + "/tls", *tls);
+  if (!credentials.ok()) {
+    LogEvent(LogLevel::kError, "witness_failed", {{"reason", credentials.status().message()}});
+    return 1;
+  }
+  TlsWatcher tls_watcher(
+      {{config->tls().ca_file(), config->tls().cert_file(), config->tls().key_file()},
+       /*poll_interval=*/absl::Seconds(1),
+       /*expiry_interval=*/absl::Hours(1),
+       /*pick_up=*/2 * ReloadableCredentials::kRefreshInterval},
+      *tls, &clock,
+      [&](const TlsMaterial& material) { return (*credentials)->Install(material); },
+      [](const TlsWatcher::Notice& notice) {
+        LogEvent(notice.level, notice.event, {{"message", notice.message}});
+      });
   WitnessServiceImpl service(leases->get(), tls->identity.cluster);
   absl::StatusOr<std::unique_ptr<grpc::Server>> server =
-      StartWitnessServer(config->listen(), *tls, &service);
+      StartWitnessServer(config->listen(), (*credentials)->server_credentials(), &service);
   if (!server.ok()) {
     LogEvent(LogLevel::kError, "witness_failed", {{"reason", server.status().message()}});
     return 1;
@@ -117,9 +139,14 @@ int RunWitness(const std::string& config_path) {
             {"id", tls->identity.node},
             {"cluster", tls->identity.cluster},
             {"state_dir", config->state_dir()}});
+  tls_watcher.Start();
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    LogEvent(LogLevel::kInfo, "tls_reload_requested", {{"signal", strsignal(signal_number)}});
+    tls_watcher.ReloadNow();
+  }
   LogEvent(LogLevel::kInfo, "witness_stopping", {{"signal", strsignal(signal_number)}});
+  tls_watcher.Stop();
   (*server)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   return 0;
 }
