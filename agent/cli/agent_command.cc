@@ -11,6 +11,7 @@
 #include "grpc/support/log.h"
 #include "agent/agent.h"
 #include "agent/cli/check_config_command.h"
+#include "agent/cli/process_signals.h"
 #include "agent/agent_config.h"
 #include "base/log.h"
 #include "base/real_clock.h"
@@ -48,21 +49,8 @@ void LogGrpcMessage(gpr_log_func_args* args) {
 }  // namespace
 
 int RunAgent(const std::string& config_path) {
-  // Signals are taken by sigwait() below, never by a random thread; the mask
-  // is inherited by every thread started after this line. SIGHUP rereads
-  // the TLS files; SIGTERM and SIGINT stop.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  // Started under nohup, SIGHUP would be discarded as ignored; blocked and
-  // taken by sigwait, its default action (stop) never runs.
-  signal(SIGHUP, SIG_DFL);
-  signal(SIGPIPE, SIG_IGN);
-  // Everything the agent creates (state, sockets) is private to it.
-  umask(077);
+  // Before any thread starts: SIGTERM/SIGINT stop, SIGHUP rereads TLS.
+  const sigset_t signals = TakeProcessSignals();
 
   RealClock clock;
   LoadedConfig loaded = LoadAgentConfig(config_path, clock.WallNow());
@@ -89,11 +77,7 @@ int RunAgent(const std::string& config_path) {
     LogEvent(LogLevel::kError, "agent_failed", {{"reason", s.message()}});
     return 1;
   }
-  int signal_number = 0;
-  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) {
-    LogEvent(LogLevel::kInfo, "tls_reload_requested", {{"signal", strsignal(signal_number)}});
-    (*agent)->ReloadTls();
-  }
+  const int signal_number = WaitForStop(signals, [&] { (*agent)->ReloadTls(); });
   LogEvent(LogLevel::kInfo, "agent_stopping", {{"signal", strsignal(signal_number)}});
   (*agent)->Shutdown();
   return 0;

@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "agent/agent_config.h"
 #include "agent/cli/check_config_command.h"
+#include "agent/cli/process_signals.h"
 #include "agent/grpc_endpoints.h"
 #include "agent/tls_watcher.h"
 #include "agent/witness_leases.h"
@@ -76,15 +77,7 @@ absl::StatusOr<v1::WitnessConfig> LoadWitnessConfig(const std::string& path) {
 
 int RunWitness(const std::string& config_path) {
   // As the agent's: SIGHUP rereads the TLS files, SIGTERM and SIGINT stop.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal(SIGHUP, SIG_DFL);
-  signal(SIGPIPE, SIG_IGN);
-  umask(077);
+  const sigset_t signals = TakeProcessSignals();
 
   RealClock clock;
   absl::StatusOr<v1::WitnessConfig> config = LoadWitnessConfig(config_path);
@@ -140,11 +133,7 @@ int RunWitness(const std::string& config_path) {
             {"cluster", tls->identity.cluster},
             {"state_dir", config->state_dir()}});
   tls_watcher.Start();
-  int signal_number = 0;
-  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) {
-    LogEvent(LogLevel::kInfo, "tls_reload_requested", {{"signal", strsignal(signal_number)}});
-    tls_watcher.ReloadNow();
-  }
+  const int signal_number = WaitForStop(signals, [&] { tls_watcher.ReloadNow(); });
   LogEvent(LogLevel::kInfo, "witness_stopping", {{"signal", strsignal(signal_number)}});
   tls_watcher.Stop();
   (*server)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
