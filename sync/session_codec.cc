@@ -1,5 +1,6 @@
 #include "sync/session_codec.h"
 
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 
@@ -90,9 +91,12 @@ void AppendChange(const SessionChange& change, std::string* out) {
 absl::Status DecodeChanges(absl::string_view data, uint32_t expected_count,
                            std::vector<SessionChange>* out) {
   const size_t first = out->size();
-  out->reserve(first + expected_count);
   const auto* p = reinterpret_cast<const unsigned char*>(data.data());
   const size_t size = data.size();
+  // The count is the sender's word, checked only once the records are read:
+  // reserve no more than `data` can hold (a delete of IPv4 is the smallest).
+  constexpr size_t kSmallestRecord = kDeleteFixed + 2 * 4;
+  out->reserve(first + std::min<size_t>(expected_count, size / kSmallestRecord));
   size_t offset = 0;
   uint32_t index = 0;
   auto fail = [&](const std::string& why) {

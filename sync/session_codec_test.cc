@@ -73,6 +73,18 @@ TEST(SessionCodecTest, RefusesMalformedInputWithoutAppending) {
   EXPECT_EQ(out[0].record.key, TestSession(9, kNowMs).key);
 }
 
+TEST(SessionCodecTest, ACountBeyondTheBytesIsRefusedWithoutReservingIt) {
+  // Found by test/fuzz/session_codec_fuzzer: the announced count used to be
+  // reserved before a record was read (4 G changes: 480 GB).
+  std::string one;
+  AppendDelete(TestSession(1, kNowMs).key, &one);
+  std::vector<SessionChange> out;
+  absl::Status s = DecodeChanges(one, 0xffffffff, &out);
+  EXPECT_THAT(s.message(), HasSubstr("found 1 records, the batch announced 4294967295"));
+  EXPECT_TRUE(out.empty());
+  EXPECT_LT(out.capacity(), 2u);
+}
+
 TEST(SessionRecordTest, ProtoRoundTripAndValidation) {
   SessionRecord r = TestSession(5, kNowMs);
   v1::Session proto;
