@@ -1,6 +1,7 @@
 #include "sync/session_table.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace cloudha {
 namespace {
@@ -15,7 +16,9 @@ SessionTable::SessionTable(const SessionTableOptions& options, Clock* clock)
 bool SessionTable::Replicable(const SessionKey& key, const SessionValue& value,
                               int64_t now_ms) const {
   if (!options_.pickup_connectionless && !IsConnectionOriented(key.l4_protocol)) return false;
-  return now_ms - value.created_ms >= absl::ToInt64Milliseconds(options_.pickup_delay);
+  // created_ms comes from a primary's batch or a publisher: any int64. Only
+  // the clock and the configured delay take part in the arithmetic.
+  return value.created_ms <= now_ms - absl::ToInt64Milliseconds(options_.pickup_delay);
 }
 
 void SessionTable::UpsertLocked(const SessionRecord& record, uint32_t generation,
@@ -46,8 +49,14 @@ void SessionTable::UpsertLocked(const SessionRecord& record, uint32_t generation
     entry.replicated = true;
     log_.Append({SessionChange::Op::kUpsert, {record.key, entry.value}}, now_us);
   } else if (inserted) {
-    delayed_.push(
-        {created_ms + absl::ToInt64Milliseconds(options_.pickup_delay), record.key});
+    // Due once the delay has passed since created_ms, which is any int64
+    // (see Replicable): one near the end of time is due at the end of time.
+    int64_t due_ms;
+    if (__builtin_add_overflow(created_ms, absl::ToInt64Milliseconds(options_.pickup_delay),
+                               &due_ms)) {
+      due_ms = std::numeric_limits<int64_t>::max();
+    }
+    delayed_.push({due_ms, record.key});
   }
 }
 
@@ -129,7 +138,9 @@ uint64_t SessionTable::Tick() {
   if (expiry_) {
     std::vector<SessionKey> dead;
     for (const auto& [key, entry] : entries_) {
-      if (entry.value.last_update_ms + int64_t{entry.value.timeout_s} * 1000 < now_ms) {
+      // last_update_ms is any int64 (see Replicable): the clock side of
+      // the comparison carries the arithmetic.
+      if (entry.value.last_update_ms < now_ms - int64_t{entry.value.timeout_s} * 1000) {
         dead.push_back(key);
       }
     }

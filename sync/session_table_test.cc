@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "sync/session_test_util.h"
 #include "base/fake_clock.h"
 
@@ -113,6 +115,37 @@ TEST_F(SessionTableTest, ExpiryRemovesTimedOutSessionsOnlyWhenOn) {
   ASSERT_EQ(log.size(), 1u);
   EXPECT_EQ(log[0].op, SessionChange::Op::kDelete);
   EXPECT_EQ(log[0].record.key, a.key);
+}
+
+TEST_F(SessionTableTest, TimesAtTheEndsOfInt64NeitherOverflowNorWrap) {
+  // Found by test/fuzz/session_replica_fuzzer: created_ms and
+  // last_update_ms come from a primary or a publisher, any int64, and the
+  // pickup and expiry arithmetic on them overflowed.
+  SessionTableOptions options;
+  options.pickup_delay = absl::Seconds(5);
+  SessionTable table(options, &clock_);
+  int reader = 0;
+  table.Snapshot(1 << 20, &reader);
+  SessionRecord ancient = TestSession(1, NowMs());
+  ancient.value.created_ms = std::numeric_limits<int64_t>::min();
+  SessionRecord future = TestSession(2, NowMs());
+  future.value.created_ms = std::numeric_limits<int64_t>::max();
+  future.value.last_update_ms = std::numeric_limits<int64_t>::max();
+  table.Apply({Upsert(ancient), Upsert(future)});
+  std::vector<SessionChange> log = Drain(table, reader);
+  ASSERT_EQ(log.size(), 1u);  // old enough; the other is due at the end of time
+  EXPECT_EQ(log[0].record.key, ancient.key);
+  table.SetExpiry(true);
+  clock_.Advance(absl::Hours(24));
+  table.Tick();
+  // The ancient one timed out; the one updated at the end of time did not.
+  log = Drain(table, reader);
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log[0].op, SessionChange::Op::kDelete);
+  EXPECT_EQ(log[0].record.key, ancient.key);
+  std::vector<SessionRecord> left = table.Records();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].key, future.key);
 }
 
 TEST_F(SessionTableTest, SnapshotPlusLogFromItsPositionIsTheWholeState) {
