@@ -163,8 +163,10 @@ std::vector<Membership::LivePeer> Membership::Live(absl::Time now) const {
   for (const Peer& peer : peers_) {
     if (!Fresh(peer.last_hello, now)) continue;
     LivePeer live{peer.id, peer.last, now - *peer.last_hello, peer.saw_us_after};
-    live.hello.set_uptime_ms(peer.last.uptime_ms() +
-                             absl::ToInt64Milliseconds(now - *peer.last_hello));
+    // The uptime is the peer's word, any int64: Duration arithmetic
+    // saturates where int64 would overflow.
+    live.hello.set_uptime_ms(absl::ToInt64Milliseconds(absl::Milliseconds(peer.last.uptime_ms()) +
+                                                       (now - *peer.last_hello)));
     out.push_back(std::move(live));
   }
   return out;

@@ -1,5 +1,7 @@
 #include "agent/membership.h"
 
+#include <limits>
+
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
@@ -137,6 +139,18 @@ TEST(MembershipTest, LiveListsUpPeersWithAgedUptime) {
   ASSERT_EQ(live.size(), 1u);
   EXPECT_EQ(live[0].hello.uptime_ms(), 5300);
   EXPECT_TRUE(m.Live(kStart + kInterval * 6).empty());
+}
+
+TEST(MembershipTest, AnUptimeAtTheEndOfInt64SaturatesAsItAges) {
+  // Found by test/fuzz/hello_fuzzer: a peer's uptime_ms is its word, and
+  // aging it overflowed.
+  Membership m(Config());
+  v1::Hello h = FromB(1);
+  h.set_uptime_ms(std::numeric_limits<int64_t>::max());
+  m.OnInboundHello("b", h, kStart);
+  std::vector<Membership::LivePeer> live = m.Live(kStart + absl::Milliseconds(300));
+  ASSERT_EQ(live.size(), 1u);
+  EXPECT_EQ(live[0].hello.uptime_ms(), std::numeric_limits<int64_t>::max());
 }
 
 TEST(MembershipTest, AnOlderStateVersionDoesNotRollBack) {
