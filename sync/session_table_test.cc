@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "sync/session_test_util.h"
 #include "base/fake_clock.h"
 
