@@ -451,7 +451,30 @@ void Agent::HandOverBeforeStopping() {
 
 absl::StatusOr<v1::FailoverResponse> Agent::Failover(const std::string& to,
                                                      absl::Duration timeout) {
-  return HandOver(to, timeout, /*must_replicate=*/true);
+  // An operator who fails over twice in a row finds the old primary still
+  // resyncing: it is waited for (within the timeout), not refused.
+  absl::Time deadline = clock_->Now() + timeout;
+  WaitForEligiblePeer(to, deadline);
+  return HandOver(to, std::max(deadline - clock_->Now(), absl::Seconds(1)),
+                  /*must_replicate=*/true);
+}
+
+void Agent::WaitForEligiblePeer(const std::string& to, absl::Time deadline) {
+  while (clock_->Now() < deadline) {
+    bool eligible = false;
+    bool soon = false;
+    for (const Membership::LivePeer& live : membership_.Live(clock_->Now())) {
+      if (!to.empty() && live.id != to) continue;
+      const v1::Hello& h = live.hello;
+      if (h.role() == v1::SECONDARY && h.sync_state() != v1::SYNCING) eligible = true;
+      if ((h.role() == v1::SECONDARY && h.sync_state() == v1::SYNCING) ||
+          h.role() == v1::PRIMARY || h.role() == v1::STARTING) {
+        soon = true;
+      }
+    }
+    if (eligible || !soon) return;
+    if (!clock_->SleepUntil(clock_->Now() + absl::Milliseconds(20), stop_)) return;
+  }
 }
 
 absl::StatusOr<v1::FailoverResponse> Agent::HandOver(const std::string& to,

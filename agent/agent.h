@@ -88,6 +88,10 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   // hand over anyway (a stopping agent).
   absl::StatusOr<v1::FailoverResponse> HandOver(const std::string& to, absl::Duration timeout,
                                                 bool must_replicate);
+  // Waits (until `deadline`) while no live peer that could take the role
+  // (`to`, or any) is eligible by its hello but one soon will be: its
+  // resync is running, or its hello after a role change is on the way.
+  void WaitForEligiblePeer(const std::string& to, absl::Time deadline);
   // `arbiter`: the lease keeper of config.arbiter (null without one).
   Agent(v1::AgentConfig config, TlsMaterial tls,
         std::unique_ptr<ReloadableCredentials> credentials, uint64_t boot_id,
