@@ -1,14 +1,12 @@
 // The primary's side of config replication to one secondary, while this node
 // is primary at one epoch: dials a stream (retrying with backoff), opens it
-// with the epoch and this node's exclusion list, learns the secondary's,
-// registers an outbox, diffs (subtree checksums level by level, the content
-// of what differs, then a "complete" marker with the root checksum), and
-// streams the commits the registry queues to the outbox. A secondary's ack
-// after a verified resync makes the outbox caught up.
+// with the epoch and this node's exclusion list, and runs a
+// ConfigPushSession on it (sync/config_push_session.h: the diff, the
+// outbox, the acks): writes what the session queues, hands it what the
+// secondary answers, until the stream ends or the pusher stops.
 //
 // The transport is injected (ConfigPushStream): the agent's adaptor speaks
-// gRPC, tests a fake. Diff content is read and queued in commit order
-// (ConfigCommitter::InCommitOrder), so a secondary converges.
+// gRPC, tests a fake.
 //
 // Thread-safe. The constructor starts the pusher's thread; the destructor
 // cancels the stream, joins, and removes the outbox.
@@ -32,6 +30,7 @@
 #include "sync/config_committer.h"
 #include "sync/config_outbox.h"
 #include "sync/config_path.h"
+#include "sync/config_push_session.h"
 
 namespace cloudha {
 
@@ -74,23 +73,13 @@ class ConfigPusher {
   // "diffing", "in sync at revision N", "reconnecting: why", for status.
   std::string state() const;
 
-  // Consecutive commits queued while the stream was busy travel as one
-  // (the last revision and root checksum, each path's last change): the
-  // secondary applies them in one transaction, one fsync, and keeps up with
-  // a primary that commits faster than it can fsync one by one. Other
-  // messages keep their place.
-  static std::vector<v1::ConfigSyncMessage> Coalesce(std::deque<v1::ConfigSyncMessage> in);
-
  private:
   void Run();
   absl::Status RunStream();
-  // Writes queued messages and drives the diff until the stream ends.
-  absl::Status Loop(ConfigPushStream* stream, const ExclusionSet& effective,
+  // Writes what `session` queues and hands it the answers until the stream
+  // ends.
+  absl::Status Loop(ConfigPushStream* stream, ConfigPushSession* session,
                     std::deque<v1::ConfigSyncMessage>* inbox, bool* reader_done);
-  void StartDiff();
-  // Compares one level, queues the content of what differs (in commit
-  // order), and asks for the next level.
-  void OnChecksums(const v1::ConfigChecksums& theirs, const ExclusionSet& effective);
   void SetState(std::string state);
 
   const ConfigPusherOptions options_;
@@ -101,17 +90,13 @@ class ConfigPusher {
   const PeerExclusionsFn on_peer_exclusions_;
   Clock* const clock_;
 
-  // The pusher thread's own (no lock): the stream's outbox, the checksum
-  // requests in flight (one level at a time) and their prefixes.
-  std::shared_ptr<ConfigOutbox> outbox_;
-  int outstanding_ = 0;
+  // The pusher thread's own: the last reconnect reason logged.
   std::string last_logged_;
-  std::vector<std::string> requested_;
-  bool diff_done_ = false;
-  uint64_t sent_entries_ = 0;
 
   mutable absl::Mutex mu_;
   ConfigPushStream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // The session of the stream that is up, for state().
+  ConfigPushSession* session_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::string state_ ABSL_GUARDED_BY(mu_) = "starting";
   absl::Notification stop_;
   std::thread thread_;

@@ -252,7 +252,7 @@ TEST(ConfigPusherCoalesceTest, ConsecutiveCommitsTravelAsOneKeepingEachPathsLast
   marker.mutable_pull_response()->set_complete(true);
   in.push_back(marker);
   in.push_back(commit(3, {}, {}));
-  std::vector<v1::ConfigSyncMessage> out = ConfigPusher::Coalesce(std::move(in));
+  std::vector<v1::ConfigSyncMessage> out = ConfigPushSession::Coalesce(std::move(in));
   ASSERT_EQ(out.size(), 3u);
   const v1::ConfigCommit& first = out[0].commit();
   EXPECT_EQ(first.revision(), 2u);

@@ -3,6 +3,16 @@
 // TO_PRIMARY hooks that finish at once, joined by a simulated network that
 // carries their hellos with a delay and can drop, cut and heal links.
 //
+// With Options::config, every node also runs the agent's config replication
+// parts (sync/: ConfigStore in a directory of its own that survives
+// crashes, ConfigCommitter, ConfigFollower, ConfigOutboxRegistry and one
+// ConfigPushSession per stream), joined as agent/config_sync.cc joins them:
+// a primary opens a stream to each live peer at its epoch, a secondary
+// accepts one only from the primary it follows (CheckStreamFromPrimary),
+// a node's config is in sync (and it eligible) once its follower verified
+// the primary's content. Stream messages travel the simulated network in
+// order, and a cut link, a crash or a role change ends the stream.
+//
 // Time is simulated and everything runs on the caller's thread, so a run is
 // a pure function of its options and seed: tests assert on simulated time
 // and replay a failure from its seed. The network plays the part gRPC plays
@@ -17,6 +27,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <ios>
 #include <map>
 #include <memory>
 #include <queue>
@@ -32,6 +43,13 @@
 #include "agent/node_core.h"
 #include "agent/witness_leases.h"
 #include "cloudha/v1/config.pb.h"
+#include "cloudha/v1/peer.pb.h"
+#include "sync/config_committer.h"
+#include "sync/config_follower.h"
+#include "sync/config_outbox.h"
+#include "sync/config_path.h"
+#include "sync/config_push_session.h"
+#include "sync/config_store.h"
 
 namespace cloudha {
 
@@ -63,6 +81,11 @@ class ClusterSim {
     // unless SetWitnessReachable says not. Needs lost_threshold >= 4.
     bool arbiter = false;
     absl::Duration lease_ttl = absl::Milliseconds(1000);
+    // Config replication (see above). Each node excludes "zone.<id>.**".
+    bool config = false;
+    // Local writes per second that each primary takes (unique paths under
+    // "app.r<round>."), with config.
+    double writes_per_s = 0;
   };
 
   explicit ClusterSim(Options options);
@@ -95,6 +118,8 @@ class ClusterSim {
   void Heal();
   // Whether `node` reaches the arbiter (with Options::arbiter).
   void SetWitnessReachable(int node, bool reachable) { nodes_[node]->reaches_witness = reachable; }
+  // Local writes per second on each primary from now on (Options::writes_per_s).
+  void SetWrites(double per_s) { options_.writes_per_s = per_s; }
   // Every hello is lost with probability `p` (0..1).
   void SetLoss(double p) { loss_ = p; }
   // Node `node`'s local health penalty (failing monitors' weights) and
@@ -112,7 +137,27 @@ class ClusterSim {
   bool alive(int node) const { return nodes_[node]->alive; }
 
   // The operator's `cloudha failover --to` on `node` ("" = the best peer).
+  // With config, as the agent does it: local writes to synced paths are
+  // refused meanwhile, and the handover is refused (UNAVAILABLE) unless the
+  // target (every live secondary with "") applied the last commit within
+  // 2 s of simulated time. A handover that goes ahead checks that the
+  // target holds every write the old primary acknowledged.
   absl::StatusOr<std::string> Handover(int node, const std::string& to);
+
+  // With config: a local write on `node` (the admin API's put), recorded as
+  // acknowledged when it succeeds. Returns the revision.
+  absl::StatusOr<uint64_t> Write(int node, const std::string& path, const std::string& value);
+  // Whether every alive secondary verifiably holds the primary's content at
+  // its last revision (Settled, and every pusher caught up).
+  bool ConfigConverged() const;
+  // Checks that every write acknowledged since the last EndRound is on the
+  // primary or was saved (config-replaced.jsonl) by a node whose resync
+  // replaced it: a violation names each one lost. Then the primary deletes
+  // the round's paths, and a new round begins. Call once ConfigConverged.
+  void EndRound();
+  uint64_t writes_acked() const { return writes_acked_total_; }
+  uint64_t writes_saved() const { return writes_saved_total_; }
+  const ConfigStore* store(int node) const { return nodes_[node]->store.get(); }
 
   NodeCore::View view(int node) const;
   // Alive nodes that are PRIMARY now.
@@ -130,7 +175,10 @@ class ClusterSim {
   const std::vector<std::string>& violations() const { return violations_; }
 
   // With an arbiter, any two nodes primary at once while their link is cut
-  // is also a violation (split brain).
+  // is also a violation (split brain). With config: a secondary whose
+  // follower says it holds the primary's content, at the primary's
+  // revision, with another root checksum; an acknowledged write a handover
+  // lost, or one lost silently (EndRound).
   //
   // Epochs at which two nodes were primary at once in different partitions
   // (see docs/architecture.md, "Known limits": without an arbiter, two
@@ -149,7 +197,7 @@ class ClusterSim {
     Env(ClusterSim* sim, Node* node) : sim_(sim), node_(node) {}
     uint32_t MonitorPenalty() override { return node_->penalty; }
     bool AllMonitorsFailing() override { return false; }
-    bool InSync() override { return node_->in_sync; }
+    bool InSync() override { return node_->in_sync && sim_->ConfigInSync(*node_); }
     absl::Status StoreEpoch(uint64_t epoch) override;
     void FollowRole(v1::Role role, uint64_t epoch, const std::string& primary,
                     const std::vector<Membership::LivePeer>& live) override;
@@ -194,6 +242,45 @@ class ClusterSim {
     absl::Time held_until = absl::InfinitePast();
     absl::Time next_ask = absl::InfinitePast();
     uint64_t fence = 0;
+    // Config replication (Options::config). The directory survives crashes
+    // like STATE_DIR; the rest is the running agent's.
+    std::string config_dir;
+    ExclusionSet own;
+    std::unique_ptr<ConfigStore> store;
+    std::unique_ptr<ConfigOutboxRegistry> outboxes;
+    std::unique_ptr<ConfigCommitter> committer;
+    std::unique_ptr<ConfigFollower> follower;
+    // What the role logic last told config sync (NodeCoreEnv::FollowRole).
+    v1::Role role = v1::STARTING;
+    uint64_t role_epoch = 0;
+    std::string primary;
+    std::set<int> live;
+    bool handing_over = false;
+    // The stream the follower serves (0: none), and per peer when the
+    // pusher may dial again.
+    uint64_t follow_stream = 0;
+    std::map<int, absl::Time> redial_at;
+    // How far SavedValues read its config-replaced.jsonl.
+    std::streamoff replaced_read = 0;
+  };
+  // One SyncConfig stream from a primary to a secondary.
+  struct ConfigStream {
+    int primary = 0;
+    int secondary = 0;
+    uint64_t epoch = 0;
+    uint64_t primary_boot = 0;
+    uint64_t secondary_boot = 0;
+    // The follower's id for it, once the secondary accepted the open.
+    uint64_t follower_id = 0;
+    std::unique_ptr<ConfigPushSession> session;
+    // Messages of one direction arrive in order: not before the last.
+    absl::Time last_to_secondary = absl::InfinitePast();
+    absl::Time last_to_primary = absl::InfinitePast();
+  };
+  struct AckedWrite {
+    int node;
+    std::string path;
+    std::string value;
   };
   class SimClock;
   // A hello (or a reply) in flight.
@@ -206,6 +293,9 @@ class ClusterSim {
     bool reply;
     absl::Time sent;  // of the hello a reply answers
     v1::Hello hello;
+    // A config stream's message (0: a hello or reply).
+    uint64_t stream = 0;
+    v1::ConfigSyncMessage config;
     bool operator>(const Message& o) const { return at != o.at ? at > o.at : order > o.order; }
   };
 
@@ -221,10 +311,25 @@ class ClusterSim {
   void CheckInvariants();
   void Violation(std::string what);
 
+  // Config replication.
+  void OpenConfig(Node& node);
+  void CloseConfig(Node& node);
+  bool ConfigInSync(const Node& node) const;
+  absl::Status CheckWritable(const Node& node, const std::vector<ConfigChange>& changes) const;
+  absl::Status StillFollows(const Node& node, const std::string& primary) const;
+  void StepConfig(Node& node);
+  void SendConfig(ConfigStream& s, uint64_t id, bool to_secondary, v1::ConfigSyncMessage m);
+  void DeliverConfig(const Message& m);
+  void CloseStream(uint64_t id);
+  bool CaughtUp(const Node& primary, const std::string& only) const;
+  void CheckConfigInvariants();
+  // (path, local value) of the saved lines of every node's config-replaced.jsonl.
+  const std::set<std::pair<std::string, std::string>>& SavedValues();
+
   Options options_;
   std::mt19937_64 rng_;
   absl::Time now_;
-  std::unique_ptr<Clock> witness_clock_;
+  std::unique_ptr<Clock> sim_clock_;
   std::string witness_dir_;
   std::unique_ptr<WitnessLeases> witness_;
   double loss_ = 0;
@@ -241,6 +346,15 @@ class ClusterSim {
   int same_epoch_across_partitions_ = 0;
   std::vector<std::string> violations_;
   std::deque<std::string> history_;
+  std::string config_root_;
+  std::map<uint64_t, std::unique_ptr<ConfigStream>> streams_;
+  uint64_t next_stream_ = 1;
+  std::vector<AckedWrite> acked_;
+  std::set<std::pair<std::string, std::string>> saved_;
+  uint64_t round_ = 0;
+  uint64_t next_write_ = 0;
+  uint64_t writes_acked_total_ = 0;
+  uint64_t writes_saved_total_ = 0;
   void Record(std::string what);
 };
 
