@@ -13,6 +13,7 @@
 #include "agent/etcd_backend.h"
 #include "agent/grpc_endpoints.h"
 #include "agent/witness_backend.h"
+#include "base/build_info.h"
 #include "base/command_runner.h"
 #include "base/log.h"
 #include "base/secure_file.h"
@@ -410,6 +411,9 @@ void Agent::Tick() {
     core_.Step(now);
     if (next <= now) next += interval;
     if (next <= now) next = now + interval;
+    // The service manager hears from this thread while it runs, and only
+    // then: a role thread that hangs stops the watchdog.
+    next = std::min(next, NotifyServiceManager(now));
     // Wake when a peer would expire if that comes before the next tick, so
     // detection takes interval * threshold, not up to one interval more.
     if (std::optional<absl::Time> expiry = membership_.NextExpiry(); expiry.has_value()) {
@@ -422,6 +426,41 @@ void Agent::Tick() {
       if (held_until > now) next = std::min(next, held_until);
     }
   }
+}
+
+absl::Time Agent::NotifyServiceManager(absl::Time now) {
+  if (notifier_ == nullptr) return absl::InfiniteFuture();
+  NodeCore::View view = core_.view(now);
+  if (view.role == v1::STARTING) {
+    // Listeners are open, the first decision is not made yet: not ready.
+  } else {
+    size_t up = membership_.Live(now).size();
+    std::string status =
+        view.role == v1::PRIMARY
+            ? absl::StrCat("PRIMARY at epoch ", view.epoch, view.primary_ready ? "" : ", hooks running")
+        : view.primary.empty()
+            ? absl::StrCat(v1::Role_Name(view.role), ", no primary known")
+            : absl::StrCat(v1::Role_Name(view.role), " following ", view.primary, " at epoch ",
+                           view.known_epoch, InSync() ? ", in sync" : ", syncing");
+    absl::StrAppend(&status, "; ", up, " of ", config_.peers_size(), " peers up");
+    if (!ready_sent_) {
+      notifier_->Ready(status);
+      ready_sent_ = true;
+      status_sent_ = status;
+      LogEvent(LogLevel::kInfo, "ready", {{"status", status}});
+    } else if (status != status_sent_) {
+      notifier_->Status(status);
+      status_sent_ = status;
+    }
+  }
+  absl::Duration timeout = notifier_->watchdog_timeout();
+  if (timeout <= absl::ZeroDuration()) return absl::InfiniteFuture();
+  // At least twice per timeout, as sd_watchdog_enabled(3) asks.
+  if (now >= next_watchdog_) {
+    notifier_->Watchdog();
+    next_watchdog_ = now + timeout / 4;
+  }
+  return next_watchdog_;
 }
 
 void Agent::HandOverBeforeStopping() {
@@ -537,6 +576,7 @@ bool Agent::Stopping() { return stop_.HasBeenNotified(); }
 void Agent::Shutdown() {
   if (!started_ || shut_down_) return;
   shut_down_ = true;
+  if (notifier_ != nullptr) notifier_->Stopping();
   HandOverBeforeStopping();
   // Probes and load balancers see NOT_SERVING before anything stops.
   health_.Shutdown();
@@ -572,6 +612,7 @@ v1::StatusResponse Agent::Status() {
   status.set_group_id(local_.group_id());
   status.set_uptime_ms(absl::ToInt64Milliseconds(now - local_.started()));
   status.set_boot_id(local_.boot_id());
+  status.set_version(BuildVersionLine());
   status.set_listen(config_.listen());
   status.set_heartbeat_interval_ms(config_.heartbeat().interval_ms());
   status.set_lost_threshold(config_.heartbeat().lost_threshold());

@@ -34,6 +34,7 @@
 #include "agent/peer_verifier.h"
 #include "agent/role_machine.h"
 #include "agent/config_sync.h"
+#include "agent/service_notifier.h"
 #include "agent/session_sync.h"
 #include "cloudha/v1/config.pb.h"
 #include "agent/arbiter_client.h"
@@ -77,6 +78,10 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   bool WaitForEvents(uint64_t after, absl::Duration timeout) override;
   bool Stopping() override;
 
+  // Who hears READY=1, STATUS=, WATCHDOG=1 and STOPPING=1 (systemd's
+  // notify protocol); set before Start, outlives the agent. None: no one.
+  void SetServiceNotifier(ServiceNotifier* notifier) { notifier_ = notifier; }
+
   // Rereads the TLS files now (SIGHUP) instead of at the next poll; new
   // material is checked first, and established streams keep theirs
   // (agent/tls_watcher.h). Returns at once.
@@ -109,6 +114,10 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   // Hook runners, monitors, hello paths and the role thread.
   void StartThreads();
   void Tick();
+  // The role thread's news for the service manager: READY=1 after the first
+  // role decision, STATUS= when the role line changes, WATCHDOG=1 on time.
+  // Returns when the next WATCHDOG=1 is due (InfiniteFuture: never).
+  absl::Time NotifyServiceManager(absl::Time now);
   void Note(const std::string& kind, const std::string& message,
             std::map<std::string, std::string> fields = {});
   void OnPrimaryHooksDone(uint64_t epoch, bool ok, const std::string& detail);
@@ -168,6 +177,11 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   std::shared_ptr<absl::Notification> wake_ ABSL_GUARDED_BY(wake_mu_);
   bool started_ = false;
   bool shut_down_ = false;
+  ServiceNotifier* notifier_ = nullptr;
+  // The role thread's own.
+  bool ready_sent_ = false;
+  std::string status_sent_;
+  absl::Time next_watchdog_ = absl::InfinitePast();
 };
 
 }  // namespace cloudha

@@ -1,5 +1,7 @@
 #include "agent/local_node.h"
 
+#include "base/build_info.h"
+
 namespace cloudha {
 
 LocalNode::LocalNode(const v1::AgentConfig& config, uint64_t boot_id, absl::Time started)
@@ -36,6 +38,7 @@ v1::Hello LocalNode::MakeHello(absl::Time now, const std::string& peer) const {
   hello.set_uptime_margin_s(uptime_margin_s_);
   hello.set_uptime_ms(absl::ToInt64Milliseconds(now - started_));
   hello.set_heartbeat_interval_ms(interval_ms_);
+  hello.set_version(BuildVersionLine());
   RoleState state;
   {
     absl::MutexLock lock(&mu_);

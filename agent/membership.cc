@@ -249,6 +249,7 @@ std::vector<v1::PeerStatus> Membership::Status(absl::Time now) const {
     s.set_epoch(peer.last.epoch());
     s.set_health_penalty(peer.last.health_penalty());
     s.set_sync_state(peer.last.sync_state());
+    s.set_version(peer.last.version());
     out.push_back(std::move(s));
   }
   return out;

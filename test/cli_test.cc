@@ -33,6 +33,17 @@ class CliTest : public ::testing::Test {
   TestCluster cluster_{{"a", "b"}};
 };
 
+TEST_F(CliTest, VersionNamesTheReleaseCommitBuildAndLibraries) {
+  for (const char* flag : {"--version", "-V"}) {
+    CommandResult r = cluster_.Cli({flag});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_THAT(r.out, ::testing::MatchesRegex(
+                           "cloudha [0-9]+\\.[0-9]+\\.[0-9]+\ncommit [0-9a-z-]+\n"
+                           "built [0-9TZ:-]+\ngRPC 1\\.[0-9.]+, protobuf 3\\.[0-9.]+, "
+                           "OpenSSL [0-9].*\n"));
+  }
+}
+
 TEST_F(CliTest, CertsInitWritesCaAndNodeCertificates) {
   CommandResult r = cluster_.Cli(
       {"certs", "init", "--cluster", "prod", "--nodes", "fw-1,fw-2", "--out", cluster_.dir() + "/pki"});

@@ -58,12 +58,19 @@ TEST_F(TwoAgentsTest, StatusJsonNamesBothPeersUp) {
   EXPECT_EQ(peer.at("state").string_value(), "UP");
   EXPECT_GT(peer.at("rtt_ms").number_value(), 0.0);
   EXPECT_LT(peer.at("rtt_ms").number_value(), 1000.0);
+  // Each node's version, and the peer's from its hellos.
+  const std::string version = f.at("version").string_value();
+  EXPECT_THAT(version, ::testing::MatchesRegex("[0-9]+\\.[0-9]+\\.[0-9]+ \\(commit .+\\)"));
+  EXPECT_EQ(peer.at("version").string_value(), version);
 }
 
 TEST_F(TwoAgentsTest, StatusTextShowsPeerAndPath) {
   CommandResult r = cluster_.Cli({"status", "--socket", cluster_.socket("b")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("node b  cluster demo (group 7)"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("\nversion [0-9]+\\.[0-9]+\\.[0-9]+ \\(commit "));
+  // Both run the same binary: no "runs version" line for the peer.
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("runs version")));
   EXPECT_THAT(r.out, ::testing::ContainsRegex("\na +UP "));
   EXPECT_THAT(r.out, HasSubstr(absl::StrCat("path 0 ", PeerAddr("a"))));
 }

@@ -13,6 +13,7 @@
 #include "agent/cli/check_config_command.h"
 #include "agent/cli/process_signals.h"
 #include "agent/agent_config.h"
+#include "agent/service_notifier.h"
 #include "base/log.h"
 #include "base/real_clock.h"
 
@@ -73,6 +74,8 @@ int RunAgent(const std::string& config_path) {
     LogEvent(LogLevel::kError, "agent_failed", {{"reason", agent.status().message()}});
     return 1;
   }
+  SystemdNotifier notifier;
+  (*agent)->SetServiceNotifier(&notifier);
   if (absl::Status s = (*agent)->Start(); !s.ok()) {
     LogEvent(LogLevel::kError, "agent_failed", {{"reason", s.message()}});
     return 1;

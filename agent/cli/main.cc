@@ -9,6 +9,11 @@
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "base/build_info.h"
+#include "google/protobuf/stubs/common.h"
+#include "grpcpp/grpcpp.h"
+#include "openssl/crypto.h"
 #include "agent/cli/agent_command.h"
 #include "agent/cli/certs_command.h"
 #include "agent/cli/check_config_command.h"
@@ -37,6 +42,15 @@ std::vector<std::string> NormalizeProbeFlags(std::vector<std::string> args) {
     if (in_probe && arg.size() > 2 && arg[0] == '-' && arg[1] != '-') arg = "-" + arg;
   }
   return args;
+}
+
+// `cloudha --version`: the first line is what help2man and scripts read.
+std::string VersionText() {
+  return absl::StrCat("cloudha ", cloudha::BuildVersion(), "\ncommit ", cloudha::BuildCommit(),
+                      "\nbuilt ", cloudha::BuildDate(), "\ngRPC ", grpc::Version(),
+                      ", protobuf ",
+                      google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION), ", ",
+                      OpenSSL_version(OPENSSL_VERSION));
 }
 
 void AddAdminTarget(CLI::App* command, cloudha::AdminTarget* target) {
@@ -134,6 +148,8 @@ int Dispatch(int argc, char** argv) {
   CLI::App app{"cloudha: high-availability cluster agent for VMs across availability zones"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "help for every subcommand");
+  app.set_version_flag("-V,--version", VersionText,
+                       "print the version, commit, build date and library versions");
 
   std::string config_path;
   CLI::App* agent = app.add_subcommand("agent", "run the agent");
@@ -259,6 +275,8 @@ int Dispatch(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     app.exit(e);

@@ -64,6 +64,7 @@ std::string FormatStatus(const v1::StatusResponse& s) {
       "node %s  cluster %s (group %d)  up %s  priority %d  listen %s\n", s.node_id(),
       s.cluster(), s.group_id(), absl::FormatDuration(absl::Seconds(s.uptime_ms() / 1000)),
       s.priority(), s.listen());
+  if (!s.version().empty()) absl::StrAppendFormat(&out, "version %s\n", s.version());
   if (s.role() != v1::ROLE_UNSPECIFIED) {
     absl::StrAppendFormat(&out, "role %s  epoch %d  for %s: %s\n", v1::Role_Name(s.role()),
                           s.epoch(), absl::FormatDuration(absl::Seconds(s.role_age_ms() / 1000)),
@@ -120,6 +121,9 @@ std::string FormatStatus(const v1::StatusResponse& s) {
                           p.role() == v1::ROLE_UNSPECIFIED ? "-" : v1::Role_Name(p.role()),
                           p.epoch(), Age(p.last_hello_age_ms()), Ms(p.rtt_ms()), p.hellos_sent(),
                           p.hellos_received(), p.restarts());
+    if (!p.version().empty() && p.version() != s.version()) {
+      absl::StrAppendFormat(&out, "  runs version %s (this node: %s)\n", p.version(), s.version());
+    }
     for (int i = 0; i < p.paths_size(); ++i) {
       const v1::PathStatus& path = p.paths(i);
       absl::StrAppendFormat(&out, "  path %d %-24s %-5s rtt %s (last %s)  loss %.1f%%  sent %d\n",
