@@ -1,9 +1,18 @@
 #include "base/log.h"
 
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <systemd/sd-journal.h>
+#include <syslog.h>
+
 #include <atomic>
+#include <cstdlib>
+#include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "spdlog/sinks/stdout_sinks.h"
@@ -75,7 +84,85 @@ spdlog::level::level_enum ToSpd(LogLevel level) {
   return spdlog::level::info;
 }
 
+int SyslogPriority(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return LOG_DEBUG;
+    case LogLevel::kInfo:
+      return LOG_INFO;
+    case LogLevel::kWarn:
+      return LOG_WARNING;
+    case LogLevel::kError:
+      return LOG_ERR;
+  }
+  return LOG_INFO;
+}
+
+// A field name the journal takes: [A-Z0-9_], not starting with a digit or
+// '_'; names the journal or this logger use themselves get a FIELD_ prefix.
+std::string JournalName(absl::string_view key) {
+  static const std::set<std::string>* reserved = new std::set<std::string>{
+      "MESSAGE", "MESSAGE_ID", "PRIORITY", "CODE_FILE", "CODE_LINE", "CODE_FUNC", "ERRNO",
+      "SYSLOG_IDENTIFIER", "SYSLOG_FACILITY", "SYSLOG_PID", "SYSLOG_TIMESTAMP", "SYSLOG_RAW",
+      "INVOCATION_ID", "USER_INVOCATION_ID", "TID", "UNIT", "USER_UNIT", "DOCUMENTATION",
+      "EVENT"};
+  std::string name;
+  for (char c : key) name += absl::ascii_isalnum(c) ? absl::ascii_toupper(c) : '_';
+  if (name.empty() || reserved->count(name) != 0 || absl::ascii_isdigit(name[0]) ||
+      name[0] == '_') {
+    name = "FIELD_" + name;
+  }
+  return name.substr(0, 64);
+}
+
+std::vector<std::string> JournalFields(LogLevel level, absl::string_view event,
+                                       std::initializer_list<LogField> fields) {
+  std::vector<std::string> out;
+  out.push_back(absl::StrCat("PRIORITY=", SyslogPriority(level)));
+  out.push_back("SYSLOG_IDENTIFIER=cloudha");
+  out.push_back(absl::StrCat("MESSAGE=", Text(event, fields)));
+  out.push_back(absl::StrCat("EVENT=", event));
+  for (const LogField& f : fields) out.push_back(absl::StrCat(JournalName(f.key), "=", f.value));
+  return out;
+}
+
+// Whether stderr is the journal, decided once.
+bool StderrIsJournal() {
+  static const bool journal = [] {
+    struct stat st;
+    const char* stream = getenv("JOURNAL_STREAM");
+    return stream != nullptr && fstat(2, &st) == 0 &&
+           JournalStreamIs(stream, static_cast<uint64_t>(st.st_dev),
+                           static_cast<uint64_t>(st.st_ino));
+  }();
+  return journal;
+}
+
+bool SendToJournal(LogLevel level, absl::string_view event,
+                   std::initializer_list<LogField> fields) {
+  // sd_journal_sendv succeeds silently when journald's socket is missing
+  // (a stopped or restarting journald): the line goes to stderr then.
+  struct stat st;
+  if (stat("/run/systemd/journal/socket", &st) != 0) return false;
+  std::vector<std::string> entries = JournalFields(level, event, fields);
+  std::vector<iovec> iov;
+  for (std::string& e : entries) iov.push_back({e.data(), e.size()});
+  return sd_journal_sendv(iov.data(), static_cast<int>(iov.size())) == 0;
+}
+
 }  // namespace
+
+bool JournalStreamIs(const char* journal_stream, uint64_t device, uint64_t inode) {
+  std::vector<std::string> parts = absl::StrSplit(journal_stream, ':');
+  uint64_t d = 0, i = 0;
+  return parts.size() == 2 && absl::SimpleAtoi(parts[0], &d) && absl::SimpleAtoi(parts[1], &i) &&
+         d == device && i == inode;
+}
+
+std::vector<std::string> JournalFieldsForTest(LogLevel level, absl::string_view event,
+                                              std::initializer_list<LogField> fields) {
+  return JournalFields(level, event, fields);
+}
 
 void ConfigureLogging(LogFormat format, LogLevel level) {
   g_format = format;
@@ -97,6 +184,7 @@ std::string FormatEventForTest(LogFormat format, absl::string_view event,
 void LogEvent(LogLevel level, absl::string_view event, std::initializer_list<LogField> fields) {
   spdlog::logger& logger = Logger();
   if (!logger.should_log(ToSpd(level))) return;
+  if (StderrIsJournal() && SendToJournal(level, event, fields)) return;
   std::string line = g_format == LogFormat::kJson ? JsonMembers(event, fields)
                                                   : Text(event, fields);
   logger.log(ToSpd(level), "{}", line);
