@@ -23,6 +23,15 @@ grpc::Status AdminServiceImpl::Failover(grpc::ServerContext* /*context*/,
   return grpc::Status::OK;
 }
 
+grpc::Status AdminServiceImpl::Reload(grpc::ServerContext* /*context*/,
+                                      const v1::ReloadRequest* /*request*/,
+                                      v1::ReloadResponse* response) {
+  absl::StatusOr<v1::ReloadResponse> result = backend_->Reload();
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *response = *result;
+  return grpc::Status::OK;
+}
+
 grpc::Status AdminServiceImpl::ListEvents(grpc::ServerContext* context,
                                           const v1::ListEventsRequest* request,
                                           grpc::ServerWriter<v1::Event>* writer) {

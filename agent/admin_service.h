@@ -32,6 +32,8 @@ class AdminBackend {
   virtual bool WaitForEvents(uint64_t after, absl::Duration timeout) = 0;
   // The agent is shutting down: streams end.
   virtual bool Stopping() = 0;
+  // Rereads the configuration file (see AdminService.Reload).
+  virtual absl::StatusOr<v1::ReloadResponse> Reload() = 0;
 };
 
 // Thread-safe when the backend is.
@@ -46,6 +48,8 @@ class AdminServiceImpl final : public v1::AdminService::Service {
                         v1::FailoverResponse* response) override;
   grpc::Status ListEvents(grpc::ServerContext* context, const v1::ListEventsRequest* request,
                           grpc::ServerWriter<v1::Event>* writer) override;
+  grpc::Status Reload(grpc::ServerContext* context, const v1::ReloadRequest* request,
+                      v1::ReloadResponse* response) override;
   grpc::Status ListSessions(grpc::ServerContext* context, const v1::ListSessionsRequest* request,
                             grpc::ServerWriter<v1::ListSessionsResponse>* writer) override;
   grpc::Status PublishSessions(grpc::ServerContext* context,

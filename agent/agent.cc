@@ -7,11 +7,14 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "agent/agent_config.h"
 #include "agent/etcd_backend.h"
 #include "agent/grpc_endpoints.h"
+#include "agent/reload_plan.h"
 #include "agent/witness_backend.h"
 #include "base/build_info.h"
 #include "base/command_runner.h"
@@ -105,20 +108,14 @@ Agent::Agent(v1::AgentConfig config, TlsMaterial tls,
       admin_service_(this, &sessions_, &config_sync_),
       epoch_store_(config_.state_dir()),
       core_(config_, stored_epoch, clock->Now(), &membership_, &local_, this) {
-  std::vector<v1::MonitorConfig> monitor_configs(config_.monitors().begin(),
-                                                 config_.monitors().end());
-  std::vector<MonitorSet::Check> checks;
-  for (const auto& m : monitor_configs) checks.push_back(MonitorSet::CheckFor(m));
-  monitors_ = std::make_unique<MonitorSet>(
-      monitor_configs, checks, clock_, [this](const MonitorSet::Change& change) {
-        LogEvent(change.passing ? LogLevel::kInfo : LogLevel::kWarn,
-                 change.passing ? "monitor_passing" : "monitor_failing",
-                 {{"monitor", change.monitor}, {"result", change.result}});
-        Note("monitor",
-             change.passing ? absl::StrCat(change.monitor, " passing")
-                            : absl::StrCat(change.monitor, " failing: ", change.result),
-             {{"monitor", change.monitor}, {"passing", change.passing ? "true" : "false"}});
-      });
+  {
+    absl::MutexLock lock(&monitors_mu_);
+    monitors_ = MakeMonitors(config_);
+  }
+  {
+    absl::MutexLock lock(&reload_mu_);
+    current_ = config_;
+  }
   // Set before any hello can arrive (the servers start later).
   membership_.SetNewsCallback([this] { Wake(); });
   auto on_attempt = [this](const HookRunner::Attempt& a) {
@@ -136,10 +133,7 @@ Agent::Agent(v1::AgentConfig config, TlsMaterial tls,
   // PEER_LOST hook never delays the TO_PRIMARY hooks of the failover.
   std::vector<v1::HookConfig> role_hooks;
   std::vector<v1::HookConfig> peer_hooks;
-  for (const v1::HookConfig& h : config_.hooks()) {
-    bool peer = h.on() == v1::HookConfig::PEER_LOST || h.on() == v1::HookConfig::PEER_FOUND;
-    (peer ? peer_hooks : role_hooks).push_back(h);
-  }
+  SplitHooks(config_, &role_hooks, &peer_hooks);
   hooks_ = std::make_unique<HookRunner>(role_hooks, clock_, &RunCommand, on_attempt);
   peer_hooks_ = std::make_unique<HookRunner>(peer_hooks, clock_, &RunCommand, on_attempt);
   if (arbiter != nullptr) {
@@ -154,6 +148,89 @@ Agent::Agent(v1::AgentConfig config, TlsMaterial tls,
 }
 
 Agent::~Agent() { Shutdown(); }
+
+std::shared_ptr<MonitorSet> Agent::MakeMonitors(const v1::AgentConfig& config) {
+  std::vector<v1::MonitorConfig> monitor_configs(config.monitors().begin(),
+                                                 config.monitors().end());
+  std::vector<MonitorSet::Check> checks;
+  for (const auto& m : monitor_configs) checks.push_back(MonitorSet::CheckFor(m));
+  return std::make_shared<MonitorSet>(
+      monitor_configs, checks, clock_, [this](const MonitorSet::Change& change) {
+        LogEvent(change.passing ? LogLevel::kInfo : LogLevel::kWarn,
+                 change.passing ? "monitor_passing" : "monitor_failing",
+                 {{"monitor", change.monitor}, {"result", change.result}});
+        Note("monitor",
+             change.passing ? absl::StrCat(change.monitor, " passing")
+                            : absl::StrCat(change.monitor, " failing: ", change.result),
+             {{"monitor", change.monitor}, {"passing", change.passing ? "true" : "false"}});
+      });
+}
+
+std::shared_ptr<MonitorSet> Agent::monitors() const {
+  absl::MutexLock lock(&monitors_mu_);
+  return monitors_;
+}
+
+absl::StatusOr<v1::ReloadResponse> Agent::Reload() {
+  absl::MutexLock lock(&reload_mu_);
+  if (reload_closed_) return absl::UnavailableError("the agent is stopping");
+  if (config_file_.empty()) {
+    return absl::FailedPreconditionError("this agent was not started from a configuration file");
+  }
+  // As SIGHUP always did: new certificate and key files are checked and used
+  // for new connections, whatever the configuration file says.
+  ReloadTls();
+  LoadedConfig loaded = LoadAgentConfig(config_file_, clock_->WallNow());
+  if (!loaded.problems.empty()) {
+    std::vector<std::string> problems;
+    for (const ConfigProblem& p : loaded.problems) problems.push_back(p.ToString());
+    std::string reason = absl::StrCat(config_file_, " has ", problems.size(),
+                                      " problem(s); nothing was changed: ",
+                                      absl::StrJoin(problems, "; "));
+    LogEvent(LogLevel::kError, "reload_refused", {{"file", config_file_}, {"reason", reason}});
+    Note("reload", absl::StrCat("refused: ", reason));
+    return absl::InvalidArgumentError(reason);
+  }
+  ReloadPlan plan = PlanReload(current_, loaded.config);
+  if (!plan.refused.empty()) {
+    std::string reason = absl::StrCat(
+        "changing ", absl::StrJoin(plan.refused, ", "),
+        " needs a restart (systemctl restart cloudha); nothing was changed, the agent runs on "
+        "its configuration as before (live: ", absl::StrJoin(ReloadPlan::Live(), ", "), ")");
+    LogEvent(LogLevel::kError, "reload_refused", {{"file", config_file_}, {"reason", reason}});
+    Note("reload", absl::StrCat("refused: ", reason));
+    return absl::FailedPreconditionError(reason);
+  }
+  const v1::AgentConfig& next = loaded.config;
+  for (const std::string& section : plan.applied) {
+    if (section == "log") {
+      ConfigureLogging(ToLogFormat(next.log().format()), ToLogLevel(next.log().level()));
+    } else if (section == "hooks") {
+      std::vector<v1::HookConfig> role_hooks;
+      std::vector<v1::HookConfig> peer_hooks;
+      SplitHooks(next, &role_hooks, &peer_hooks);
+      hooks_->SetHooks(std::move(role_hooks));
+      peer_hooks_->SetHooks(std::move(peer_hooks));
+    } else if (section == "monitors") {
+      std::shared_ptr<MonitorSet> fresh = MakeMonitors(next);
+      fresh->Start();
+      std::shared_ptr<MonitorSet> old;
+      {
+        absl::MutexLock monitors_lock(&monitors_mu_);
+        old = std::exchange(monitors_, std::move(fresh));
+      }
+      old->Stop();
+      Wake();  // the role step sees the new penalty now
+    }
+  }
+  current_ = next;
+  v1::ReloadResponse response;
+  for (const std::string& section : plan.applied) response.add_applied(section);
+  std::string applied = plan.applied.empty() ? "nothing new" : absl::StrJoin(plan.applied, ",");
+  LogEvent(LogLevel::kInfo, "config_reloaded", {{"file", config_file_}, {"applied", applied}});
+  Note("reload", absl::StrCat("reloaded ", config_file_, ": ", applied));
+  return response;
+}
 
 absl::Status Agent::Start() {
   if (started_) return absl::FailedPreconditionError("agent already started");
@@ -251,7 +328,7 @@ void Agent::CreateHelloPaths() {
 void Agent::StartThreads() {
   hooks_->Start();
   peer_hooks_->Start();
-  monitors_->Start();
+  monitors()->Start();
   for (auto& path : paths_) path->Start();
   if (arbiter_ != nullptr) arbiter_->Start();
   tls_watcher_.Start();
@@ -292,9 +369,9 @@ void Agent::OnMembershipChange(const Membership::Change& change) {
   }
 }
 
-uint32_t Agent::MonitorPenalty() { return monitors_->penalty(); }
+uint32_t Agent::MonitorPenalty() { return monitors()->penalty(); }
 
-bool Agent::AllMonitorsFailing() { return monitors_->all_failing(); }
+bool Agent::AllMonitorsFailing() { return monitors()->all_failing(); }
 
 bool Agent::InSync() { return sessions_.in_sync() && config_sync_.in_sync(); }
 
@@ -576,6 +653,10 @@ bool Agent::Stopping() { return stop_.HasBeenNotified(); }
 void Agent::Shutdown() {
   if (!started_ || shut_down_) return;
   shut_down_ = true;
+  {
+    absl::MutexLock lock(&reload_mu_);
+    reload_closed_ = true;
+  }
   if (notifier_ != nullptr) notifier_->Stopping();
   HandOverBeforeStopping();
   // Probes and load balancers see NOT_SERVING before anything stops.
@@ -595,7 +676,7 @@ void Agent::Shutdown() {
   // Release hooks (TO_SECONDARY of the handover) get a few seconds.
   hooks_->Stop(absl::Seconds(5));
   peer_hooks_->Stop();
-  monitors_->Stop();
+  monitors()->Stop();
   for (auto& path : paths_) path->Stop();
   for (grpc::Server* server : {admin_server_.get(), health_server_.get()}) {
     if (server != nullptr) server->Shutdown(now);
@@ -618,7 +699,7 @@ v1::StatusResponse Agent::Status() {
   status.set_lost_threshold(config_.heartbeat().lost_threshold());
   status.set_priority(local_.priority());
   for (v1::PeerStatus& peer : membership_.Status(now)) *status.add_peers() = std::move(peer);
-  for (v1::MonitorStatus& m : monitors_->Status(now)) *status.add_monitors() = std::move(m);
+  for (v1::MonitorStatus& m : monitors()->Status(now)) *status.add_monitors() = std::move(m);
   // Before the role lock: never holds up the role thread.
   config_sync_.FillStatus(&status);
   NodeCore::View role = core_.view(now);

@@ -77,6 +77,15 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   std::vector<v1::Event> Events(uint64_t after, uint64_t* last) override;
   bool WaitForEvents(uint64_t after, absl::Duration timeout) override;
   bool Stopping() override;
+  // Rereads the configuration file given to SetConfigFile (SIGHUP, `cloudha
+  // reload`) and the TLS files: applies changes to log, hooks and monitors
+  // live; refuses the whole file (FAILED_PRECONDITION naming the sections)
+  // when anything else changed, and (INVALID_ARGUMENT) when it has
+  // problems; a refused file changes nothing. Logged as config_reloaded or
+  // reload_refused.
+  absl::StatusOr<v1::ReloadResponse> Reload() override;
+  // The file Reload rereads; set before Start.
+  void SetConfigFile(std::string path) { config_file_ = std::move(path); }
 
   // Who hears READY=1, STATUS=, WATCHDOG=1 and STOPPING=1 (systemd's
   // notify protocol); set before Start, outlives the agent. None: no one.
@@ -156,7 +165,11 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   AdminServiceImpl admin_service_;
   EventLog events_;
   EpochStore epoch_store_;
-  std::unique_ptr<MonitorSet> monitors_;
+  // Replaced by a reload that changes monitors: read through monitors().
+  std::shared_ptr<MonitorSet> monitors() const ABSL_LOCKS_EXCLUDED(monitors_mu_);
+  std::shared_ptr<MonitorSet> MakeMonitors(const v1::AgentConfig& config);
+  mutable absl::Mutex monitors_mu_;
+  std::shared_ptr<MonitorSet> monitors_ ABSL_GUARDED_BY(monitors_mu_);
   std::unique_ptr<HookRunner> hooks_;
   std::unique_ptr<HookRunner> peer_hooks_;
   // The split-brain arbiter's lease; null without an arbiter.
@@ -178,6 +191,11 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   bool started_ = false;
   bool shut_down_ = false;
   ServiceNotifier* notifier_ = nullptr;
+  std::string config_file_;
+  // Reloads one at a time; the configuration the last one applied.
+  absl::Mutex reload_mu_;
+  v1::AgentConfig current_ ABSL_GUARDED_BY(reload_mu_);
+  bool reload_closed_ ABSL_GUARDED_BY(reload_mu_) = false;
   // The role thread's own.
   bool ready_sent_ = false;
   std::string status_sent_;

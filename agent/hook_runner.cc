@@ -16,10 +16,16 @@ std::string HookEventName(v1::HookConfig::Event event) {
 
 HookRunner::HookRunner(std::vector<v1::HookConfig> hooks, Clock* clock, Runner runner,
                        std::function<void(const Attempt&)> on_attempt)
-    : hooks_(std::move(hooks)),
-      clock_(clock),
+    : clock_(clock),
       runner_(std::move(runner)),
-      on_attempt_(std::move(on_attempt)) {}
+      on_attempt_(std::move(on_attempt)),
+      hooks_(std::make_shared<const std::vector<v1::HookConfig>>(std::move(hooks))) {}
+
+void HookRunner::SetHooks(std::vector<v1::HookConfig> hooks) {
+  auto fresh = std::make_shared<const std::vector<v1::HookConfig>>(std::move(hooks));
+  absl::MutexLock lock(&mu_);
+  hooks_ = std::move(fresh);
+}
 
 HookRunner::~HookRunner() { Stop(); }
 
@@ -47,7 +53,8 @@ void HookRunner::Stop(absl::Duration drain) {
 }
 
 bool HookRunner::Has(v1::HookConfig::Event event) const {
-  return std::any_of(hooks_.begin(), hooks_.end(),
+  absl::MutexLock lock(&mu_);
+  return std::any_of(hooks_->begin(), hooks_->end(),
                      [&](const v1::HookConfig& h) { return h.on() == event; });
 }
 
@@ -79,6 +86,7 @@ void HookRunner::FireCommand(v1::HookConfig hook, std::vector<std::string> args,
 void HookRunner::Run() {
   while (true) {
     Job job;
+    std::shared_ptr<const std::vector<v1::HookConfig>> configured;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -89,6 +97,7 @@ void HookRunner::Run() {
       job = std::move(queue_.front());
       queue_.pop_front();
       busy_ = true;
+      configured = hooks_;
     }
     bool ok = true;
     std::string detail;
@@ -96,7 +105,7 @@ void HookRunner::Run() {
     if (job.command.has_value()) {
       hooks.push_back(&*job.command);
     } else {
-      for (const v1::HookConfig& hook : hooks_) {
+      for (const v1::HookConfig& hook : *configured) {
         if (hook.on() == job.event) hooks.push_back(&hook);
       }
     }

@@ -8,6 +8,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -82,6 +83,10 @@ class HookRunner {
   // Whether any hook is configured for `event`.
   bool Has(v1::HookConfig::Event event) const;
 
+  // Replaces the configured hooks (a reload): events whose hooks have not
+  // started yet run the new ones; the one running finishes as it began.
+  void SetHooks(std::vector<v1::HookConfig> hooks);
+
  private:
   struct Job {
     v1::HookConfig::Event event;
@@ -97,11 +102,11 @@ class HookRunner {
   void Run();
   bool RunHook(const v1::HookConfig& hook, const Job& job, std::string* detail);
 
-  const std::vector<v1::HookConfig> hooks_;
   Clock* clock_;
   Runner runner_;
   std::function<void(const Attempt&)> on_attempt_;
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const std::vector<v1::HookConfig>> hooks_ ABSL_GUARDED_BY(mu_);
   std::deque<Job> queue_ ABSL_GUARDED_BY(mu_);
   // No new events once set.
   bool closed_ ABSL_GUARDED_BY(mu_) = false;

@@ -13,29 +13,13 @@
 #include "agent/cli/check_config_command.h"
 #include "agent/cli/process_signals.h"
 #include "agent/agent_config.h"
+#include "agent/reload_plan.h"
 #include "agent/service_notifier.h"
 #include "base/log.h"
 #include "base/real_clock.h"
 
 namespace cloudha {
 namespace {
-
-LogFormat ToFormat(v1::LogConfig::Format format) {
-  return format == v1::LogConfig::JSON ? LogFormat::kJson : LogFormat::kText;
-}
-
-LogLevel ToLevel(v1::LogConfig::Level level) {
-  switch (level) {
-    case v1::LogConfig::DEBUG:
-      return LogLevel::kDebug;
-    case v1::LogConfig::WARN:
-      return LogLevel::kWarn;
-    case v1::LogConfig::ERROR:
-      return LogLevel::kError;
-    default:
-      return LogLevel::kInfo;
-  }
-}
 
 // gRPC's own diagnostics (a TLS handshake a stranger failed, say) go to the
 // agent's log as events, in its format, instead of gRPC's stderr lines.
@@ -50,7 +34,7 @@ void LogGrpcMessage(gpr_log_func_args* args) {
 }  // namespace
 
 int RunAgent(const std::string& config_path) {
-  // Before any thread starts: SIGTERM/SIGINT stop, SIGHUP rereads TLS.
+  // Before any thread starts: SIGTERM/SIGINT stop, SIGHUP reloads.
   const sigset_t signals = TakeProcessSignals();
 
   RealClock clock;
@@ -61,7 +45,8 @@ int RunAgent(const std::string& config_path) {
               << " problem(s) in " << config_path << "\n";
     return kExitBadConfig;
   }
-  ConfigureLogging(ToFormat(loaded.config.log().format()), ToLevel(loaded.config.log().level()));
+  ConfigureLogging(ToLogFormat(loaded.config.log().format()),
+                   ToLogLevel(loaded.config.log().level()));
   gpr_set_log_function(&LogGrpcMessage);
 
   absl::BitGen random;
@@ -76,11 +61,14 @@ int RunAgent(const std::string& config_path) {
   }
   SystemdNotifier notifier;
   (*agent)->SetServiceNotifier(&notifier);
+  (*agent)->SetConfigFile(config_path);
   if (absl::Status s = (*agent)->Start(); !s.ok()) {
     LogEvent(LogLevel::kError, "agent_failed", {{"reason", s.message()}});
     return 1;
   }
-  const int signal_number = WaitForStop(signals, [&] { (*agent)->ReloadTls(); });
+  // SIGHUP: reread the configuration and the TLS files (the result is
+  // logged: config_reloaded or reload_refused).
+  const int signal_number = WaitForStop(signals, [&] { (*agent)->Reload().IgnoreError(); });
   LogEvent(LogLevel::kInfo, "agent_stopping", {{"signal", strsignal(signal_number)}});
   (*agent)->Shutdown();
   return 0;

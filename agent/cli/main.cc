@@ -20,6 +20,7 @@
 #include "agent/cli/config_command.h"
 #include "agent/cli/failover_command.h"
 #include "agent/cli/probe_command.h"
+#include "agent/cli/reload_command.h"
 #include "agent/cli/sessions_command.h"
 #include "agent/cli/status_command.h"
 #include "agent/cli/witness_command.h"
@@ -216,6 +217,12 @@ int Dispatch(int argc, char** argv) {
   cloudha::AdminTarget failover_target;
   std::string failover_to;
   int failover_timeout_s = 10;
+  cloudha::AdminTarget reload_target;
+  CLI::App* reload = app.add_subcommand(
+      "reload", "reread the configuration file (as SIGHUP): applies log, hooks and monitors "
+                "live, refuses a file that changes anything else");
+  AddAdminTarget(reload, &reload_target);
+
   CLI::App* failover = app.add_subcommand(
       "failover", "hand the primary role to another node (run it on the primary)");
   AddAdminTarget(failover, &failover_target);
@@ -292,6 +299,7 @@ int Dispatch(int argc, char** argv) {
   if (certs_retire->parsed()) return cloudha::RunCertsRetireCa(retire_options);
   if (status->parsed()) return cloudha::RunStatus(status_target, status_json);
   if (probe->parsed()) return cloudha::RunProbe(probe_options);
+  if (reload->parsed()) return cloudha::RunReload(reload_target);
   if (failover->parsed()) {
     return cloudha::RunFailover(failover_target, failover_to, failover_timeout_s);
   }
