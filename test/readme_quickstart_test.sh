@@ -185,7 +185,7 @@ done
 
 # Runs a command on "VM" NODE: in its network namespace, with its folders
 # on /etc/cloudha, /var/lib/cloudha and /run/cloudha, the README's addresses
-# mapped into 198.18.0.0/15, and /usr/local/bin/cloudha being this build.
+# mapped into 198.18.0.0/15, and /usr/bin/cloudha being this build.
 # shellcheck disable=SC2016  # expanded by the inner shell
 node_shell='set -euo pipefail
   node_dir=$1 cloudha=$2
@@ -197,7 +197,7 @@ node_shell='set -euo pipefail
   for arg in "$@"; do
     arg=${arg//10.0.1.10/198.18.1.10}
     arg=${arg//10.0.2.10/198.18.2.10}
-    [[ $arg == /usr/local/bin/cloudha ]] && arg=$cloudha
+    [[ $arg == /usr/bin/cloudha ]] && arg=$cloudha
     args+=("$arg")
   done
   exec "${args[@]}"'
@@ -240,7 +240,7 @@ for node in a b; do
 done
 peer_up=0
 for _ in $(seq 1 100); do  # at most 20 s
-  if on_node a /usr/local/bin/cloudha status >"$work/a-status.log" 2>&1 &&
+  if on_node a /usr/bin/cloudha status >"$work/a-status.log" 2>&1 &&
       grep -Eq '^b +UP ' "$work/a-status.log"; then
     peer_up=1
     break
@@ -260,7 +260,7 @@ record peer_up passed ""
 probe=$(grep -o 'cloudha probe --addr 10\.0\.1\.10:7901[^`]*' <<<"$section" | head -n 1 || true)
 [[ -n "$probe" ]] || fail probe_health "the quick start shows no 'cloudha probe --addr 10.0.1.10:7901'"
 # shellcheck disable=SC2086
-on_node b /usr/local/bin/cloudha ${probe#cloudha } >"$work/probe.log" 2>&1 ||
+on_node b /usr/bin/cloudha ${probe#cloudha } >"$work/probe.log" 2>&1 ||
   fail probe_health "'$probe' from b did not exit 0" "$work/probe.log"
 record probe_health passed ""
 
@@ -273,7 +273,7 @@ mtls=${mtls//ca.crt/$work/pki/ca.crt}
 mtls=${mtls//b.crt/$work/pki/b.crt}
 mtls=${mtls//b.key/$work/pki/b.key}
 # shellcheck disable=SC2086
-on_node b /usr/local/bin/cloudha ${mtls#cloudha } >"$work/mtls.log" 2>&1 ||
+on_node b /usr/bin/cloudha ${mtls#cloudha } >"$work/mtls.log" 2>&1 ||
   fail probe_mtls "'$mtls' from b did not exit 0" "$work/mtls.log"
 record probe_mtls passed ""
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cloudha TO_PRIMARY hook for AWS: moves an Elastic IP to this instance.
 #
-#   hooks { on: TO_PRIMARY command: "/etc/cloudha/hooks/aws-eip.sh"
+#   hooks { on: TO_PRIMARY command: "/usr/share/cloudha/hooks/aws-eip.sh"
 #           command: "eipalloc-0123456789abcdef0" command: "eni-0123456789abcdef0" }
 #
 # Arguments: the EIP allocation id, and the network interface (ENI) of this

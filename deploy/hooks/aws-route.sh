@@ -3,7 +3,7 @@
 # this node's network interface (the usual way to fail over a firewall or NAT
 # instance pair).
 #
-#   hooks { on: TO_PRIMARY command: "/etc/cloudha/hooks/aws-route.sh"
+#   hooks { on: TO_PRIMARY command: "/usr/share/cloudha/hooks/aws-route.sh"
 #           command: "rtb-0123456789abcdef0" command: "0.0.0.0/0"
 #           command: "eni-0123456789abcdef0" }
 #

@@ -2,7 +2,7 @@
 # cloudha TO_PRIMARY hook for Azure: points a user-defined route at this
 # node's private IP (network virtual appliance failover).
 #
-#   hooks { on: TO_PRIMARY command: "/etc/cloudha/hooks/azure-route.sh"
+#   hooks { on: TO_PRIMARY command: "/usr/share/cloudha/hooks/azure-route.sh"
 #           command: "my-rg" command: "my-route-table" command: "default"
 #           command: "10.0.1.4" }
 #

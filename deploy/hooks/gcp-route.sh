@@ -4,7 +4,7 @@
 # under a name that carries the epoch, and older cloudha routes for the same
 # destination are deleted afterwards (newest epoch wins).
 #
-#   hooks { on: TO_PRIMARY command: "/etc/cloudha/hooks/gcp-route.sh"
+#   hooks { on: TO_PRIMARY command: "/usr/share/cloudha/hooks/gcp-route.sh"
 #           command: "my-network" command: "0.0.0.0/0"
 #           command: "fw-a" command: "europe-west1-b" }
 #
