@@ -18,39 +18,16 @@ xml=${XML_OUTPUT_FILE:-$work/test.xml}
 max_exposure=3.0
 
 steps=(build lintian contents conffile maintainer_scripts unit_verify unit_security unit_network)
-declare -A result=() message=()
-record() {  # STEP passed|failed|skipped MESSAGE
-  result[$1]=$2
-  message[$1]=$3
-  echo "[$2] $1${3:+: $3}"
-}
-write_xml() {
-  local step failures=0 skips=0 escaped
-  for step in "${steps[@]}"; do
-    [[ -n "${result[$step]:-}" ]] || record "$step" failed "not reached (an earlier step failed)"
-    [[ ${result[$step]} == failed ]] && failures=$((failures + 1))
-    [[ ${result[$step]} == skipped ]] && skips=$((skips + 1))
-  done
-  {
-    echo '<?xml version="1.0" encoding="UTF-8"?>'
-    echo "<testsuites><testsuite name=\"deb_package\" tests=\"${#steps[@]}\" failures=\"$failures\" skipped=\"$skips\">"
-    for step in "${steps[@]}"; do
-      escaped=$(sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' -e 's/>/\&gt;/g' -e 's/"/\&quot;/g' <<<"${message[$step]}")
-      case ${result[$step]} in
-        passed) echo "<testcase name=\"$step\" classname=\"DebPackage\"/>" ;;
-        skipped) echo "<testcase name=\"$step\" classname=\"DebPackage\"><skipped message=\"$escaped\"/></testcase>" ;;
-        *) echo "<testcase name=\"$step\" classname=\"DebPackage\"><failure message=\"$escaped\"/></testcase>" ;;
-      esac
-    done
-    echo "</testsuite></testsuites>"
-  } >"$xml"
-}
+# shellcheck source=test/steps.sh
+source "$runfiles/test/steps.sh"
+steps_init deb_package DebPackage "$xml" "${steps[@]}"
+record() { step_record "$@"; }
 finish() {
   local rc=$? step
   trap - EXIT
-  write_xml
+  steps_write_xml
   rm -rf "$work"
-  for step in "${steps[@]}"; do [[ ${result[$step]} == failed ]] && exit 1; done
+  steps_failed && exit 1
   exit "$rc"
 }
 trap finish EXIT

@@ -20,33 +20,10 @@ xml=${XML_OUTPUT_FILE:-$work/test.xml}
 tag=$(($$ % 100000))
 
 steps=(certs check_config example_config agents_start peer_up probe_health probe_mtls log_event)
-declare -A result=() message=()
-record() {  # STEP passed|failed|skipped MESSAGE
-  result[$1]=$2
-  message[$1]=$3
-  echo "[$2] $1${3:+: $3}"
-}
-write_xml() {
-  local step failures=0 skips=0 escaped
-  for step in "${steps[@]}"; do
-    [[ -n "${result[$step]:-}" ]] || record "$step" failed "not reached (an earlier step failed)"
-    [[ ${result[$step]} == failed ]] && failures=$((failures + 1))
-    [[ ${result[$step]} == skipped ]] && skips=$((skips + 1))
-  done
-  {
-    echo '<?xml version="1.0" encoding="UTF-8"?>'
-    echo "<testsuites><testsuite name=\"readme_quickstart\" tests=\"${#steps[@]}\" failures=\"$failures\" skipped=\"$skips\">"
-    for step in "${steps[@]}"; do
-      escaped=$(sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' -e 's/>/\&gt;/g' -e 's/"/\&quot;/g' <<<"${message[$step]}")
-      case ${result[$step]} in
-        passed) echo "<testcase name=\"$step\" classname=\"ReadmeQuickstart\"/>" ;;
-        skipped) echo "<testcase name=\"$step\" classname=\"ReadmeQuickstart\"><skipped message=\"$escaped\"/></testcase>" ;;
-        *) echo "<testcase name=\"$step\" classname=\"ReadmeQuickstart\"><failure message=\"$escaped\"/></testcase>" ;;
-      esac
-    done
-    echo "</testsuite></testsuites>"
-  } >"$xml"
-}
+# shellcheck source=test/steps.sh
+source "$runfiles/test/steps.sh"
+steps_init readme_quickstart ReadmeQuickstart "$xml" "${steps[@]}"
+record() { step_record "$@"; }
 
 pids=()
 made_dirs=()
@@ -92,20 +69,21 @@ finish() {
       grep -E '^(Thread|#)' "$f" | grep -v -e 'syscall ()' -e epoll_wait -e 'Waiter::Wait' \
         -e PerThreadSem -e gpr_cv_wait -e clone3 -e start_thread -e futex || true
     done
+    steps_names+=(stop)
     record stop failed "an agent did not stop within 30 s of SIGTERM"
-    steps+=(stop)
   fi
-  write_xml
+  steps_write_xml
   rm -rf "$work"
-  local step
-  for step in "${steps[@]}"; do [[ ${result[$step]} == failed ]] && exit 1; done
+  steps_failed && exit 1
   exit "$rc"
 }
 trap finish EXIT
 
 skip_all() {
   local step
-  for step in "${steps[@]}"; do [[ -n "${result[$step]:-}" ]] || record "$step" skipped "$1"; done
+  for step in "${steps_names[@]}"; do
+    [[ -n "${steps_result[$step]:-}" ]] || record "$step" skipped "$1"
+  done
   exit 0
 }
 fail() {  # STEP MESSAGE [LOG]

@@ -57,7 +57,7 @@ flock 9
 # The Debian libraries the fuzzed code links (deploy/debian-packages.txt).
 packages=(grpc++ protobuf absl_base absl_flat_hash_map absl_flat_hash_set absl_random_random
   absl_status absl_statusor absl_str_format absl_strings absl_synchronization absl_time openssl
-  spdlog fmt sqlite3)
+  spdlog fmt sqlite3 libsystemd)
 read -r -a pkg_cflags <<<"$(pkg-config --cflags "${packages[@]}")"
 read -r -a pkg_libs <<<"$(pkg-config --libs "${packages[@]}")"
 sanitizers=("-fsanitize=address,undefined" -fno-sanitize-recover=undefined)
@@ -95,6 +95,11 @@ if [[ "$(cat "$out/gen/.key" 2>/dev/null)" != "$proto_key" ]]; then
   fi
   echo "$proto_key" >"$out/gen/.key"
 fi
+# Bazel stamps base/build_info_stamp.h (base/make_build_info.sh); the
+# fuzzers get a fixed one.
+mkdir -p "$out/gen/base"
+printf '%s\n' '#define CLOUDHA_BUILD_VERSION "0.0.0-fuzz"' '#define CLOUDHA_BUILD_COMMIT "fuzz"' \
+  '#define CLOUDHA_BUILD_DATE "unknown"' >"$out/gen/base/build_info_stamp.h"
 proto_sources=()
 for p in "${protos[@]}"; do proto_sources+=("$out/gen/cloudha/v1/$p.pb.cc"); done
 
@@ -108,7 +113,7 @@ declare -A links=(
     crypto/tls_material.cc base/secure_file.cc sync/config_path.cc PROTOS"
   [hello_fuzzer]="agent/membership.cc agent/local_node.cc agent/node_core.cc agent/role_machine.cc
     agent/election.cc agent/arbiter_rules.cc agent/peer_verifier.cc crypto/node_identity.cc
-    crypto/openssl_util.cc PROTOS"
+    crypto/openssl_util.cc base/build_info.cc PROTOS"
   [config_follower_fuzzer]="sync/config_follower.cc sync/config_committer.cc sync/config_store.cc
     sync/config_path.cc base/fake_clock.cc PROTOS"
   [session_replica_fuzzer]="sync/session_replica.cc sync/session_table.cc sync/change_log.cc
@@ -117,7 +122,8 @@ declare -A links=(
 fuzzers=(session_codec_fuzzer config_path_fuzzer config_json_fuzzer epoch_store_fuzzer
   agent_config_fuzzer hello_fuzzer config_follower_fuzzer session_replica_fuzzer)
 seed_links="agent/agent_config.cc crypto/node_identity.cc crypto/openssl_util.cc
-  crypto/tls_material.cc base/secure_file.cc agent/local_node.cc sync/session_codec.cc
+  crypto/tls_material.cc base/secure_file.cc agent/local_node.cc base/build_info.cc
+  sync/session_codec.cc
   sync/session_record.cc sync/session_table.cc sync/change_log.cc sync/session_replica.cc
   sync/config_follower.cc sync/config_committer.cc sync/config_store.cc sync/config_path.cc
   base/fake_clock.cc PROTOS"

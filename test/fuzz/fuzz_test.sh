@@ -47,35 +47,16 @@ artifacts=${TEST_UNDECLARED_OUTPUTS_DIR:-$out/artifacts}
 mkdir -p "$artifacts"
 xml=${XML_OUTPUT_FILE:-$work/test.xml}
 
-declare -A result=() message=()
-record() {  # FUZZER passed|failed|skipped MESSAGE
-  result[$1]=$2
-  message[$1]=$3
-  echo "[$2] $1${3:+: $3}"
-}
+# shellcheck source=test/steps.sh
+source "$root/test/steps.sh"
+steps_init fuzz Fuzz "$xml" "${fuzzers[@]}"
+record() { step_record "$@"; }
 finish() {
-  local rc=$? f failures=0 skips=0 escaped
+  local rc=$?
   trap - EXIT
-  for f in "${fuzzers[@]}"; do
-    [[ -n "${result[$f]:-}" ]] || record "$f" failed "not run (an earlier step failed)"
-    [[ ${result[$f]} == failed ]] && failures=$((failures + 1))
-    [[ ${result[$f]} == skipped ]] && skips=$((skips + 1))
-  done
-  {
-    echo '<?xml version="1.0" encoding="UTF-8"?>'
-    echo "<testsuites><testsuite name=\"fuzz\" tests=\"${#fuzzers[@]}\" failures=\"$failures\" skipped=\"$skips\">"
-    for f in "${fuzzers[@]}"; do
-      escaped=$(sed -e 's/&/\&amp;/g' -e 's/</\&lt;/g' -e 's/>/\&gt;/g' -e 's/"/\&quot;/g' <<<"${message[$f]}")
-      case ${result[$f]} in
-        passed) echo "<testcase name=\"$f\" classname=\"Fuzz\"/>" ;;
-        skipped) echo "<testcase name=\"$f\" classname=\"Fuzz\"><skipped message=\"$escaped\"/></testcase>" ;;
-        *) echo "<testcase name=\"$f\" classname=\"Fuzz\"><failure message=\"$escaped\"/></testcase>" ;;
-      esac
-    done
-    echo "</testsuite></testsuites>"
-  } >"$xml"
+  steps_write_xml
   rm -rf "$work"
-  [[ $failures -eq 0 ]] || exit 1
+  steps_failed && exit 1
   exit "$rc"
 }
 trap finish EXIT
