@@ -172,6 +172,15 @@ std::shared_ptr<MonitorSet> Agent::monitors() const {
 }
 
 absl::StatusOr<v1::ReloadResponse> Agent::Reload() {
+  // A replaced monitor set stops after the lock is released: its checks may
+  // take their timeout to end, and Shutdown waits for the lock.
+  std::shared_ptr<MonitorSet> retired;
+  absl::StatusOr<v1::ReloadResponse> result = ReloadLocked(&retired);
+  if (retired != nullptr) retired->Stop();
+  return result;
+}
+
+absl::StatusOr<v1::ReloadResponse> Agent::ReloadLocked(std::shared_ptr<MonitorSet>* retired) {
   absl::MutexLock lock(&reload_mu_);
   if (reload_closed_) return absl::UnavailableError("the agent is stopping");
   if (config_file_.empty()) {
@@ -213,13 +222,15 @@ absl::StatusOr<v1::ReloadResponse> Agent::Reload() {
       peer_hooks_->SetHooks(std::move(peer_hooks));
     } else if (section == "monitors") {
       std::shared_ptr<MonitorSet> fresh = MakeMonitors(next);
+      std::shared_ptr<MonitorSet> old = monitors();
+      // Unchanged monitors go on where they were (passing or failing).
+      fresh->AdoptStates(*old);
       fresh->Start();
-      std::shared_ptr<MonitorSet> old;
       {
         absl::MutexLock monitors_lock(&monitors_mu_);
-        old = std::exchange(monitors_, std::move(fresh));
+        monitors_ = std::move(fresh);
       }
-      old->Stop();
+      *retired = std::move(old);
       Wake();  // the role step sees the new penalty now
     }
   }
@@ -508,8 +519,9 @@ void Agent::Tick() {
 absl::Time Agent::NotifyServiceManager(absl::Time now) {
   if (notifier_ == nullptr) return absl::InfiniteFuture();
   NodeCore::View view = core_.view(now);
-  if (view.role == v1::STARTING) {
-    // Listeners are open, the first decision is not made yet: not ready.
+  if (view.role == v1::STARTING || stopping_notified_) {
+    // Not ready yet (listeners open, no decision made), or stopping: the
+    // manager's status says "stopping" until the end.
   } else {
     size_t up = membership_.Live(now).size();
     std::string status =
@@ -577,14 +589,19 @@ absl::StatusOr<v1::FailoverResponse> Agent::Failover(const std::string& to,
 
 void Agent::WaitForEligiblePeer(const std::string& to, absl::Time deadline) {
   while (clock_->Now() < deadline) {
+    // Only a primary hands over; anything else is refused at once.
+    NodeCore::View self = core_.view(clock_->Now());
+    if (self.role != v1::PRIMARY) return;
     bool eligible = false;
     bool soon = false;
     for (const Membership::LivePeer& live : membership_.Live(clock_->Now())) {
       if (!to.empty() && live.id != to) continue;
       const v1::Hello& h = live.hello;
       if (h.role() == v1::SECONDARY && h.sync_state() != v1::SYNCING) eligible = true;
+      // Resyncing, starting, or a hello from before its handover to this
+      // node (primary at an older epoch): eligible soon.
       if ((h.role() == v1::SECONDARY && h.sync_state() == v1::SYNCING) ||
-          h.role() == v1::PRIMARY || h.role() == v1::STARTING) {
+          h.role() == v1::STARTING || (h.role() == v1::PRIMARY && h.epoch() < self.epoch)) {
         soon = true;
       }
     }
@@ -657,6 +674,7 @@ void Agent::Shutdown() {
     absl::MutexLock lock(&reload_mu_);
     reload_closed_ = true;
   }
+  stopping_notified_ = true;  // the role thread's STATUS= lines end here
   if (notifier_ != nullptr) notifier_->Stopping();
   HandOverBeforeStopping();
   // Probes and load balancers see NOT_SERVING before anything stops.

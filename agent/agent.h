@@ -11,6 +11,7 @@
 #ifndef CLOUDHA_AGENT_AGENT_H_
 #define CLOUDHA_AGENT_AGENT_H_
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <set>
@@ -165,6 +166,9 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   AdminServiceImpl admin_service_;
   EventLog events_;
   EpochStore epoch_store_;
+  // Reload's work under reload_mu_; a replaced monitor set goes to
+  // `retired`, for the caller to stop outside the lock.
+  absl::StatusOr<v1::ReloadResponse> ReloadLocked(std::shared_ptr<MonitorSet>* retired);
   // Replaced by a reload that changes monitors: read through monitors().
   std::shared_ptr<MonitorSet> monitors() const ABSL_LOCKS_EXCLUDED(monitors_mu_);
   std::shared_ptr<MonitorSet> MakeMonitors(const v1::AgentConfig& config);
@@ -191,6 +195,8 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   bool started_ = false;
   bool shut_down_ = false;
   ServiceNotifier* notifier_ = nullptr;
+  // Set when a stop begins (STOPPING=1 sent).
+  std::atomic<bool> stopping_notified_{false};
   std::string config_file_;
   // Reloads one at a time; the configuration the last one applied.
   absl::Mutex reload_mu_;

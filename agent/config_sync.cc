@@ -466,6 +466,15 @@ bool ConfigSync::WaitReplicated(absl::Duration timeout, const std::string& only)
         if (only.empty() || peer == only) peers.push_back(peer);
       }
     }
+    // A named live secondary whose pusher has not started yet has applied
+    // nothing of ours: not caught up (not vacuously so). A name that is no
+    // live peer is the role machine's to refuse.
+    if (!only.empty() && peers.empty()) {
+      absl::MutexLock lock(&mu_);
+      for (const ConfigPeerView& p : desired_.live) {
+        if (p.id == only) peers.push_back(only);
+      }
+    }
     // A pusher between streams (reconnecting, or resyncing a secondary that
     // fell behind) has no outbox: not caught up.
     bool all = std::all_of(peers.begin(), peers.end(),

@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include "agent/health_checks.h"
+#include "google/protobuf/util/message_differencer.h"
 
 namespace cloudha {
 
@@ -59,6 +60,19 @@ MonitorSet::MonitorSet(std::vector<v1::MonitorConfig> configs, std::vector<Check
 }
 
 MonitorSet::~MonitorSet() { Stop(); }
+
+void MonitorSet::AdoptStates(const MonitorSet& previous) {
+  absl::MutexLock theirs(&previous.mu_);
+  absl::MutexLock mine(&mu_);
+  for (size_t i = 0; i < configs_.size(); ++i) {
+    for (size_t j = 0; j < previous.configs_.size(); ++j) {
+      if (google::protobuf::util::MessageDifferencer::Equals(configs_[i], previous.configs_[j])) {
+        states_[i] = previous.states_[j];
+        break;
+      }
+    }
+  }
+}
 
 void MonitorSet::Start() {
   for (size_t i = 0; i < configs_.size(); ++i) {

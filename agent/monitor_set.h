@@ -70,6 +70,10 @@ class MonitorSet {
   MonitorSet(const MonitorSet&) = delete;
   MonitorSet& operator=(const MonitorSet&) = delete;
 
+  // Before Start, after a reload: each monitor configured exactly as one of
+  // `previous` keeps that one's state (passing or failing, its streak), so
+  // that a reload neither forgets a failure nor lets one check decide.
+  void AdoptStates(const MonitorSet& previous);
   void Start();
   void Stop();
 

@@ -79,6 +79,25 @@ TEST(MonitorSetTest, PenaltyAndAllFailing) {
   EXPECT_EQ(status[0].kind(), "tcp");
 }
 
+TEST(MonitorSetTest, AReloadKeepsTheStateOfUnchangedMonitors) {
+  FakeClock clock;
+  MonitorSet old({Config("uplink", 10), Config("app", 5)},
+                 {MonitorSet::Check(), MonitorSet::Check()}, &clock, nullptr);
+  old.RecordForTest(0, absl::UnavailableError("connect refused"));
+  old.RecordForTest(1, absl::UnavailableError("exit 1"));
+  ASSERT_EQ(old.penalty(), 15u);
+  // "uplink" is unchanged, "app" has another weight, "new" is new.
+  MonitorSet fresh({Config("uplink", 10), Config("app", 7), Config("new", 1)},
+                   {MonitorSet::Check(), MonitorSet::Check(), MonitorSet::Check()}, &clock,
+                   nullptr);
+  fresh.AdoptStates(old);
+  // Only uplink's failure carries over; the others start unchecked.
+  EXPECT_EQ(fresh.penalty(), 10u);
+  std::vector<v1::MonitorStatus> status = fresh.Status(clock.Now());
+  EXPECT_EQ(status[0].last_result(), "connect refused");
+  EXPECT_EQ(status[1].last_result(), "not checked yet");
+}
+
 TEST(MonitorSetTest, NoMonitorsIsNeverAllFailing) {
   FakeClock clock;
   MonitorSet set({}, {}, &clock, nullptr);
