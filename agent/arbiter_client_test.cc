@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -73,7 +74,7 @@ class ArbiterClientTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
   }
-  void TearDown() override { system(absl::StrCat("rm -rf '", dir_, "'").c_str()); }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::unique_ptr<WitnessLeases> Witness(Clock* clock) {
     return *WitnessLeases::Open(dir_, "w", clock);
@@ -216,7 +217,9 @@ TEST_F(ArbiterClientTest, SkewedClocksWithinTheDriftAllowedNeverOverlap) {
     FakeClock real;
     ScaledClock witness_clock(&real, 1 + c.actual);
     ScaledClock holder_clock(&real, 1 - c.actual);
-    system(absl::StrCat("rm -rf '", dir_, "'/*").c_str());
+    for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+      std::filesystem::remove_all(entry.path());
+    }
     std::unique_ptr<WitnessLeases> witness = Witness(&witness_clock);
     std::atomic<bool> cut{false};
     ArbiterClient::Options options;

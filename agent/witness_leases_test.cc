@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -21,7 +22,7 @@ class WitnessLeasesTest : public ::testing::Test {
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
   }
-  void TearDown() override { system(absl::StrCat("rm -rf '", dir_, "'").c_str()); }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::unique_ptr<WitnessLeases> Open() {
     absl::StatusOr<std::unique_ptr<WitnessLeases>> leases = WitnessLeases::Open(dir_, "w", &clock_);

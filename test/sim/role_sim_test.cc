@@ -221,7 +221,9 @@ void RunRandomRounds(int nodes, bool arbiter) {
               "different partitions (seed %llu)\n",
               nodes, arbiter ? " with an arbiter" : "", rounds, promotions,
               sim.same_epoch_across_partitions(), static_cast<unsigned long long>(seed));
-  if (arbiter) EXPECT_EQ(sim.same_epoch_across_partitions(), 0) << "seed " << seed;
+  if (arbiter) {
+    EXPECT_EQ(sim.same_epoch_across_partitions(), 0) << "seed " << seed;
+  }
 }
 
 TEST(RoleSimTest, RandomTroubleForAPairKeepsTheInvariants) { RunRandomRounds(2, false); }
