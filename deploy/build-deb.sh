@@ -225,6 +225,8 @@ printf 'Source: cloudha\n\nPackage: cloudha\nArchitecture: amd64\n' >"$work/shli
 depends=$(cd "$work/shlibs" && dpkg-shlibdeps -O --warnings=0 "$root/usr/bin/cloudha" 2>"$work/shlibs.err" |
   sed -n 's/^shlibs:Depends=//p') || die "dpkg-shlibdeps failed on $binary: $(cat "$work/shlibs.err")"
 [[ -n "$depends" ]] || die "dpkg-shlibdeps found no dependency of $binary"
+# The unit's ExecReload runs /bin/kill (procps), which a minimal Debian lacks.
+depends="$depends, procps"
 # shellcheck source=deploy/debian-packages.sh disable=SC1091
 source "$repo/deploy/debian-packages.sh"
 # (dpkg -S knows a file by one of its paths; /lib and /usr/lib are one folder.)
