@@ -232,6 +232,11 @@ absl::StatusOr<v1::ReloadResponse> Agent::ReloadLocked(std::shared_ptr<MonitorSe
       }
       *retired = std::move(old);
       Wake();  // the role step sees the new penalty now
+    } else if (section == "config_sync.exclude") {
+      std::vector<std::string> patterns(next.config_sync().exclude().begin(),
+                                        next.config_sync().exclude().end());
+      // LoadAgentConfig checked the patterns.
+      config_sync_.SetExclusions(patterns).IgnoreError();
     }
   }
   current_ = next;

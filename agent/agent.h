@@ -79,8 +79,8 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   bool WaitForEvents(uint64_t after, absl::Duration timeout) override;
   bool Stopping() override;
   // Rereads the configuration file given to SetConfigFile (SIGHUP, `cloudha
-  // reload`) and the TLS files: applies changes to log, hooks and monitors
-  // live; refuses the whole file (FAILED_PRECONDITION naming the sections)
+  // reload`) and the TLS files: applies changes to log, hooks, monitors and
+  // config_sync.exclude live; refuses the whole file (FAILED_PRECONDITION naming the sections)
   // when anything else changed, and (INVALID_ARGUMENT) when it has
   // problems; a refused file changes nothing. Logged as config_reloaded or
   // reload_refused.

@@ -27,8 +27,11 @@ absl::Status ConfigSync::Query(const std::string& peer, const v1::ConfigQueryReq
   for (const std::string& p : prefixes) {
     if (absl::Status s = ValidateConfigPrefix(p); !s.ok()) return s;
   }
-  ExclusionSet effective = own_.Union(*theirs);
-  for (const std::string& p : own_.patterns()) response->add_exclude(p);
+  ExclusionSet effective = own().Union(*theirs);
+  {
+    const ExclusionSet mine = own();  // a copy: own() returns a temporary
+    for (const std::string& p : mine.patterns()) response->add_exclude(p);
+  }
   response->set_revision(store_->revision());
   FillConfigSubtrees(*store_, prefixes, effective, response->mutable_subtrees());
   for (const std::string& p : request.entry_prefixes()) {
@@ -217,12 +220,18 @@ absl::Status ConfigSync::Diff(const v1::DiffConfigRequest& request,
   } else {
     for (const auto& [id, channel] : channels_) peers.push_back(id);
   }
-  for (const std::string& p : own_.patterns()) response->add_exclude(p);
+  {
+    const ExclusionSet mine = own();  // a copy: own() returns a temporary
+    for (const std::string& p : mine.patterns()) response->add_exclude(p);
+  }
   for (const std::string& peer : peers) {
     v1::DiffConfigResponse::PeerDiff* out = response->add_peers();
     out->set_peer(peer);
     v1::ConfigQueryRequest query;
-    for (const std::string& p : own_.patterns()) query.add_exclude(p);
+    {
+      const ExclusionSet mine = own();  // a copy: own() returns a temporary
+      for (const std::string& p : mine.patterns()) query.add_exclude(p);
+    }
     query.add_entry_prefixes(prefix);
     absl::StatusOr<v1::ConfigQueryResponse> theirs = QueryPeer(peer, query);
     if (!theirs.ok()) {
@@ -235,7 +244,7 @@ absl::Status ConfigSync::Diff(const v1::DiffConfigRequest& request,
       continue;
     }
     LearnPeerExclusions(peer, their_set->patterns());
-    ExclusionSet effective = own_.Union(*their_set);
+    ExclusionSet effective = own().Union(*their_set);
     for (const std::string& p : effective.patterns()) out->add_exclude(p);
     std::map<std::string, std::string> local, remote;
     for (const StoredEntry& e : store_->List(prefix)) {
@@ -277,7 +286,7 @@ absl::Status ConfigSync::Checksums(const v1::ConfigChecksumsRequest& request,
                                    v1::ConfigChecksumsResponse* response) {
   std::string prefix = NormalizeConfigPrefix(request.prefix());
   if (absl::Status s = ValidateConfigPrefix(prefix); !s.ok()) return s;
-  ExclusionSet all = own_;
+  ExclusionSet all = own();
   struct Asked {
     std::string peer;
     absl::StatusOr<v1::ConfigQueryResponse> answer;
@@ -292,7 +301,7 @@ absl::Status ConfigSync::Checksums(const v1::ConfigChecksumsRequest& request,
       q.add_checksum_prefixes(prefix);
       return QueryPeer(peer, q);
     };
-    for (const auto& [id, channel] : channels_) asked.push_back({id, ask(id, own_)});
+    for (const auto& [id, channel] : channels_) asked.push_back({id, ask(id, own())});
     for (const Asked& a : asked) {
       if (!a.answer.ok()) continue;
       absl::StatusOr<ExclusionSet> theirs = ExclusionSet::Create(ExclusionPatterns(a.answer->exclude()));
@@ -304,7 +313,7 @@ absl::Status ConfigSync::Checksums(const v1::ConfigChecksumsRequest& request,
     for (Asked& a : asked) {
       if (!a.answer.ok()) continue;
       absl::StatusOr<ExclusionSet> theirs = ExclusionSet::Create(ExclusionPatterns(a.answer->exclude()));
-      if (theirs.ok() && own_.Union(*theirs) == all) continue;
+      if (theirs.ok() && own().Union(*theirs) == all) continue;
       a.answer = ask(a.peer, all);
     }
   }
@@ -352,8 +361,11 @@ void ConfigSync::FillStatus(v1::StatusResponse* status) const {
     c->set_revision(cached_revision_);
     c->set_entries(cached_size_);
   }
-  c->set_root_checksum(absl::BytesToHexString(CachedRoot(own_)));
-  for (const std::string& p : own_.patterns()) c->add_exclude(p);
+  c->set_root_checksum(absl::BytesToHexString(CachedRoot(own())));
+  {
+    const ExclusionSet mine = own();  // a copy: own() returns a temporary
+    for (const std::string& p : mine.patterns()) c->add_exclude(p);
+  }
   c->set_in_sync(in_sync());
   c->set_store_file(store_file_);
   c->set_commits_replicated(commits_replicated_.load());

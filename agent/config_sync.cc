@@ -33,7 +33,10 @@ ConfigSync::ConfigSync(const v1::AgentConfig& config,
   // LoadAgentConfig validated the patterns.
   absl::StatusOr<ExclusionSet> own =
       ExclusionSet::Create(ExclusionPatterns(config_.config_sync().exclude()));
-  if (own.ok()) own_ = *std::move(own);
+  if (own.ok()) {
+    absl::MutexLock lock(&own_mu_);
+    own_ = *std::move(own);
+  }
   for (const auto& peer : config_.peers()) {
     channels_[peer.id()] =
         CreateSyncChannel(config_.cluster().name(), config_.cluster().group_id(), peer,
@@ -42,6 +45,40 @@ ConfigSync::ConfigSync(const v1::AgentConfig& config,
 }
 
 ConfigSync::~ConfigSync() { Stop(); }
+
+ExclusionSet ConfigSync::own() const {
+  absl::MutexLock lock(&own_mu_);
+  return own_;
+}
+
+absl::Status ConfigSync::SetExclusions(const std::vector<std::string>& patterns) {
+  absl::StatusOr<ExclusionSet> fresh = ExclusionSet::Create(patterns);
+  if (!fresh.ok()) return fresh.status();
+  {
+    absl::MutexLock lock(&own_mu_);
+    if (own_ == *fresh) return absl::OkStatus();
+    own_ = *fresh;
+  }
+  if (follower_ != nullptr) follower_->SetOwn(*fresh);
+  {
+    absl::MutexLock lock(&mu_);
+    // Unions made with the old list; each stream's open brings the peer's
+    // list again.
+    effective_.clear();
+    peer_mismatch_since_.clear();
+    if (follow_stream_ != nullptr) follow_stream_->Cancel();
+    restart_pushers_ = true;
+    desired_changed_ = true;
+    changed_.SignalAll();
+  }
+  if (committer_ != nullptr) committer_->InCommitOrder([this] { RefreshHelloCache(); });
+  LogEvent(LogLevel::kInfo, "config_exclusions_changed",
+           {{"exclude", absl::StrJoin(fresh->patterns(), ",")}});
+  note_(absl::StrCat("config: exclusion list now ",
+                     fresh->empty() ? "empty" : absl::StrJoin(fresh->patterns(), ", "),
+                     "; replication streams restart with it"));
+  return absl::OkStatus();
+}
 
 absl::Status ConfigSync::Start() {
   ConfigStore::Options options;
@@ -59,7 +96,7 @@ absl::Status ConfigSync::Start() {
         AfterCommit(result, replicated);
       });
   ConfigFollowerOptions follow;
-  follow.own = own_;
+  follow.own = own();
   follow.replaced_file = absl::StrCat(config_.state_dir(), "/config-replaced.jsonl");
   follow.still_follows = [this](const std::string& primary) { return StillFollows(primary); };
   follow.on_primary_exclusions = [this](const std::string& primary,
@@ -73,7 +110,7 @@ absl::Status ConfigSync::Start() {
            {{"file", store_file_},
             {"entries", store_->size()},
             {"revision", store_->revision()},
-            {"exclude", absl::StrJoin(own_.patterns(), ",")}});
+            {"exclude", absl::StrJoin(own().patterns(), ",")}});
   started_ = true;
   thread_ = std::thread([this] { Run(); });
   hooks_.Start();
@@ -195,7 +232,7 @@ bool ConfigSync::in_sync() const {
 }
 
 void ConfigSync::FillHello(const std::string& peer, v1::Hello* hello) const {
-  hello->set_exclusion_digest(own_.digest());
+  hello->set_exclusion_digest(own().digest());
   std::optional<ExclusionSet> effective = EffectiveFor(peer);
   absl::MutexLock lock(&cache_mu_);
   hello->set_config_revision(cached_revision_);
@@ -212,7 +249,7 @@ std::string ConfigSync::CachedRoot(const ExclusionSet& effective) const {
 }
 
 void ConfigSync::RefreshHelloCache() {
-  std::vector<ExclusionSet> sets = {own_};
+  std::vector<ExclusionSet> sets = {own()};
   {
     absl::MutexLock lock(&mu_);
     for (const auto& [peer, e] : effective_) sets.push_back(e.second);
@@ -231,7 +268,7 @@ void ConfigSync::LearnPeerExclusions(const std::string& peer,
                                      const std::vector<std::string>& patterns) {
   absl::StatusOr<ExclusionSet> theirs = ExclusionSet::Create(patterns);
   if (!theirs.ok()) return;
-  ExclusionSet effective = own_.Union(*theirs);
+  ExclusionSet effective = own().Union(*theirs);
   {
     absl::MutexLock lock(&mu_);
     effective_[peer] = {theirs->digest(), std::move(effective)};
@@ -252,12 +289,14 @@ void ConfigSync::Run() {
   bool first = true;
   while (true) {
     Desired desired;
+    bool restart = false;
     {
       absl::MutexLock lock(&mu_);
       if (!stopping_ && !desired_changed_) changed_.WaitWithTimeout(&mu_, absl::Seconds(1));
       desired_changed_ = false;
       if (stopping_) break;
       desired = desired_;
+      restart = std::exchange(restart_pushers_, false);
     }
     bool same = !first && desired.role == applied.role && desired.epoch == applied.epoch;
     if (same) {
@@ -266,7 +305,7 @@ void ConfigSync::Run() {
       for (const auto& p : applied.live) b.push_back(p.id);
       same = a == b;
     }
-    if (!same) Reconcile(desired);
+    if (!same || restart) Reconcile(desired, restart);
     applied = desired;
     first = false;
   }
@@ -278,13 +317,13 @@ void ConfigSync::Run() {
   retired.clear();
 }
 
-void ConfigSync::Reconcile(const Desired& desired) {
+void ConfigSync::Reconcile(const Desired& desired, bool restart) {
   const bool primary = desired.role == v1::PRIMARY;
   std::vector<std::unique_ptr<ConfigPusher>> retired;
   std::vector<std::string> started;
   {
     absl::MutexLock lock(&pushers_mu_);
-    if (!primary || desired.epoch != pusher_epoch_) {
+    if (!primary || desired.epoch != pusher_epoch_ || restart) {
       for (auto& [id, pusher] : pushers_) retired.push_back(std::move(pusher));
       pushers_.clear();
       pusher_epoch_ = desired.epoch;
@@ -306,7 +345,7 @@ void ConfigSync::Reconcile(const Desired& desired) {
         ConfigPusherOptions options;
         options.peer = peer.id;
         options.epoch = desired.epoch;
-        options.own = own_;
+        options.own = own();
         pushers_[peer.id] = std::make_unique<ConfigPusher>(
             std::move(options), committer_.get(), &outboxes_, ConfigPushDialer(channel->second),
             [this](const std::string& id, const std::vector<std::string>& patterns) {
@@ -389,7 +428,7 @@ absl::Status ConfigSync::StillFollows(const std::string& primary) const {
 
 ExclusionSet ConfigSync::ZoneLocalLocked() const {
   auto eff = effective_.find(desired_.primary);
-  if (desired_.role == v1::PRIMARY || eff == effective_.end()) return own_;
+  if (desired_.role == v1::PRIMARY || eff == effective_.end()) return own();
   return eff->second.second;  // the union of both lists
 }
 
@@ -417,8 +456,8 @@ absl::Status ConfigSync::CheckWritable(const std::vector<ConfigChange>& changes)
           " is synced: write it on the new primary (nothing was written)"));
     }
     std::string local =
-        own_.empty() ? "none"
-                     : absl::StrCat("those matching ", absl::StrJoin(own_.patterns(), ", "));
+        own().empty() ? "none"
+                     : absl::StrCat("those matching ", absl::StrJoin(own().patterns(), ", "));
     if (!primary.empty()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "this node is ", v1::Role_Name(role), "; ", c.path, " is synced from the primary, ",

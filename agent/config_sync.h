@@ -138,6 +138,12 @@ class ConfigSync {
   // applied the last commit (only `only`, if given). False if one had not
   // (or its stream is down).
   void BeginHandover();
+  // This node's exclusion list changed (a reload of config_sync.exclude):
+  // new writes are checked against it at once, and every replication stream
+  // restarts with it (the pair's next diff syncs what the new union leaves
+  // in; a value a resync replaces is saved as always). INVALID_ARGUMENT for
+  // a bad pattern, and nothing changes.
+  absl::Status SetExclusions(const std::vector<std::string>& patterns);
   void EndHandover();
   bool WaitReplicated(absl::Duration timeout, const std::string& only = "");
 
@@ -155,7 +161,8 @@ class ConfigSync {
   };
 
   void Run();
-  void Reconcile(const Desired& desired);
+  // `restart`: end every pusher's stream first (the exclusion list changed).
+  void Reconcile(const Desired& desired, bool restart);
   // Returns once every local write that passed its check before now is
   // committed and queued to the outboxes.
   void CommitBarrier();
@@ -191,7 +198,10 @@ class ConfigSync {
   const std::string store_file_;
   Clock* const clock_;
   NoteFn note_;
-  ExclusionSet own_;
+  // This node's exclusion list; a reload may replace it (SetExclusions).
+  ExclusionSet own() const ABSL_LOCKS_EXCLUDED(own_mu_);
+  mutable absl::Mutex own_mu_;
+  ExclusionSet own_ ABSL_GUARDED_BY(own_mu_);
   std::shared_ptr<grpc::ChannelCredentials> credentials_;
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;
 
@@ -213,6 +223,8 @@ class ConfigSync {
   // desired_ changed since Run() last took it (a signal while Run() was
   // reconciling would otherwise wait out the 1 s timeout).
   bool desired_changed_ ABSL_GUARDED_BY(mu_) = false;
+  // The exclusion list changed: Run() restarts every pusher.
+  bool restart_pushers_ ABSL_GUARDED_BY(mu_) = false;
   Desired desired_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool handing_over_ ABSL_GUARDED_BY(mu_) = false;

@@ -9,7 +9,7 @@ namespace cloudha {
 
 const std::vector<std::string>& ReloadPlan::Live() {
   static const std::vector<std::string>* live =
-      new std::vector<std::string>{"log", "hooks", "monitors"};
+      new std::vector<std::string>{"log", "hooks", "monitors", "config_sync.exclude"};
   return *live;
 }
 
@@ -27,6 +27,20 @@ ReloadPlan PlanReload(const v1::AgentConfig& current, const v1::AgentConfig& nex
       b.GetReflection()->ClearField(&b, d->field(j));
     }
     if (google::protobuf::util::MessageDifferencer::Equals(a, b)) continue;
+    if (field->name() == "config_sync") {
+      // Of config_sync, only the exclusion list is live.
+      bool exclude_changed = !std::equal(
+          a.config_sync().exclude().begin(), a.config_sync().exclude().end(),
+          b.config_sync().exclude().begin(), b.config_sync().exclude().end());
+      a.mutable_config_sync()->clear_exclude();
+      b.mutable_config_sync()->clear_exclude();
+      if (!google::protobuf::util::MessageDifferencer::Equals(a, b)) {
+        plan.refused.push_back("config_sync");
+      } else if (exclude_changed) {
+        plan.applied.push_back("config_sync.exclude");
+      }
+      continue;
+    }
     const std::vector<std::string>& live = ReloadPlan::Live();
     bool is_live = std::find(live.begin(), live.end(), field->name()) != live.end();
     (is_live ? plan.applied : plan.refused).push_back(field->name());

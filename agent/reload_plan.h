@@ -2,11 +2,12 @@
 // and the helpers both start-up and reload use to apply those sections.
 //
 // Live: `log` (level, format), `hooks` (role and peer hooks: events whose
-// hooks have not started run the new ones), `monitors` (the new set starts
-// from its own first results). Every other section (node, cluster, peers,
-// listen, heartbeat, election, tls paths, sessions, config_sync, arbiter,
-// ...) is fixed for the life of the process: a file that changes one is
-// refused whole.
+// hooks have not started run the new ones), `monitors` (unchanged ones keep
+// their state), `config_sync.exclude` (replication streams restart with the
+// new list). Every other section (node, cluster, peers, listen, heartbeat,
+// election, tls paths, sessions, the rest of config_sync, arbiter, ...) is
+// fixed for the life of the process: a file that changes one is refused
+// whole.
 #ifndef CLOUDHA_AGENT_RELOAD_PLAN_H_
 #define CLOUDHA_AGENT_RELOAD_PLAN_H_
 

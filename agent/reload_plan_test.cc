@@ -45,6 +45,20 @@ TEST(ReloadPlanTest, IdentityAddressesAndTimersNeedARestart) {
   EXPECT_THAT(plan.refused, ElementsAre("node", "listen", "heartbeat"));
 }
 
+TEST(ReloadPlanTest, OfConfigSyncOnlyTheExclusionListIsLive) {
+  ReloadPlan plan = PlanReload(
+      Parse(std::string(kBase) + "config_sync { exclude: \"zone.**\" }"),
+      Parse(std::string(kBase) + "config_sync { exclude: \"zone.**\" exclude: \"local.*\" }"));
+  EXPECT_THAT(plan.applied, ElementsAre("config_sync.exclude"));
+  EXPECT_THAT(plan.refused, IsEmpty());
+  plan = PlanReload(
+      Parse(std::string(kBase) + "config_sync { exclude: \"zone.**\" }"),
+      Parse(std::string(kBase) +
+            "config_sync { exclude: \"local.*\" store_file: \"/var/lib/x.db\" }"));
+  EXPECT_THAT(plan.applied, IsEmpty());
+  EXPECT_THAT(plan.refused, ElementsAre("config_sync"));
+}
+
 TEST(ReloadPlanTest, HooksSplitIntoRoleAndPeerHooks) {
   v1::AgentConfig c = Parse(
       "hooks { on: TO_PRIMARY command: \"p\" } hooks { on: PEER_LOST command: \"l\" } "

@@ -43,7 +43,8 @@ ConfigFollower::ConfigFollower(ConfigFollowerOptions options, ConfigCommitter* c
     : options_(std::move(options)),
       committer_(committer),
       store_(committer->store()),
-      clock_(clock) {}
+      clock_(clock),
+      own_(options_.own) {}
 
 absl::StatusOr<ConfigFollower::Opened> ConfigFollower::Open(const std::string& primary,
                                                             const v1::ConfigSyncOpen& open) {
@@ -52,15 +53,20 @@ absl::StatusOr<ConfigFollower::Opened> ConfigFollower::Open(const std::string& p
     return absl::InvalidArgumentError(absl::StrCat("exclusion list: ", theirs.status().message()));
   }
   if (options_.on_primary_exclusions) options_.on_primary_exclusions(primary, theirs->patterns());
+  ExclusionSet own;
+  {
+    absl::MutexLock lock(&mu_);
+    own = own_;
+  }
   auto stream = std::make_unique<Stream>();
   stream->primary = primary;
   stream->epoch = open.epoch();
-  stream->effective = options_.own.Union(*theirs);
+  stream->effective = own.Union(*theirs);
   stream->opened = clock_->Now();
   Opened opened;
   v1::ConfigSyncOpen* reply = opened.reply.mutable_open();
   reply->set_revision(store_->revision());
-  for (const std::string& p : options_.own.patterns()) reply->add_exclude(p);
+  for (const std::string& p : own.patterns()) reply->add_exclude(p);
   reply->set_root_checksum(store_->Checksum("", stream->effective).checksum);
   LogEvent(LogLevel::kInfo, "config_follow",
            {{"primary", primary},
@@ -92,6 +98,13 @@ void ConfigFollower::Close(uint64_t stream) {
 void ConfigFollower::Supersede() {
   absl::MutexLock lock(&mu_);
   superseded_ = true;
+}
+
+void ConfigFollower::SetOwn(ExclusionSet own) {
+  absl::MutexLock lock(&mu_);
+  own_ = std::move(own);
+  superseded_ = true;
+  synced_with_.clear();
 }
 
 void ConfigFollower::MarkUnsynced() {

@@ -104,6 +104,10 @@ class ConfigFollower {
   // This node's content no longer verifiably matches the primary's (a hello
   // checksum disagreed): not in sync until a new resync.
   void MarkUnsynced();
+  // This node's exclusion list changed (a reload): streams opened from now
+  // on use `own`; the one followed is not in sync any more and may write no
+  // more (the primary's next stream diffs with the new list).
+  void SetOwn(ExclusionSet own);
 
   // The primary whose content this node verifiably holds; "" when none.
   std::string synced_with() const;
@@ -172,6 +176,8 @@ class ConfigFollower {
   // The stream followed (opened last); 0 when none. Superseded: it may
   // write no more.
   uint64_t current_ ABSL_GUARDED_BY(mu_) = 0;
+  // This node's own exclusion list (options_.own until SetOwn).
+  ExclusionSet own_ ABSL_GUARDED_BY(mu_);
   bool superseded_ ABSL_GUARDED_BY(mu_) = false;
   std::string following_ ABSL_GUARDED_BY(mu_);
   std::string synced_with_ ABSL_GUARDED_BY(mu_);

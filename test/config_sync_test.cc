@@ -140,6 +140,52 @@ TEST_F(ConfigSyncTest, TenThousandKeysConverge) {
   }));
 }
 
+// A reload changes b's exclusion list live (SIGHUP): the streams restart
+// with the new union, a path b now excludes stops arriving and b may write
+// it, a path it no longer excludes is synced from the primary, and the
+// processes never restart.
+TEST_F(ConfigSyncTest, AReloadChangesTheExclusionListLive) {
+  ASSERT_NO_FATAL_FAILURE(StartPair("", "exclude: \"system.hostname\""));
+  // b holds a's content over the pair's union, by its hellos' checksums.
+  auto agree = [&] {
+    return cluster_.WaitFor("b", [](const v1::StatusResponse& s) {
+      return s.config().in_sync() && s.peers_size() == 1 &&
+             s.peers(0).config().checksum_match();
+    });
+  };
+  ConfigClient a(cluster_.socket("a"));
+  ConfigClient b(cluster_.socket("b"));
+  ASSERT_TRUE(a.Put("system.hostname", "fw-zone-a").ok());
+  ASSERT_TRUE(a.Put("router.static.1.gateway", "198.18.1.254").ok());
+  ASSERT_TRUE(agree()) << cluster_.Cli({"status", "--json", "--socket", cluster_.socket("b")}).out
+                       << cluster_.Cli({"status", "--json", "--socket", cluster_.socket("a")}).out;
+  ASSERT_EQ(b.Get("router.static.1.gateway").value_or(""), "198.18.1.254");
+  ASSERT_FALSE(b.Get("system.hostname").ok());
+
+  // b now keeps router.static for itself and takes the hostname from a.
+  cluster_.WriteConfig("b", Config("b", 100, "exclude: \"router.static.**\""));
+  cluster_.Kill("b", SIGHUP);
+  ASSERT_TRUE(WaitForLog(cluster_.agent("b"), "event=config_exclusions_changed"));
+  ASSERT_TRUE(cluster_.WaitFor("b", [](const v1::StatusResponse& s) {
+    return s.config().exclude_size() == 1 && s.config().exclude(0) == "router.static.**" &&
+           s.config().in_sync();
+  })) << cluster_.Status("b")->config().DebugString();
+  ASSERT_TRUE(agree()) << Logs(cluster_.agent("b"));
+  EXPECT_EQ(b.Get("system.hostname").value_or(""), "fw-zone-a");
+  EXPECT_TRUE(b.Put("router.static.1.gateway", "198.18.2.254").ok());
+  ASSERT_TRUE(a.Put("router.static.2.gateway", "198.18.1.253").ok());
+  ASSERT_TRUE(a.Put("firewall.policy.9.action", "accept").ok());
+  ASSERT_TRUE(agree()) << Logs(cluster_.agent("b"));
+  EXPECT_EQ(b.Get("firewall.policy.9.action").value_or(""), "accept");
+  EXPECT_FALSE(b.Get("router.static.2.gateway").ok());
+  EXPECT_EQ(b.Get("router.static.1.gateway").value_or(""), "198.18.2.254");
+  // Same processes all along.
+  absl::StatusOr<v1::StatusResponse> sa = cluster_.Status("a");
+  ASSERT_TRUE(sa.ok());
+  EXPECT_EQ(sa->peers(0).restarts(), 0u);
+  EXPECT_EQ(sa->role(), v1::PRIMARY);
+}
+
 TEST_F(ConfigSyncTest, ZoneLocalValuesDifferWhileChecksumsAgree) {
   ASSERT_NO_FATAL_FAILURE(StartPair(
       "exclude: \"system.interface.**\" exclude: \"router.static.**\"",
