@@ -108,6 +108,8 @@ Agent::Agent(v1::AgentConfig config, TlsMaterial tls,
       admin_service_(this, &sessions_, &config_sync_),
       epoch_store_(config_.state_dir()),
       core_(config_, stored_epoch, clock->Now(), &membership_, &local_, this) {
+  interval_ms_ = config_.heartbeat().interval_ms();
+  lost_threshold_ = config_.heartbeat().lost_threshold();
   {
     absl::MutexLock lock(&monitors_mu_);
     monitors_ = MakeMonitors(config_);
@@ -232,6 +234,20 @@ absl::StatusOr<v1::ReloadResponse> Agent::ReloadLocked(std::shared_ptr<MonitorSe
       }
       *retired = std::move(old);
       Wake();  // the role step sees the new penalty now
+    } else if (section == "heartbeat") {
+      const uint32_t interval_ms = next.heartbeat().interval_ms();
+      const uint32_t threshold = next.heartbeat().lost_threshold();
+      const absl::Duration interval = absl::Milliseconds(interval_ms);
+      const absl::Duration lost_after = interval * static_cast<int>(threshold);
+      // Loss is judged by the new window first, then hellos go at the new
+      // pace: a longer window never counts a peer lost in between.
+      membership_.SetLostAfter(lost_after);
+      core_.SetHeartbeat(next);
+      local_.SetHeartbeatInterval(interval_ms);
+      for (auto& path : paths_) path->SetTimers(interval, lost_after);
+      interval_ms_ = interval_ms;
+      lost_threshold_ = threshold;
+      Wake();
     } else if (section == "config_sync.exclude") {
       std::vector<std::string> patterns(next.config_sync().exclude().begin(),
                                         next.config_sync().exclude().end());
@@ -481,7 +497,6 @@ void Agent::Wake() {
 }
 
 void Agent::Tick() {
-  absl::Duration interval = absl::Milliseconds(config_.heartbeat().interval_ms());
   absl::Time next = clock_->Now();
   // What the role thread sleeps on. A fresh one is installed before each
   // step, so a Wake() that comes while the step runs is kept for the next
@@ -502,6 +517,8 @@ void Agent::Tick() {
     wake = fresh_wake();
     absl::Time now = clock_->Now();
     core_.Step(now);
+    // Read each round: a reload may change the timers.
+    const absl::Duration interval = absl::Milliseconds(interval_ms_.load());
     if (next <= now) next += interval;
     if (next <= now) next = now + interval;
     // The service manager hears from this thread while it runs, and only
@@ -562,8 +579,8 @@ void Agent::HandOverBeforeStopping() {
   // As long as the peer would take to notice the loss, but at most 5 s.
   absl::Duration wait = std::min(
       absl::Seconds(5),
-      absl::Milliseconds(config_.heartbeat().interval_ms()) * config_.heartbeat().lost_threshold());
-  absl::Duration interval = absl::Milliseconds(config_.heartbeat().interval_ms());
+      absl::Milliseconds(interval_ms_.load()) * static_cast<int>(lost_threshold_.load()));
+  absl::Duration interval = absl::Milliseconds(interval_ms_.load());
   absl::Time deadline = clock_->Now() + wait;
   absl::StatusOr<v1::FailoverResponse> done = HandOver("", wait, /*must_replicate=*/false);
   // A peer that is up but not eligible yet (its hello saying it finished
@@ -718,8 +735,8 @@ v1::StatusResponse Agent::Status() {
   status.set_boot_id(local_.boot_id());
   status.set_version(BuildVersionLine());
   status.set_listen(config_.listen());
-  status.set_heartbeat_interval_ms(config_.heartbeat().interval_ms());
-  status.set_lost_threshold(config_.heartbeat().lost_threshold());
+  status.set_heartbeat_interval_ms(interval_ms_.load());
+  status.set_lost_threshold(lost_threshold_.load());
   status.set_priority(local_.priority());
   for (v1::PeerStatus& peer : membership_.Status(now)) *status.add_peers() = std::move(peer);
   for (v1::MonitorStatus& m : monitors()->Status(now)) *status.add_monitors() = std::move(m);

@@ -79,8 +79,8 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   bool WaitForEvents(uint64_t after, absl::Duration timeout) override;
   bool Stopping() override;
   // Rereads the configuration file given to SetConfigFile (SIGHUP, `cloudha
-  // reload`) and the TLS files: applies changes to log, hooks, monitors and
-  // config_sync.exclude live; refuses the whole file (FAILED_PRECONDITION naming the sections)
+  // reload`) and the TLS files: applies changes to heartbeat, log, hooks,
+  // monitors and config_sync.exclude live; refuses the whole file (FAILED_PRECONDITION naming the sections)
   // when anything else changed, and (INVALID_ARGUMENT) when it has
   // problems; a refused file changes nothing. Logged as config_reloaded or
   // reload_refused.
@@ -198,6 +198,9 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   // Set when a stop begins (STOPPING=1 sent).
   std::atomic<bool> stopping_notified_{false};
   std::string config_file_;
+  // heartbeat.interval_ms and lost_threshold as a reload last set them.
+  std::atomic<uint32_t> interval_ms_{0};
+  std::atomic<uint32_t> lost_threshold_{0};
   // Reloads one at a time; the configuration the last one applied.
   absl::Mutex reload_mu_;
   v1::AgentConfig current_ ABSL_GUARDED_BY(reload_mu_);

@@ -22,9 +22,24 @@ HelloPath::HelloPath(HelloPathOptions options, std::shared_ptr<grpc::Channel> ch
       local_(local),
       verifier_(verifier),
       membership_(membership),
-      clock_(clock) {}
+      clock_(clock) {
+  absl::MutexLock lock(&mu_);
+  interval_ = options_.interval;
+  lost_after_ = options_.lost_after;
+}
 
 HelloPath::~HelloPath() { Stop(); }
+
+void HelloPath::SetTimers(absl::Duration interval, absl::Duration lost_after) {
+  absl::MutexLock lock(&mu_);
+  interval_ = interval;
+  lost_after_ = lost_after;
+}
+
+std::pair<absl::Duration, absl::Duration> HelloPath::Timers() {
+  absl::MutexLock lock(&mu_);
+  return {interval_, lost_after_};
+}
 
 void HelloPath::Start() {
   thread_ = std::thread([this] {
@@ -141,6 +156,7 @@ absl::Status HelloPath::RunStream(bool* had_reply) {
   absl::Time next = clock_->Now();
   while (!stop_.HasBeenNotified()) {
     absl::Time now = clock_->Now();
+    const auto [interval, lost_after] = Timers();
     {
       absl::MutexLock lock(&mu);
       if (reader_done) {
@@ -149,7 +165,7 @@ absl::Status HelloPath::RunStream(bool* had_reply) {
       }
       // One interval of slack: a reply due right at the threshold is not
       // silence yet.
-      if (now - last_reply >= options_.lost_after + options_.interval) {
+      if (now - last_reply >= lost_after + interval) {
         silence = absl::DeadlineExceededError(
             absl::StrCat("no reply for ", absl::FormatDuration(now - last_reply)));
         break;
@@ -167,8 +183,8 @@ absl::Status HelloPath::RunStream(bool* had_reply) {
       cancel = false;
       break;
     }
-    next += options_.interval;
-    if (next <= now) next = now + options_.interval;
+    next += interval;
+    if (next <= now) next = now + interval;
     clock_->SleepUntil(next, stop_);
   }
   if (cancel) context.TryCancel();

@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -55,6 +56,8 @@ class HelloPath {
   void RequestStop();
   // RequestStop(), then waits for the path's thread.
   void Stop();
+  // New heartbeat timers (a reload), from the next hello on.
+  void SetTimers(absl::Duration interval, absl::Duration lost_after);
 
  private:
   // One stream, from dial to end. Returns the reason it ended, or OK when
@@ -73,6 +76,11 @@ class HelloPath {
   absl::Notification stop_;
   // The stream in progress, cancelled by RequestStop().
   grpc::ClientContext* active_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // options_.interval and lost_after, as a reload may change them.
+  absl::Duration interval_ ABSL_GUARDED_BY(mu_);
+  absl::Duration lost_after_ ABSL_GUARDED_BY(mu_);
+  // The current timers.
+  std::pair<absl::Duration, absl::Duration> Timers() ABSL_LOCKS_EXCLUDED(mu_);
   std::thread thread_;
 };
 

@@ -64,6 +64,8 @@ class LocalNode {
   // sequence, send time and echo fields are the caller's.
   // A hello to `peer`.
   v1::Hello MakeHello(absl::Time now, const std::string& peer) const;
+  // The interval hellos announce, after a reload changed it.
+  void SetHeartbeatInterval(uint32_t interval_ms) { interval_ms_ = interval_ms; }
   // Adds per-peer fields (config revision and checksums) to every hello;
   // set once, before any hello is made.
   using HelloFiller = std::function<void(const std::string& peer, v1::Hello* hello)>;
@@ -75,7 +77,8 @@ class LocalNode {
   const uint32_t group_id_;
   const uint64_t boot_id_;
   const uint32_t priority_;
-  const uint32_t interval_ms_;
+  // A reload may change it (SetHeartbeatInterval).
+  std::atomic<uint32_t> interval_ms_;
   const bool override_;
   const uint32_t uptime_margin_s_;
   const absl::Time started_;

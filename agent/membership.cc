@@ -38,6 +38,11 @@ Membership::Peer* Membership::Find(const std::string& id) {
   return nullptr;
 }
 
+void Membership::SetLostAfter(absl::Duration d) {
+  absl::MutexLock lock(&mu_);
+  lost_after_ = d;
+}
+
 bool Membership::Fresh(const std::optional<absl::Time>& t, absl::Time now) const {
   return t.has_value() && now - *t < lost_after_;
 }

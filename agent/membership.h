@@ -80,6 +80,10 @@ class Membership {
   // then, so detection does not wait for the next regular tick.
   std::optional<absl::Time> NextExpiry() const;
 
+  // New heartbeat timers (a reload): a peer or path is lost after `d` of
+  // silence from now on.
+  void SetLostAfter(absl::Duration d);
+
   // Whether `peer` is UP as of the last Evaluate().
   bool IsUp(const std::string& peer) const;
 
@@ -140,7 +144,8 @@ class Membership {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Fresh(const std::optional<absl::Time>& t, absl::Time now) const;
 
-  const absl::Duration lost_after_;
+  // interval * lost_threshold; a reload may change it (SetLostAfter).
+  absl::Duration lost_after_;  // guarded by mu_
   const std::string self_;
   std::function<void()> on_news_;
   mutable absl::Mutex mu_;

@@ -53,6 +53,12 @@ NodeCore::NodeCore(const v1::AgentConfig& config, uint64_t stored_epoch, absl::T
       role_(RoleOptionsFor(config), stored_epoch, started),
       stored_epoch_(stored_epoch) {}
 
+void NodeCore::SetHeartbeat(const v1::AgentConfig& config) {
+  absl::MutexLock lock(&mu_);
+  role_.SetTimers(RoleOptionsFor(config));
+  vote_window_ = VoteWindow(config);
+}
+
 RoleInputs NodeCore::Inputs(absl::Time now) {
   RoleInputs in;
   in.now = now;

@@ -83,6 +83,10 @@ class NodeCore {
   NodeCore(const NodeCore&) = delete;
   NodeCore& operator=(const NodeCore&) = delete;
 
+  // New heartbeat timers in `config` (a reload): the vote window, the
+  // handover timeout and the hold-down follow them.
+  void SetHeartbeat(const v1::AgentConfig& config);
+
   // The role step: re-evaluates the peers at `now`, lets the role machine
   // decide, applies its change (epoch first), publishes the state hellos
   // carry, and stores an epoch learned from a peer.
@@ -127,7 +131,7 @@ class NodeCore {
   const int configured_peers_;
   const bool override_;
   const uint32_t uptime_margin_s_;
-  const absl::Duration vote_window_;
+  absl::Duration vote_window_ ABSL_GUARDED_BY(mu_);
   Membership* const membership_;
   LocalNode* const local_;
   NodeCoreEnv* const env_;

@@ -9,7 +9,8 @@ namespace cloudha {
 
 const std::vector<std::string>& ReloadPlan::Live() {
   static const std::vector<std::string>* live =
-      new std::vector<std::string>{"log", "hooks", "monitors", "config_sync.exclude"};
+      new std::vector<std::string>{"heartbeat", "log", "hooks", "monitors",
+                                   "config_sync.exclude"};
   return *live;
 }
 

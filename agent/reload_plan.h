@@ -1,10 +1,12 @@
 // What a reload of the configuration file may change while the agent runs,
 // and the helpers both start-up and reload use to apply those sections.
 //
-// Live: `log` (level, format), `hooks` (role and peer hooks: events whose
+// Live: `heartbeat` (interval and threshold: loss windows, hello pace,
+// vote window and handover timeout follow; gRPC keepalives keep the values
+// the channels were made with), `log` (level, format), `hooks` (role and peer hooks: events whose
 // hooks have not started run the new ones), `monitors` (unchanged ones keep
 // their state), `config_sync.exclude` (replication streams restart with the
-// new list). Every other section (node, cluster, peers, listen, heartbeat,
+// new list). Every other section (node, cluster, peers, listen,
 // election, tls paths, sessions, the rest of config_sync, arbiter, ...) is
 // fixed for the life of the process: a file that changes one is refused
 // whole.

@@ -35,14 +35,14 @@ TEST(ReloadPlanTest, LogHooksAndMonitorsAreLive) {
   EXPECT_THAT(plan.refused, IsEmpty());
 }
 
-TEST(ReloadPlanTest, IdentityAddressesAndTimersNeedARestart) {
+TEST(ReloadPlanTest, IdentityAndAddressesNeedARestart) {
   ReloadPlan plan = PlanReload(
       Parse(kBase),
       Parse("node { id: \"c\" priority: 200 } cluster { name: \"demo\" } "
             "listen: \"0.0.0.0:7802\" peers { id: \"b\" addresses: \"10.0.0.2:7801\" } "
             "heartbeat { interval_ms: 200 } log { level: WARN }"));
-  EXPECT_THAT(plan.applied, ElementsAre("log"));
-  EXPECT_THAT(plan.refused, ElementsAre("node", "listen", "heartbeat"));
+  EXPECT_THAT(plan.applied, ElementsAre("heartbeat", "log"));
+  EXPECT_THAT(plan.refused, ElementsAre("node", "listen"));
 }
 
 TEST(ReloadPlanTest, OfConfigSyncOnlyTheExclusionListIsLive) {

@@ -150,6 +150,12 @@ class RoleMachine {
   const std::string& selected_by() const { return selected_by_; }
   const std::string& handover_to() const { return handover_to_; }
   const Options& options() const { return options_; }
+  // New options derived from the heartbeat timers (a reload): the handover
+  // timeout and the hold-down. The election rules stay as they were.
+  void SetTimers(const Options& options) {
+    options_.handover_timeout = options.handover_timeout;
+    options_.hello_holddown = options.hello_holddown;
+  }
   // Whether this node wants the arbiter's lease: a primary does, and so
   // does a node whose last evaluation would have promoted but lacked a
   // majority without it.
@@ -169,7 +175,7 @@ class RoleMachine {
   void TrackPrimary(const std::string& id, absl::Time now);
   std::vector<const PeerView*> EligibleSecondaries(const RoleInputs& in) const;
 
-  const Options options_;
+  Options options_;
   const absl::Time started_;
   v1::Role role_ = v1::STARTING;
   std::string reason_ = "starting: waiting for peers";

@@ -112,26 +112,58 @@ TEST_F(ReloadTest, ReloadCommandReplacesHooksLive) {
 
 TEST_F(ReloadTest, AChangeThatNeedsARestartIsRefusedWholeAndChangesNothing) {
   ASSERT_NO_FATAL_FAILURE(StartPair());
-  // A monitor (live) together with a new heartbeat interval (not live).
-  cluster_.WriteConfig(
-      "a", Config("a", 200,
-                  "monitors { name: \"app\" exec { command: \"/bin/false\" } interval_ms: 100 "
-                  "rise: 1 fall: 1 }\n",
-                  /*interval_ms=*/200));
+  // A monitor (live) together with another listen address (not live).
+  std::string text =
+      Config("a", 200,
+             "monitors { name: \"app\" exec { command: \"/bin/false\" } interval_ms: 100 "
+             "rise: 1 fall: 1 }\n");
+  const std::string listen = absl::StrCat("listen: \"127.0.0.1:", cluster_.port("a"), "\"");
+  size_t at = text.find(listen);
+  ASSERT_NE(at, std::string::npos) << text;
+  text.replace(at, listen.size(), "listen: \"127.0.0.1:1\"");
+  cluster_.WriteConfig("a", text);
   CommandResult r = cluster_.Cli({"reload", "--config", cluster_.config_path("a")});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_THAT(r.err, HasSubstr("refused: changing heartbeat needs a restart"));
+  EXPECT_THAT(r.err, HasSubstr("refused: changing listen needs a restart"));
   EXPECT_THAT(r.err, HasSubstr("nothing was changed"));
   absl::StatusOr<v1::StatusResponse> a = cluster_.Status("a");
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a->monitors_size(), 0);
-  EXPECT_EQ(a->heartbeat_interval_ms(), 100u);
+  EXPECT_EQ(a->listen(), absl::StrCat("127.0.0.1:", cluster_.port("a")));
   EXPECT_EQ(a->role(), v1::PRIMARY);
   // SIGHUP says the same in the log, and the agent runs on.
   cluster_.Kill("a", SIGHUP);
   EXPECT_TRUE(WaitForLog(cluster_.agent("a"), "event=reload_refused"));
   EXPECT_EQ(cluster_.Status("a")->role(), v1::PRIMARY);
   HellosFromA();
+}
+
+TEST_F(ReloadTest, HeartbeatTimersChangeLiveWithoutLosingThePeer) {
+  ASSERT_NO_FATAL_FAILURE(StartPair());
+  uint64_t before = HellosFromA();
+  // Both nodes to 250 ms x 5, one after the other, as an operator would.
+  cluster_.WriteConfig("b", Config("b", 100, "", /*interval_ms=*/250));
+  cluster_.Kill("b", SIGHUP);
+  ASSERT_TRUE(WaitForLog(cluster_.agent("b"), "applied=heartbeat"));
+  cluster_.WriteConfig("a", Config("a", 200, "", /*interval_ms=*/250));
+  CommandResult r = cluster_.Cli({"reload", "--socket", cluster_.socket("a")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("applied heartbeat"));
+  for (const char* node : {"a", "b"}) {
+    absl::StatusOr<v1::StatusResponse> s = cluster_.Status(node);
+    ASSERT_TRUE(s.ok());
+    EXPECT_EQ(s->heartbeat_interval_ms(), 250u);
+  }
+  // Hellos go on at the new pace and neither side ever lost the other.
+  absl::SleepFor(absl::Seconds(2));
+  uint64_t after = HellosFromA();
+  EXPECT_GT(after, before);
+  EXPECT_EQ(cluster_.Status("a")->role(), v1::PRIMARY);
+  EXPECT_THAT(Logs(cluster_.agent("b")), ::testing::Not(HasSubstr("event=peer_down")));
+  EXPECT_THAT(Logs(cluster_.agent("a")), ::testing::Not(HasSubstr("event=peer_down")));
+  // And the new window still detects a lost primary.
+  cluster_.Kill("a", SIGKILL);
+  ASSERT_TRUE(WaitRole("b", v1::PRIMARY)) << Logs(cluster_.agent("b"));
 }
 
 TEST_F(ReloadTest, AFileWithProblemsIsRefusedWhole) {

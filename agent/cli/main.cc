@@ -219,8 +219,8 @@ int Dispatch(int argc, char** argv) {
   int failover_timeout_s = 10;
   cloudha::AdminTarget reload_target;
   CLI::App* reload = app.add_subcommand(
-      "reload", "reread the configuration file (as SIGHUP): applies log, hooks, monitors and "
-                "config_sync.exclude live, refuses a file that changes anything else");
+      "reload", "reread the configuration file (as SIGHUP): applies heartbeat, log, hooks, "
+                "monitors and config_sync.exclude live, refuses a file that changes anything else");
   AddAdminTarget(reload, &reload_target);
 
   CLI::App* failover = app.add_subcommand(
