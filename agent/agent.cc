@@ -185,6 +185,7 @@ absl::StatusOr<v1::ReloadResponse> Agent::Reload() {
 absl::StatusOr<v1::ReloadResponse> Agent::ReloadLocked(std::shared_ptr<MonitorSet>* retired) {
   absl::MutexLock lock(&reload_mu_);
   if (reload_closed_) return absl::UnavailableError("the agent is stopping");
+  if (!reload_open_) return absl::UnavailableError("the agent is still starting; try again");
   if (config_file_.empty()) {
     return absl::FailedPreconditionError("this agent was not started from a configuration file");
   }
@@ -239,9 +240,11 @@ absl::StatusOr<v1::ReloadResponse> Agent::ReloadLocked(std::shared_ptr<MonitorSe
       const uint32_t threshold = next.heartbeat().lost_threshold();
       const absl::Duration interval = absl::Milliseconds(interval_ms);
       const absl::Duration lost_after = interval * static_cast<int>(threshold);
-      // Loss is judged by the new window first, then hellos go at the new
-      // pace: a longer window never counts a peer lost in between.
-      membership_.SetLostAfter(lost_after);
+      // A longer loss window counts at once; a shorter one only once hellos
+      // at the new pace can have come (the paths finish the sleep of the old
+      // interval first), so no peer is counted lost in between.
+      const absl::Duration old_interval = absl::Milliseconds(interval_ms_.load());
+      membership_.SetLostAfter(lost_after, clock_->Now() + old_interval + lost_after);
       core_.SetHeartbeat(next);
       local_.SetHeartbeatInterval(interval_ms);
       for (auto& path : paths_) path->SetTimers(interval, lost_after);
@@ -272,6 +275,10 @@ absl::Status Agent::Start() {
   PublishInitialHealth();
   CreateHelloPaths();
   StartThreads();
+  {
+    absl::MutexLock lock(&reload_mu_);
+    reload_open_ = true;
+  }
   health_.SetServing(kAgentService, true);
   LogEvent(LogLevel::kInfo, "agent_started",
            {{"node", local_.node_id()},

@@ -205,6 +205,8 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   absl::Mutex reload_mu_;
   v1::AgentConfig current_ ABSL_GUARDED_BY(reload_mu_);
   bool reload_closed_ ABSL_GUARDED_BY(reload_mu_) = false;
+  // Set when Start finished (the hello paths exist).
+  bool reload_open_ ABSL_GUARDED_BY(reload_mu_) = false;
   // The role thread's own.
   bool ready_sent_ = false;
   std::string status_sent_;

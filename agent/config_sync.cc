@@ -55,13 +55,15 @@ absl::Status ConfigSync::SetExclusions(const std::vector<std::string>& patterns)
   absl::StatusOr<ExclusionSet> fresh = ExclusionSet::Create(patterns);
   if (!fresh.ok()) return fresh.status();
   {
-    absl::MutexLock lock(&own_mu_);
-    if (own_ == *fresh) return absl::OkStatus();
-    own_ = *fresh;
-  }
-  if (follower_ != nullptr) follower_->SetOwn(*fresh);
-  {
+    // One step under mu_ (then own_mu_, then the follower's lock, the order
+    // used elsewhere): no union made from the old list survives it.
     absl::MutexLock lock(&mu_);
+    {
+      absl::MutexLock own_lock(&own_mu_);
+      if (own_ == *fresh) return absl::OkStatus();
+      own_ = *fresh;
+    }
+    if (follower_ != nullptr) follower_->SetOwn(*fresh);
     // Unions made with the old list; each stream's open brings the peer's
     // list again.
     effective_.clear();
@@ -166,13 +168,25 @@ void ConfigSync::Update(v1::Role role, uint64_t epoch, const std::string& primar
   desired_.epoch = epoch;
   desired_.primary = primary;
   desired_.live = live_peers;
-  // A peer whose list changed (restarted with another config): forget the
-  // union made from the old one.
+  // A peer whose list changed (a restart or a reload with another one):
+  // forget the union made from the old one, and restart the stream with it,
+  // whose open brings the list again (also when a hello older than the
+  // stream's open erased a fresh union: the restart relearns it).
+  bool relearn = false;
   for (const ConfigPeerView& p : live_peers) {
     auto it = effective_.find(p.id);
     if (it != effective_.end() && !p.exclusion_digest.empty() &&
         p.exclusion_digest != it->second.first) {
       effective_.erase(it);
+      relearn = relearn || role == v1::PRIMARY || p.id == primary;
+    }
+  }
+  if (relearn) {
+    if (role == v1::PRIMARY) {
+      restart_pushers_ = true;
+      wake = true;
+    } else if (follow_stream_ != nullptr) {
+      follow_stream_->Cancel();
     }
   }
   for (const ConfigPeerView& p : live_peers) {
@@ -268,10 +282,11 @@ void ConfigSync::LearnPeerExclusions(const std::string& peer,
                                      const std::vector<std::string>& patterns) {
   absl::StatusOr<ExclusionSet> theirs = ExclusionSet::Create(patterns);
   if (!theirs.ok()) return;
-  ExclusionSet effective = own().Union(*theirs);
   {
+    // The union with the list in force now (SetExclusions changes both
+    // under mu_).
     absl::MutexLock lock(&mu_);
-    effective_[peer] = {theirs->digest(), std::move(effective)};
+    effective_[peer] = {theirs->digest(), own().Union(*theirs)};
   }
   if (committer_ == nullptr) return;
   committer_->InCommitOrder([this] { RefreshHelloCache(); });

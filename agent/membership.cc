@@ -38,13 +38,23 @@ Membership::Peer* Membership::Find(const std::string& id) {
   return nullptr;
 }
 
-void Membership::SetLostAfter(absl::Duration d) {
+void Membership::SetLostAfter(absl::Duration d, absl::Time from) {
   absl::MutexLock lock(&mu_);
-  lost_after_ = d;
+  if (d >= lost_after_) {
+    lost_after_ = d;
+    pending_from_ = absl::InfiniteFuture();
+  } else {
+    pending_lost_after_ = d;
+    pending_from_ = from;
+  }
+}
+
+absl::Duration Membership::LostAfter(absl::Time now) const {
+  return now >= pending_from_ ? pending_lost_after_ : lost_after_;
 }
 
 bool Membership::Fresh(const std::optional<absl::Time>& t, absl::Time now) const {
-  return t.has_value() && now - *t < lost_after_;
+  return t.has_value() && now - *t < LostAfter(now);
 }
 
 bool Membership::Observe(Peer& peer, const v1::Hello& hello, absl::Time now) {
@@ -192,7 +202,10 @@ std::optional<absl::Time> Membership::NextExpiry() const {
   std::optional<absl::Time> earliest;
   auto consider = [&](bool up, const std::optional<absl::Time>& last) {
     if (!up || !last.has_value()) return;
-    absl::Time expiry = *last + lost_after_;
+    // A pending shorter window may start before then: the earlier wake.
+    absl::Time expiry = *last + (pending_from_ == absl::InfiniteFuture()
+                                     ? lost_after_
+                                     : std::min(lost_after_, pending_lost_after_));
     if (!earliest.has_value() || expiry < *earliest) earliest = expiry;
   };
   for (const Peer& peer : peers_) {
@@ -237,7 +250,7 @@ std::vector<v1::PeerStatus> Membership::Status(absl::Time now) const {
       int counted = 0;
       int lost = 0;
       for (const Sent& sent : path.recent) {
-        if (now - sent.at < lost_after_) continue;
+        if (now - sent.at < LostAfter(now)) continue;
         ++counted;
         if (!sent.replied) ++lost;
       }

@@ -81,8 +81,9 @@ class Membership {
   std::optional<absl::Time> NextExpiry() const;
 
   // New heartbeat timers (a reload): a peer or path is lost after `d` of
-  // silence from now on.
-  void SetLostAfter(absl::Duration d);
+  // silence. A longer window counts at once; a shorter one from `from` on
+  // (when hellos at the new pace have had time to come).
+  void SetLostAfter(absl::Duration d, absl::Time from);
 
   // Whether `peer` is UP as of the last Evaluate().
   bool IsUp(const std::string& peer) const;
@@ -145,7 +146,11 @@ class Membership {
   bool Fresh(const std::optional<absl::Time>& t, absl::Time now) const;
 
   // interval * lost_threshold; a reload may change it (SetLostAfter).
+  // Read through LostAfter(now), which applies a pending shorter window.
   absl::Duration lost_after_;  // guarded by mu_
+  absl::Duration pending_lost_after_;  // guarded by mu_
+  absl::Time pending_from_ = absl::InfiniteFuture();  // guarded by mu_
+  absl::Duration LostAfter(absl::Time now) const;  // requires mu_
   const std::string self_;
   std::function<void()> on_news_;
   mutable absl::Mutex mu_;

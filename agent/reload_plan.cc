@@ -44,6 +44,12 @@ ReloadPlan PlanReload(const v1::AgentConfig& current, const v1::AgentConfig& nex
     }
     const std::vector<std::string>& live = ReloadPlan::Live();
     bool is_live = std::find(live.begin(), live.end(), field->name()) != live.end();
+    // With an arbiter, a node's vote window must stay inside its peers'
+    // loss windows: one node's new timers would break that until every
+    // node reloaded. Restart them one at a time instead.
+    if (field->name() == "heartbeat" && (current.has_arbiter() || next.has_arbiter())) {
+      is_live = false;
+    }
     (is_live ? plan.applied : plan.refused).push_back(field->name());
   }
   return plan;

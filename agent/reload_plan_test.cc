@@ -59,6 +59,15 @@ TEST(ReloadPlanTest, OfConfigSyncOnlyTheExclusionListIsLive) {
   EXPECT_THAT(plan.refused, ElementsAre("config_sync"));
 }
 
+TEST(ReloadPlanTest, WithAnArbiterTheTimersNeedARestart) {
+  std::string arbiter = "arbiter { witness { addresses: \"198.18.0.9:7900\" } } ";
+  v1::AgentConfig next = Parse(std::string(kBase) + arbiter);
+  next.mutable_heartbeat()->set_interval_ms(200);
+  ReloadPlan plan = PlanReload(Parse(std::string(kBase) + arbiter), next);
+  EXPECT_THAT(plan.applied, IsEmpty());
+  EXPECT_THAT(plan.refused, ElementsAre("heartbeat"));
+}
+
 TEST(ReloadPlanTest, HooksSplitIntoRoleAndPeerHooks) {
   v1::AgentConfig c = Parse(
       "hooks { on: TO_PRIMARY command: \"p\" } hooks { on: PEER_LOST command: \"l\" } "

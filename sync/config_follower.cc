@@ -76,7 +76,9 @@ absl::StatusOr<ConfigFollower::Opened> ConfigFollower::Open(const std::string& p
   opened.stream = next_stream_++;
   streams_[opened.stream] = std::move(stream);
   current_ = opened.stream;
-  superseded_ = false;
+  // A SetOwn since the copy above: this stream speaks the old list and may
+  // not write (the primary's next stream brings the new one).
+  superseded_ = !(own_ == own);
   following_ = primary;
   // In sync again once this stream's resync verified the content.
   synced_with_.clear();
