@@ -587,17 +587,14 @@ void Agent::HandOverBeforeStopping() {
   absl::Duration wait = std::min(
       absl::Seconds(5),
       absl::Milliseconds(interval_ms_.load()) * static_cast<int>(lost_threshold_.load()));
-  absl::Duration interval = absl::Milliseconds(interval_ms_.load());
   absl::Time deadline = clock_->Now() + wait;
-  absl::StatusOr<v1::FailoverResponse> done = HandOver("", wait, /*must_replicate=*/false);
   // A peer that is up but not eligible yet (its hello saying it finished
-  // its resync is on the way) gets the rest of the wait, an interval at a
-  // time; with no peer up there is no one to wait for.
-  while (!done.ok() && absl::IsFailedPrecondition(done.status()) &&
-         !membership_.Live(clock_->Now()).empty() && clock_->Now() + interval < deadline) {
-    if (!clock_->SleepUntil(clock_->Now() + interval, stop_)) break;
-    done = HandOver("", deadline - clock_->Now(), /*must_replicate=*/false);
-  }
+  // its resync is on the way) gets the rest of the wait, as for an
+  // operator's failover; with no such peer there is no one to wait for.
+  WaitForEligiblePeer("", deadline);
+  absl::StatusOr<v1::FailoverResponse> done =
+      HandOver("", std::max(deadline - clock_->Now(), absl::Milliseconds(interval_ms_.load())),
+               /*must_replicate=*/false);
   if (done.ok()) {
     LogEvent(LogLevel::kInfo, "handed_over_on_stop",
              {{"new_primary", done->new_primary()}, {"epoch", done->epoch()}});

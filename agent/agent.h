@@ -106,6 +106,8 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   // Waits (until `deadline`) while no live peer that could take the role
   // (`to`, or any) is eligible by its hello but one soon will be: its
   // resync is running, or its hello after a role change is on the way.
+  // Returns at once unless this node is primary. For Failover and for the
+  // handover of a stopping primary.
   void WaitForEligiblePeer(const std::string& to, absl::Time deadline);
   // `arbiter`: the lease keeper of config.arbiter (null without one).
   Agent(v1::AgentConfig config, TlsMaterial tls,

@@ -2,6 +2,8 @@
 
 #include <systemd/sd-daemon.h>
 
+#include <cstdlib>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 
@@ -16,6 +18,8 @@ std::string OneLine(const std::string& status) {
 }  // namespace
 
 SystemdNotifier::SystemdNotifier() {
+  const char* socket = getenv("NOTIFY_SOCKET");
+  active_ = socket != nullptr && socket[0] != '\0';
   uint64_t usec = 0;
   // > 0 only when WATCHDOG_USEC is set (and WATCHDOG_PID, if set, is ours).
   if (sd_watchdog_enabled(/*unset_environment=*/0, &usec) > 0) {

@@ -31,6 +31,9 @@ class ServiceNotifier {
 class SystemdNotifier : public ServiceNotifier {
  public:
   SystemdNotifier();
+  // Whether a manager listens (NOTIFY_SOCKET is set): without one the
+  // agent need not compute what it would say.
+  bool active() const { return active_; }
   void Ready(const std::string& status) override;
   void Status(const std::string& status) override;
   void Stopping() override;
@@ -39,6 +42,7 @@ class SystemdNotifier : public ServiceNotifier {
 
  private:
   absl::Duration watchdog_timeout_ = absl::ZeroDuration();
+  bool active_ = false;
 };
 
 }  // namespace cloudha

@@ -8,8 +8,11 @@ const char* BuildVersion() { return CLOUDHA_BUILD_VERSION; }
 const char* BuildCommit() { return CLOUDHA_BUILD_COMMIT; }
 const char* BuildDate() { return CLOUDHA_BUILD_DATE; }
 
-std::string BuildVersionLine() {
-  return std::string(BuildVersion()) + " (commit " + BuildCommit() + ")";
+const std::string& BuildVersionLine() {
+  // Once: every hello carries it.
+  static const std::string* const line =
+      new std::string(std::string(BuildVersion()) + " (commit " + BuildCommit() + ")");
+  return *line;
 }
 
 }  // namespace cloudha

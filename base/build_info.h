@@ -12,7 +12,7 @@ const char* BuildVersion();
 const char* BuildCommit();
 const char* BuildDate();
 // "0.1.0 (commit 0123456789ab)": what hellos and status carry.
-std::string BuildVersionLine();
+const std::string& BuildVersionLine();
 
 }  // namespace cloudha
 

@@ -60,7 +60,7 @@ int RunAgent(const std::string& config_path) {
     return 1;
   }
   SystemdNotifier notifier;
-  (*agent)->SetServiceNotifier(&notifier);
+  if (notifier.active()) (*agent)->SetServiceNotifier(&notifier);
   (*agent)->SetConfigFile(config_path);
   if (absl::Status s = (*agent)->Start(); !s.ok()) {
     LogEvent(LogLevel::kError, "agent_failed", {{"reason", s.message()}});

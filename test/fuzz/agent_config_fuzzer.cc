@@ -16,11 +16,6 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "test/fuzz/fuzz_support.h"
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  cloudha::fuzz::InitializeFuzzer();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   const bool json = (data[0] & 1) != 0;

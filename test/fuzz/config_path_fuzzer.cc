@@ -78,11 +78,6 @@ void CheckValidation(absl::string_view s) {
 }  // namespace
 }  // namespace cloudha
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  cloudha::fuzz::InitializeFuzzer();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace cloudha;  // NOLINT: a harness
   const absl::string_view input(reinterpret_cast<const char*>(data), size);

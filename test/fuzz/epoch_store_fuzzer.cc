@@ -15,11 +15,6 @@
 #include "agent/epoch_store.h"
 #include "test/fuzz/fuzz_support.h"
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  cloudha::fuzz::InitializeFuzzer();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string& dir = cloudha::fuzz::ScratchDir();
   const std::string file = absl::StrCat(dir, "/epoch");

@@ -53,13 +53,16 @@ void RemoveScratchDir() { nftw(ScratchDir().c_str(), RemoveEntry, 16, FTW_DEPTH 
 
 }  // namespace
 
-void InitializeFuzzer() {
-  std::string where = LeaveNetwork();
-  printf("fuzz: runs in %s\n", where.c_str());
-  fflush(stdout);
-  // Refused input is logged as an error; the rest of the agent's log is
-  // noise at a million inputs a minute.
-  ConfigureLogging(LogFormat::kText, LogLevel::kError);
+uint64_t PickStream(const std::vector<uint64_t>& streams, uint64_t selector) {
+  if (streams.empty()) return 1;
+  switch (selector % 3) {
+    case 0:
+      return streams.back();
+    case 1:
+      return streams.size() > 1 ? streams[streams.size() - 2] : streams.back();
+    default:
+      return streams.back() + 1000;  // never opened
+  }
 }
 
 const std::string& ScratchDir() {
@@ -116,3 +119,13 @@ uint64_t ReadUint(absl::string_view payload, size_t offset, size_t bytes) {
 
 }  // namespace fuzz
 }  // namespace cloudha
+
+extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
+  std::string where = cloudha::fuzz::LeaveNetwork();
+  printf("fuzz: runs in %s\n", where.c_str());
+  fflush(stdout);
+  // Refused input is logged as an error; the rest of the agent's log is
+  // noise at a million inputs a minute.
+  cloudha::ConfigureLogging(cloudha::LogFormat::kText, cloudha::LogLevel::kError);
+  return 0;
+}

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -25,11 +26,12 @@
 namespace cloudha {
 namespace fuzz {
 
-// Once, from LLVMFuzzerInitialize: moves the process into a network
+// Every fuzzer links this file, whose LLVMFuzzerInitialize (libFuzzer
+// calls it once, before any input) moves the process into a network
 // namespace of its own (only a loopback device, down) when the kernel
 // allows it, so no fuzzed input can reach a network; and keeps the agent's
-// log to errors. Prints what it did on stdout.
-void InitializeFuzzer();
+// log to errors. It prints what it did on stdout. A fuzzer defines only
+// LLVMFuzzerTestOneInput.
 
 // A folder of this process's own, on tmpfs when /dev/shm is there (the
 // config store fsyncs every commit), removed at exit.
@@ -61,6 +63,11 @@ class Records {
   size_t size_;
   size_t offset_ = 0;
 };
+
+// Which stream a call goes to, of the ones a sequence opened (newest
+// last): by `selector`, the newest, the one before it (a superseded
+// stream), or one never opened; 1 before any opened.
+uint64_t PickStream(const std::vector<uint64_t>& streams, uint64_t selector);
 
 // Appends one record (for seed inputs). `payload` must be under 64 KiB.
 void AppendRecord(uint8_t kind, absl::string_view payload, std::string* out);

@@ -242,11 +242,6 @@ void Run(const uint8_t* data, size_t size) {
 }  // namespace
 }  // namespace cloudha
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  cloudha::fuzz::InitializeFuzzer();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cloudha::Run(data, size);
   return 0;

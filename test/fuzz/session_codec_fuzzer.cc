@@ -25,11 +25,6 @@ bool SameChange(const SessionChange& a, const SessionChange& b) {
 }  // namespace
 }  // namespace cloudha
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  cloudha::fuzz::InitializeFuzzer();
-  return 0;
-}
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using cloudha::SessionChange;
   if (size < 4) return 0;

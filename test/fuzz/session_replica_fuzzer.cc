@@ -54,17 +54,7 @@ void Run(const uint8_t* data, size_t size) {
   SessionReplica replica(&table, &clock);
   std::vector<uint64_t> streams;
 
-  auto pick = [&](uint64_t selector) -> uint64_t {
-    if (streams.empty()) return 1;
-    switch (selector % 3) {
-      case 0:
-        return streams.back();
-      case 1:
-        return streams.size() > 1 ? streams[streams.size() - 2] : streams.back();
-      default:
-        return streams.back() + 1000;  // never opened
-    }
-  };
+  auto pick = [&](uint64_t selector) { return fuzz::PickStream(streams, selector); };
 
   fuzz::Records records(data + 1, size - 1);
   uint8_t kind = 0;
@@ -127,11 +117,6 @@ void Run(const uint8_t* data, size_t size) {
 
 }  // namespace
 }  // namespace cloudha
-
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  cloudha::fuzz::InitializeFuzzer();
-  return 0;
-}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cloudha::Run(data, size);

@@ -426,6 +426,42 @@ absl::StatusOr<std::string> ClusterSim::Handover(int node, const std::string& to
   return target;
 }
 
+bool ClusterSim::RandomTrouble(std::mt19937_64& rng, bool health, bool witness) {
+  auto uniform = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  const int nodes = options_.nodes;
+  switch (uniform(0, witness ? 6 : health ? 5 : 4)) {
+    case 0: {  // a random partition into up to three groups
+      std::vector<std::set<int>> groups(3);
+      for (int node = 0; node < nodes; ++node) groups[uniform(0, 2)].insert(node);
+      Partition(groups);
+      return false;
+    }
+    case 1:
+      Crash(uniform(0, nodes - 1));
+      return false;
+    case 2:
+      SetLoss(uniform(0, 50) / 100.0);
+      return false;
+    case 3: {
+      std::vector<int> primaries = Primaries();
+      if (primaries.empty()) return false;
+      int target = uniform(0, nodes - 1);
+      return Handover(primaries[0], target == primaries[0] ? "" : Id(target)).ok();
+    }
+    case 5: {  // a node turns unhealthy or falls out of sync
+      int node = uniform(0, nodes - 1);
+      if (alive(node)) SetHealth(node, uniform(0, 1) * 10, uniform(0, 1) == 1);
+      return false;
+    }
+    case 6:  // a node loses (or regains) the witness
+      SetWitnessReachable(uniform(0, nodes - 1), uniform(0, 2) != 0);
+      return false;
+    default:
+      Heal();
+      return false;
+  }
+}
+
 NodeCore::View ClusterSim::view(int node) const {
   if (!nodes_[node]->alive) return NodeCore::View{};
   return nodes_[node]->core->view(now_);

@@ -130,6 +130,14 @@ class ClusterSim {
     nodes_[node]->in_sync = in_sync;
   }
 
+  // One random disturbance drawn from `rng`: a partition into up to three
+  // groups, a crash, hello loss up to 50%, an operator's handover (to a
+  // random node, or the best one), or a heal; with `health` also a node
+  // turning unhealthy or out of sync, with `witness` (which needs `health`)
+  // a node losing or regaining the arbiter. Returns whether it was a
+  // handover that went ahead.
+  bool RandomTrouble(std::mt19937_64& rng, bool health, bool witness);
+
   // The node stops at once (kill -9); Restart brings it back with a new
   // boot id and what its epoch store held.
   void Crash(int node);

@@ -131,34 +131,7 @@ void RunRandomRounds(int nodes) {
     SCOPED_TRACE(absl::StrCat("seed ", seed, ", round ", round));
     int steps = uniform(1, 3);
     for (int step = 0; step < steps; ++step) {
-      switch (uniform(0, 4)) {
-        case 0: {  // a random partition into up to three groups
-          std::vector<std::set<int>> groups(3);
-          for (int node = 0; node < nodes; ++node) groups[uniform(0, 2)].insert(node);
-          sim.Partition(groups);
-          break;
-        }
-        case 1:
-          sim.Crash(uniform(0, nodes - 1));
-          break;
-        case 2:
-          sim.SetLoss(uniform(0, 50) / 100.0);
-          break;
-        case 3: {
-          std::vector<int> primaries = sim.Primaries();
-          if (!primaries.empty()) {
-            int target = uniform(0, nodes - 1);
-            handovers += sim.Handover(primaries[0], target == primaries[0]
-                                                        ? ""
-                                                        : ClusterSim::Id(target))
-                             .ok();
-          }
-          break;
-        }
-        default:
-          sim.Heal();
-          break;
-      }
+      handovers += sim.RandomTrouble(rng, /*health=*/false, /*witness=*/false);
       sim.RunFor(absl::Milliseconds(uniform(50, 1500)));
     }
     sim.Heal();

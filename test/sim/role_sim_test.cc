@@ -166,40 +166,7 @@ void RunRandomRounds(int nodes, bool arbiter) {
     SCOPED_TRACE(absl::StrCat("seed ", seed, ", round ", round));
     int steps = uniform(1, 3);
     for (int step = 0; step < steps; ++step) {
-      switch (uniform(0, arbiter ? 6 : 5)) {
-        case 6: {  // a node loses (or regains) the witness
-          sim.SetWitnessReachable(uniform(0, options.nodes - 1), uniform(0, 2) != 0);
-          break;
-        }
-        case 0: {  // a random partition into up to three groups
-          std::vector<std::set<int>> groups(3);
-          for (int node = 0; node < options.nodes; ++node) groups[uniform(0, 2)].insert(node);
-          sim.Partition(groups);
-          break;
-        }
-        case 1:
-          sim.Crash(uniform(0, options.nodes - 1));
-          break;
-        case 2:
-          sim.SetLoss(uniform(0, 50) / 100.0);
-          break;
-        case 5: {  // a node turns unhealthy or falls out of sync
-          int node = uniform(0, options.nodes - 1);
-          if (sim.alive(node)) sim.SetHealth(node, uniform(0, 1) * 10, uniform(0, 1) == 1);
-          break;
-        }
-        case 3: {
-          std::vector<int> primaries = sim.Primaries();
-          if (!primaries.empty()) {
-            int target = uniform(0, options.nodes - 1);
-            (void)sim.Handover(primaries[0], target == primaries[0] ? "" : ClusterSim::Id(target));
-          }
-          break;
-        }
-        default:
-          sim.Heal();
-          break;
-      }
+      sim.RandomTrouble(rng, /*health=*/true, /*witness=*/arbiter);
       sim.RunFor(absl::Milliseconds(uniform(50, 1500)));
     }
     sim.Heal();
