@@ -59,19 +59,11 @@ if ! command -v debootstrap >/dev/null || ! command -v wget >/dev/null; then
       debootstrap wget; } >>"$log" 2>&1 || { tail -n 30 "$log" >&2; die "cannot install debootstrap"; }
 fi
 
-# Debian's own sources as this machine's apt has them (others, such as a
-# vendor's repository, are left out: a user's fresh machine lacks them).
-debian_sources() {
-  # shellcheck disable=SC2016  # apt-get expands $(FIELD) itself
-  apt-get indextargets --format '$(TARGET_OF) $(ORIGIN) $(REPO_URI) $(RELEASE) $(COMPONENT)' |
-    awk '$1 == "deb" && $2 == "Debian" { print "deb " $3 " " $4 " " $5 }' | sort -u
-}
+# Debian's own sources as this machine's apt has them.
+# shellcheck source=deploy/debian-sources.sh
+source "$repo/deploy/debian-sources.sh"
 sources=$(debian_sources)
-if [[ -z "$sources" ]]; then
-  apt-get update -qq >>"$log" 2>&1 || true
-  sources=$(debian_sources)
-fi
-mirror=$(awk -v s="$suite" '$3 == s { print $2; exit }' <<<"$sources")
+mirror=$(debian_mirror "$sources" "$suite")
 [[ -n "$mirror" ]] || die "this machine's apt has no Debian $suite source (see /etc/apt/sources.list*)"
 arch=$(dpkg --print-architecture)
 
@@ -135,8 +127,7 @@ fresh_root() {  # ROOT
   mkdir -p "$1"
   tar -C "$1" -xf "$base"
   printf '%s\n' "$sources" >"$1/etc/apt/sources.list"
-  apt-config dump | grep -E '^Acquire::(Check-Valid-Until|Check-Date|(http|https|ftp)::Proxy) ' \
-    >"$1/etc/apt/apt.conf.d/99host-mirror" || true
+  debian_apt_settings >"$1/etc/apt/apt.conf.d/99host-mirror"
   cp /etc/resolv.conf "$1/etc/resolv.conf" 2>/dev/null || true
   cp /etc/hosts "$1/etc/hosts"
 }

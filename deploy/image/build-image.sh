@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Builds a bootable Debian 12 VM disk image with cloudha installed, for
+# cloud-init to configure at first boot (deploy/cloud-init/):
+#
+#   deploy/image/build-image.sh [--deb FILE] [--out DIR] [--size SIZE]
+#
+#   --deb FILE  the cloudha .deb to install (default: deploy/build-deb.sh
+#               builds it from this tree)
+#   --out DIR   where the image goes (default: the current folder)
+#   --size SIZE the disk's size, as truncate takes it (default 2G); cloud-init
+#               grows the root file system to the VM's disk at first boot
+#
+# Writes cloudha-VERSION-debian12-amd64.raw: a raw disk with an MBR and one
+# ext4 partition, booted by the BIOS through extlinux, with the Debian cloud
+# kernel (virtio, NVMe, ENA, Hyper-V drivers), systemd, cloud-init (NoCloud,
+# ConfigDrive, EC2, GCE and Azure data sources), systemd-networkd,
+# OpenSSH and sudo, conntrack, and the cloudha package with its unit
+# installed but not enabled: the user data enables it once it has written
+# the configuration, the certificate and the key. The image's apt sources
+# are this machine's Debian sources. Every package comes from that mirror.
+#
+# Runs as root. Installs what it needs on this machine when it is missing
+# (debootstrap, fdisk, e2fsprogs). Downloaded .deb files are kept in
+# CLOUDHA_IMAGE_CACHE (default /var/cache/cloudha/image-debs): apt and
+# debootstrap verify each against the mirror's signed index, and the image
+# gets only the packages listed here, so the cache cannot change what the
+# image holds. Mounts are made in a mount namespace of its own and the loop
+# device is detached however the script ends.
+set -euo pipefail
+umask 022
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+suite=bookworm
+deb=""
+out=$PWD
+size=2G
+cache=${CLOUDHA_IMAGE_CACHE:-/var/cache/cloudha/image-debs}
+usage() { echo "usage: deploy/image/build-image.sh [--deb FILE] [--out DIR] [--size SIZE]" >&2; exit 1; }
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --deb) [[ $# -ge 2 ]] || usage; deb=$(realpath "$2"); shift 2 ;;
+    --out) [[ $# -ge 2 ]] || usage; out=$2; shift 2 ;;
+    --size) [[ $# -ge 2 ]] || usage; size=$2; shift 2 ;;
+    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) usage ;;
+  esac
+done
+say() { printf 'build-image: %s\n' "$*"; }
+die() { say "$*" >&2; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || die "needs root (debootstrap, a loop device, mounts and chroot)"
+[[ $(dpkg --print-architecture) == amd64 ]] || die "builds amd64 images on an amd64 machine only"
+[[ -z "$deb" || -f "$deb" ]] || die "no such package: $deb"
+mkdir -p "$out" "$cache" || die "cannot create $out or $cache"
+out=$(realpath "$out")
+
+# This machine's tools, installed when missing.
+missing=()
+for tool in debootstrap:debootstrap sfdisk:fdisk mkfs.ext4:e2fsprogs losetup:mount \
+    unshare:util-linux chroot:coreutils; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 && continue
+  [[ " ${missing[*]} " == *" ${tool#*:} "* ]] || missing+=("${tool#*:}")
+done
+if [[ ${#missing[@]} -gt 0 ]]; then
+  say "installing ${missing[*]} on this machine"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >/dev/null ||
+    die "cannot install ${missing[*]} (apt-get install ${missing[*]})"
+fi
+
+# shellcheck source=deploy/debian-sources.sh
+source "$repo/deploy/debian-sources.sh"
+sources=$(debian_sources)
+mirror=$(debian_mirror "$sources" "$suite")
+[[ -n "$mirror" ]] || die "this machine's apt has no Debian $suite source (see /etc/apt/sources.list*)"
+
+version=$(tr -d ' \n' <"$repo/VERSION")
+image="$out/cloudha-$version-debian12-amd64.raw"
+work=$(mktemp -d /var/tmp/cloudha-image.XXXXXX)
+log="$work/build.log"
+loop=""
+cleanup() {
+  local rc=$?
+  [[ -n "$loop" ]] && losetup -d "$loop" 2>/dev/null
+  if [[ $rc -ne 0 && -f "$log" ]]; then
+    tail -n 40 "$log" >&2
+    cp "$log" "$out/build-image.log" 2>/dev/null && say "whole log: $out/build-image.log" >&2
+    rm -f "$image.part"
+  fi
+  rm -rf --one-file-system "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+started=$SECONDS
+
+if [[ -z "$deb" ]]; then
+  say "building the package (deploy/build-deb.sh)"
+  (cd "$work" && "$repo/deploy/build-deb.sh" --out "$work") >>"$log" 2>&1 ||
+    die "deploy/build-deb.sh failed"
+  deb=$(ls "$work"/cloudha_*_amd64.deb)
+fi
+
+# The disk: an MBR with one bootable Linux partition from 1 MiB to the end.
+truncate -s "$size" "$image.part" || die "cannot create $image.part (disk full?)"
+printf 'label: dos\nstart=2048, type=83, bootable\n' | sfdisk -q "$image.part" >>"$log" 2>&1 ||
+  die "sfdisk failed"
+start=$((2048 * 512))
+# The partition through a loop device at its offset (no partition scan:
+# containers often have no udev to make /dev/loopNpM).
+loop=$(losetup --show -f -o "$start" "$image.part") || die "no loop device (losetup -f failed)"
+uuid=$(cat /proc/sys/kernel/random/uuid)
+# extlinux reads ext4 but not the 64bit feature's block numbers above 2^32;
+# the root stays far below that anyway.
+mkfs.ext4 -q -L cloudha-root -U "$uuid" -O ^64bit "$loop" >>"$log" 2>&1 || die "mkfs.ext4 failed"
+
+# Everything that mounts runs in a mount namespace of its own: mounts are
+# gone when it exits, however it exits.
+export image deb mirror suite cache uuid loop log sources repo
+unshare --mount --propagation private bash -euo pipefail -c '
+root=$(dirname "$log")/root
+mkdir -p "$root"
+mount "$loop" "$root"
+step() { printf "build-image: %s\n" "$*"; }
+
+step "debootstrap $suite from $mirror"
+debootstrap --variant=minbase --cache-dir="$cache" \
+  --include=systemd-sysv,udev,dbus,apt-utils,ca-certificates,gnupg \
+  "$suite" "$root" "$mirror" >>"$log" 2>&1
+printf "%s\n" "$sources" >"$root/etc/apt/sources.list"
+source "$repo/deploy/debian-sources.sh"
+debian_apt_settings >"$root/etc/apt/apt.conf.d/99build-mirror"
+mount -t proc proc "$root/proc"
+mount -t sysfs sys "$root/sys"
+mount --rbind /dev "$root/dev"
+mount --bind "$cache" "$root/var/cache/apt/archives"
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+# No service starts inside the build.
+printf "#!/bin/sh\nexit 101\n" >"$root/usr/sbin/policy-rc.d"
+chmod 755 "$root/usr/sbin/policy-rc.d"
+cp "$deb" "$root/tmp/cloudha.deb"
+in_root() { chroot "$root" env DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 "$@"; }
+
+step "installing the kernel, cloud-init, OpenSSH and cloudha"
+in_root apt-get update -q >>"$log" 2>&1
+in_root apt-get install -y -q --no-install-recommends \
+  linux-image-cloud-amd64 initramfs-tools extlinux syslinux-common \
+  cloud-init cloud-guest-utils isc-dhcp-client systemd-resolved systemd-timesyncd \
+  openssh-server sudo iproute2 netbase conntrack less \
+  /tmp/cloudha.deb >>"$log" 2>&1
+
+step "configuring boot, network and cloud-init"
+cat >"$root/etc/fstab" <<FSTAB
+UUID=$uuid / ext4 rw,discard,errors=remount-ro 0 1
+FSTAB
+echo cloudha >"$root/etc/hostname"
+printf "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" >"$root/etc/hosts"
+# Cloud consoles read the first serial port.
+mkdir -p "$root/boot/extlinux"
+cat >"$root/boot/extlinux/extlinux.conf" <<EXTLINUX
+# The kernel and initramfs are the symlinks Debian keeps current at
+# /vmlinuz and /initrd.img, so a kernel upgrade needs no change here.
+DEFAULT debian
+PROMPT 0
+TIMEOUT 1
+LABEL debian
+  LINUX /vmlinuz
+  INITRD /initrd.img
+  APPEND root=UUID=$uuid ro console=tty0 console=ttyS0,115200n8 consoleblank=0
+EXTLINUX
+in_root extlinux --install /boot/extlinux >>"$log" 2>&1
+dd if="$root/usr/lib/syslinux/mbr/mbr.bin" of="$image.part" bs=440 count=1 conv=notrunc status=none
+cp "$repo/deploy/image/90-cloudha.cfg" "$root/etc/cloud/cloud.cfg.d/90-cloudha.cfg"
+in_root systemctl enable systemd-networkd systemd-resolved systemd-timesyncd >>"$log" 2>&1
+# resolved owns /etc/resolv.conf in the VM.
+ln -sf ../run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
+# Host keys: cloud-init makes new ones at first boot; a VM that got no user
+# data makes them here, so ssh works there too.
+mkdir -p "$root/etc/systemd/system/ssh.service.d"
+printf "[Service]\nExecStartPre=/usr/bin/ssh-keygen -A\n" \
+  >"$root/etc/systemd/system/ssh.service.d/10-host-keys.conf"
+# The unit starts when the user data has written its files and enables it.
+in_root systemctl disable cloudha >>"$log" 2>&1
+
+step "checking the cloud-init example with the image'"'"'s cloud-init schema"
+cp "$repo/deploy/cloud-init/example-user-data.yaml" "$root/tmp/user-data.yaml"
+in_root cloud-init schema --config-file /tmp/user-data.yaml >>"$log" 2>&1 ||
+  { echo "build-image: deploy/cloud-init/example-user-data.yaml fails cloud-init schema" >&2; exit 1; }
+
+# What each VM must make its own at first boot.
+rm -f "$root"/etc/ssh/ssh_host_* "$root/usr/sbin/policy-rc.d" "$root/tmp/cloudha.deb" \
+  "$root/tmp/user-data.yaml" "$root/etc/apt/apt.conf.d/99build-mirror" "$root/var/lib/dbus/machine-id"
+: >"$root/etc/machine-id"
+rm -rf "$root"/var/lib/apt/lists/* "$root"/var/log/*.log "$root"/var/log/apt/* "$root"/var/lib/cloud
+umount "$root/var/cache/apt/archives"
+umount -R "$root/dev" "$root/proc" "$root/sys"
+umount "$root"
+' || die "building the image failed"
+e2fsck -fy "$loop" >>"$log" 2>&1 || [[ $? -le 1 ]] || die "e2fsck found errors in the new root"
+losetup -d "$loop"
+loop=""
+mv "$image.part" "$image"
+used=$(du -k "$image" | cut -f1)
+say "$image: $size disk, $((used / 1024)) MiB used, built in $((SECONDS - started)) s"
