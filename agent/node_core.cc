@@ -46,10 +46,10 @@ NodeCore::NodeCore(const v1::AgentConfig& config, uint64_t stored_epoch, absl::T
     : configured_peers_(config.peers_size()),
       override_(config.election().override()),
       uptime_margin_s_(config.election().uptime_margin_s()),
+      vote_window_(VoteWindow(config)),
       membership_(membership),
       local_(local),
       env_(env),
-      vote_window_(VoteWindow(config)),
       role_(RoleOptionsFor(config), stored_epoch, started),
       stored_epoch_(stored_epoch) {}
 

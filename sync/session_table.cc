@@ -4,11 +4,6 @@
 #include <limits>
 
 namespace cloudha {
-namespace {
-
-int64_t WallMs(Clock* clock) { return absl::ToUnixMillis(clock->WallNow()); }
-
-}  // namespace
 
 SessionTable::SessionTable(const SessionTableOptions& options, Clock* clock)
     : options_(options), clock_(clock), log_(options.log_max_bytes) {}

@@ -78,6 +78,7 @@ cleanup() {
   if [[ $keep -eq 1 ]]; then say "kept $work"; else rm -rf --one-file-system "$work"; fi
 }
 trap cleanup EXIT
+trap 'say "failed: line $LINENO: $BASH_COMMAND" >&2' ERR
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -141,7 +142,7 @@ now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 start_vm() {  # NODE ACCELERATOR CPU
   local node=$1
   : >"$work/$node.console"
-  in_ns qemu-system-x86_64 -accel "$2" -cpu "$3" -machine pc -m 1024 -smp 1 -nodefaults \
+  ip netns exec "$ns" qemu-system-x86_64 -accel "$2" -cpu "$3" -machine pc -m 1024 -smp 1 -nodefaults \
     -display none -serial "file:$work/$node.console" \
     -drive "file=$work/$node.qcow2,if=virtio,format=qcow2" \
     -drive "file=$work/seed-$node.img,if=virtio,format=raw" \
@@ -190,7 +191,8 @@ vm() {  # NODE COMMAND...: as root on the VM, through ssh as cloud-init's user
   local node=$1
   shift
   in_ns ssh -q -i "$work/id" -o BatchMode=yes -o StrictHostKeyChecking=no \
-    -o UserKnownHostsFile=/dev/null -o ConnectTimeout=3 "debian@${addr[$node]}" sudo "$@"
+    -o UserKnownHostsFile=/dev/null -o ConnectTimeout=3 "debian@${addr[$node]}" \
+    "sudo $(printf '%q ' "$@")"
 }
 probe() {  # NODE SERVICE: exit 0 when SERVING
   in_ns "$cloudha" probe --addr "${addr[$1]}:7901" --service "$2" \
@@ -208,14 +210,15 @@ until_true() {  # SECONDS WHAT COMMAND...: retries every 0.5 s, at most SECONDS
     sleep 0.5
   done
 }
-json_field() {  # FIELD: the first "FIELD": value of the JSON on stdin
-  python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+field() {  # FIELD: its value in the journal entry on stdin (journalctl -o export)
+  sed -n "s/^$1=//p" | head -n 1
 }
 
 check() {  # STEP MESSAGE
   say "[passed] $1: $2"
 }
 # Conditions waited for.
+cloud_init_finished() { vm "$1" cloud-init status | grep -q -E 'status: (done|error)'; }
 unit_active() { [[ $(vm "$1" systemctl is-active cloudha) == active ]]; }
 sees_peer_up() { vm "$1" journalctl -u cloudha EVENT=peer_up --no-pager -q -o cat | grep -q .; }
 any_primary() { probe a cloudha.v1.Primary || probe b cloudha.v1.Primary; }
@@ -226,8 +229,10 @@ for node in a b; do
   until_true 240 "$node answers on ssh" vm "$node" true
 done
 for node in a b; do
-  until_true 120 "$node's cloud-init done" vm "$node" cloud-init status --wait
+  until_true 300 "$node's cloud-init done" cloud_init_finished "$node"
   status=$(vm "$node" cloud-init status --long) || die "$node: cloud-init reports errors: $status"
+  warnings=$(vm "$node" grep -E "WARNING|ERROR" /var/log/cloud-init.log) &&
+    die "$node: cloud-init logged warnings or errors: $warnings"
   vm "$node" cloud-init schema --system >"$work/$node.schema" 2>&1 ||
     die "$node: cloud-init schema --system refuses the user data: $(cat "$work/$node.schema")"
 done
@@ -247,8 +252,8 @@ check ready "both units active (READY=1): ${ready_ms[a]} ms and ${ready_ms[b]} m
 declare -A pair_ms=()
 for node in a b; do
   until_true 30 "$node sees ${peer[$node]} up" sees_peer_up "$node"
-  line=$(vm "$node" journalctl -u cloudha -o json EVENT=peer_up -n 1 --no-pager)
-  pair_ms[$node]=$(( $(json_field __MONOTONIC_TIMESTAMP <<<"$line") / 1000 ))
+  line=$(vm "$node" journalctl -u cloudha -o export EVENT=peer_up -n 1 --no-pager)
+  pair_ms[$node]=$(( $(field __MONOTONIC_TIMESTAMP <<<"$line") / 1000 ))
 done
 check pair "a saw b up ${pair_ms[a]} ms, b saw a up ${pair_ms[b]} ms after their kernels started"
 
@@ -265,11 +270,11 @@ check serving "cloudha.v1.Primary SERVING on $primary only; $survivor serves clo
 
 # journal
 for node in a b; do
-  line=$(vm "$node" journalctl -u cloudha -o json EVENT=role_changed -n 1 --no-pager)
+  line=$(vm "$node" journalctl -u cloudha -o export EVENT=role_changed -n 1 --no-pager)
   [[ -n "$line" ]] || die "$node: no role_changed event in the journal"
-  prio=$(json_field PRIORITY <<<"$line")
+  prio=$(field PRIORITY <<<"$line")
   [[ "$prio" =~ ^[0-7]$ ]] || die "$node: the journal entry has no priority: $line"
-  msg=$(json_field MESSAGE <<<"$line")
+  msg=$(field MESSAGE <<<"$line")
   say "  $node's journal, PRIORITY=$prio: $msg"
 done
 check journal "each node's role change is in its journal with its priority"

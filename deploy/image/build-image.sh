@@ -154,6 +154,7 @@ cat >"$root/etc/fstab" <<FSTAB
 UUID=$uuid / ext4 rw,discard,errors=remount-ro 0 1
 FSTAB
 echo cloudha >"$root/etc/hostname"
+echo LANG=C.UTF-8 >"$root/etc/default/locale"
 printf "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" >"$root/etc/hosts"
 # Cloud consoles read the first serial port.
 mkdir -p "$root/boot/extlinux"
@@ -182,18 +183,27 @@ printf "[Service]\nExecStartPre=/usr/bin/ssh-keygen -A\n" \
 # The unit starts when the user data has written its files and enables it.
 in_root systemctl disable cloudha >>"$log" 2>&1
 
-step "checking the cloud-init example with the image'"'"'s cloud-init schema"
+step "checking the cloud-init example and settings with the image'"'"'s cloud-init schema"
 cp "$repo/deploy/cloud-init/example-user-data.yaml" "$root/tmp/user-data.yaml"
 in_root cloud-init schema --config-file /tmp/user-data.yaml >>"$log" 2>&1 ||
   { echo "build-image: deploy/cloud-init/example-user-data.yaml fails cloud-init schema" >&2; exit 1; }
+# cloud-init checks its merged settings at boot too (and warns), the
+# image'"'"'s own included.
+{ echo "#cloud-config"; cat "$root/etc/cloud/cloud.cfg.d/90-cloudha.cfg"; } >"$root/tmp/settings.yaml"
+in_root cloud-init schema --config-file /tmp/settings.yaml >>"$log" 2>&1 ||
+  { echo "build-image: deploy/image/90-cloudha.cfg fails cloud-init schema" >&2; exit 1; }
 
 # What each VM must make its own at first boot.
 rm -f "$root"/etc/ssh/ssh_host_* "$root/usr/sbin/policy-rc.d" "$root/tmp/cloudha.deb" \
-  "$root/tmp/user-data.yaml" "$root/etc/apt/apt.conf.d/99build-mirror" "$root/var/lib/dbus/machine-id"
+  "$root/tmp/user-data.yaml" "$root/tmp/settings.yaml" "$root/etc/apt/apt.conf.d/99build-mirror" "$root/var/lib/dbus/machine-id"
 : >"$root/etc/machine-id"
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/log/*.log "$root"/var/log/apt/* "$root"/var/lib/cloud
 umount "$root/var/cache/apt/archives"
+rm -rf "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
 umount -R "$root/dev" "$root/proc" "$root/sys"
+# Blocks of deleted files go back to the sparse image (the loop device
+# turns discards into holes).
+fstrim "$root" >>"$log" 2>&1 || true
 umount "$root"
 ' || die "building the image failed"
 e2fsck -fy "$loop" >>"$log" 2>&1 || [[ $? -le 1 ]] || die "e2fsck found errors in the new root"
