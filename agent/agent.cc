@@ -9,6 +9,7 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/agent_config.h"
@@ -328,7 +329,45 @@ absl::Status Agent::OpenListeners() {
     }
     health_server_ = std::move(*health);
   }
+  if (!config_.health().http_listen().empty()) {
+    absl::StatusOr<std::unique_ptr<HttpProbe>> http =
+        HttpProbe::Start(config_.health().http_listen(), [this] { return ProbeState(); });
+    if (!http.ok()) {
+      Shutdown();
+      return absl::Status(http.status().code(),
+                          absl::StrCat("health.http_listen: ", http.status().message()));
+    }
+    http_probe_ = std::move(*http);
+  }
+  if (!config_.health().tcp_primary_listen().empty()) {
+    absl::StatusOr<std::unique_ptr<TcpPrimaryListener>> tcp = TcpPrimaryListener::Create(
+        config_.health().tcp_primary_listen(), [this](const absl::Status& s) {
+          LogEvent(LogLevel::kError, "probe_listener_failed",
+                   {{"listen", config_.health().tcp_primary_listen()},
+                    {"reason", std::string(s.message())}});
+        });
+    if (!tcp.ok()) {
+      Shutdown();
+      return absl::Status(tcp.status().code(),
+                          absl::StrCat("health.tcp_primary_listen: ", tcp.status().message()));
+    }
+    tcp_primary_ = std::move(*tcp);
+  }
   return absl::OkStatus();
+}
+
+ProbeView Agent::ProbeState() {
+  ProbeView probe;
+  probe.alive = health_.Serving(kAgentService);
+  probe.primary = health_.Serving(kPrimaryService);
+  probe.secondary = health_.Serving(kSecondaryService);
+  NodeCore::View view = core_.view(clock_->Now());
+  probe.line = absl::StrCat(absl::AsciiStrToLower(v1::Role_Name(view.role)), " epoch ", view.epoch);
+  if (view.role == v1::SECONDARY && !view.primary.empty()) {
+    absl::StrAppend(&probe.line, " primary ", view.primary);
+  }
+  if (!probe.alive) absl::StrAppend(&probe.line, " (not serving)");
+  return probe;
 }
 
 void Agent::PublishInitialHealth() {
@@ -443,6 +482,8 @@ void Agent::FollowRole(v1::Role role, uint64_t epoch, const std::string& primary
 void Agent::SetServing(bool primary, bool secondary) {
   health_.SetServing(kPrimaryService, primary);
   health_.SetServing(kSecondaryService, secondary);
+  // What health says, not what was asked: nothing after Shutdown.
+  if (tcp_primary_ != nullptr) tcp_primary_->SetOpen(health_.Serving(kPrimaryService));
 }
 
 void Agent::OnRoleChanged(const RoleChange& change, const RoleMachine& role) {
@@ -705,6 +746,7 @@ void Agent::Shutdown() {
   HandOverBeforeStopping();
   // Probes and load balancers see NOT_SERVING before anything stops.
   health_.Shutdown();
+  if (tcp_primary_ != nullptr) tcp_primary_->SetOpen(false);
   stop_.Notify();
   Wake();
   if (ticker_.joinable()) ticker_.join();
@@ -726,6 +768,9 @@ void Agent::Shutdown() {
     if (server != nullptr) server->Shutdown(now);
   }
   if (admin_server_ != nullptr) unlink(config_.admin().socket().c_str());
+  // Their threads ask the role logic and health: stopped before either goes.
+  http_probe_.reset();
+  tcp_primary_.reset();
   LogEvent(LogLevel::kInfo, "agent_stopped", {{"node", local_.node_id()}});
 }
 

@@ -25,6 +25,7 @@
 #include "agent/epoch_store.h"
 #include "agent/event_log.h"
 #include "agent/health_publisher.h"
+#include "agent/http_probe.h"
 #include "agent/hook_runner.h"
 #include "agent/hello_path.h"
 #include "agent/local_node.h"
@@ -121,6 +122,8 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   absl::Status OpenListeners();
   // Health NOT_SERVING for every service until the role is decided.
   void PublishInitialHealth();
+  // What the HTTP probe answers (civetweb's threads ask).
+  ProbeView ProbeState();
   // One HelloPath per peer address, each on a channel of its own.
   void CreateHelloPaths();
   // Hook runners, monitors, hello paths and the role thread.
@@ -187,6 +190,9 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   // Declared before health_server_, which uses it, so it outlives it.
   std::unique_ptr<grpc::CallbackGenericService> health_fallback_;
   std::unique_ptr<grpc::Server> health_server_;
+  // health.http_listen and health.tcp_primary_listen; null when not set.
+  std::unique_ptr<HttpProbe> http_probe_;
+  std::unique_ptr<TcpPrimaryListener> tcp_primary_;
   std::vector<std::unique_ptr<HelloPath>> paths_;
   absl::Notification stop_;
   std::thread ticker_;

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include <map>
 #include <set>
 #include <tuple>
 #include <utility>
@@ -201,13 +202,7 @@ class Checker {
           absl::StrCat("admin.socket is ", c.admin().socket().size(),
                        " characters; a Unix socket path holds at most 107"));
     }
-    if (!c.health().listen().empty()) {
-      CheckAddress({{"health"}, {"listen"}}, "health.listen", c.health().listen());
-      if (c.health().listen() == c.listen()) {
-        Add({{"health"}, {"listen"}},
-            "health.listen must differ from listen: the peer port never accepts plaintext");
-      }
-    }
+    CheckHealth(c);
     CheckElection(c);
     CheckSessions(c);
     CheckMonitors(c);
@@ -218,6 +213,31 @@ class Checker {
   }
 
  private:
+  // The plaintext listeners: each a HOST:PORT of its own, none the peer
+  // port (which never accepts plaintext).
+  void CheckHealth(const AgentConfig& c) {
+    struct Listener {
+      const char* field;
+      const std::string& address;
+    };
+    const Listener listeners[] = {{"listen", c.health().listen()},
+                                  {"http_listen", c.health().http_listen()},
+                                  {"tcp_primary_listen", c.health().tcp_primary_listen()}};
+    std::map<std::string, std::string> seen = {{c.listen(), "listen"}};
+    for (const Listener& l : listeners) {
+      if (l.address.empty()) continue;
+      std::string what = absl::StrCat("health.", l.field);
+      CheckAddress({{"health"}, {l.field}}, what, l.address);
+      auto [it, added] = seen.emplace(l.address, what);
+      if (!added) {
+        Add({{"health"}, {l.field}},
+            absl::StrCat(what, " must differ from ", it->second,
+                         it->second == "listen" ? ": the peer port never accepts plaintext"
+                                                : ": each listener needs a port of its own"));
+      }
+    }
+  }
+
   void CheckAddress(std::initializer_list<FieldStep> where, absl::string_view what,
                     const std::string& address) {
     absl::StatusOr<HostPort> hp = ParseHostPort(what, address);

@@ -149,6 +149,14 @@ TEST_F(ConfigTest, SemanticErrorsNameFieldAndLine) {
       {"ca_file: \"certs/ca.crt\"", "ca_file: \"certs/none.crt\"", 5, "none.crt"},
       {"health { listen: \"127.0.0.1:7901\" }", "health { listen: \"127.0.0.1:7801\" }", 8,
        "never accepts plaintext"},
+      {"health { listen: \"127.0.0.1:7901\" }",
+       "health { listen: \"127.0.0.1:7901\" http_listen: \"127.0.0.1:7901\" }", 8,
+       "health.http_listen must differ from health.listen: each listener needs a port"},
+      {"health { listen: \"127.0.0.1:7901\" }",
+       "health { listen: \"127.0.0.1:7901\" tcp_primary_listen: \"127.0.0.1:7801\" }", 8,
+       "health.tcp_primary_listen must differ from listen: the peer port never accepts"},
+      {"health { listen: \"127.0.0.1:7901\" }",
+       "health { listen: \"127.0.0.1:7901\" http_listen: \"127.0.0.1\" }", 8, "has no port"},
   };
   for (const BadCase& c : cases) {
     std::string text = absl::StrReplaceAll(Good(), {{c.from, c.to}});

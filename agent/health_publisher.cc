@@ -29,4 +29,11 @@ void HealthPublisher::Shutdown() {
   for (auto* target : targets_) target->Shutdown();
 }
 
+bool HealthPublisher::Serving(const std::string& service) const {
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return false;
+  auto it = states_.find(service);
+  return it != states_.end() && it->second;
+}
+
 }  // namespace cloudha

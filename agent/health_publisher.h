@@ -28,11 +28,15 @@ class HealthPublisher {
 
   void SetServing(const std::string& service, bool serving);
 
+  // Whether `service` is SERVING now (false for one never set, and after
+  // Shutdown).
+  bool Serving(const std::string& service) const;
+
   // Every service NOT_SERVING, for good (the agent is going away).
   void Shutdown();
 
  private:
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::vector<grpc::HealthCheckServiceInterface*> targets_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, bool> states_ ABSL_GUARDED_BY(mu_);
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;

@@ -15,10 +15,10 @@ def _read_package_list(ctx):
     """Parses the package list into what the build takes from each package.
 
     Returns a struct of dicts: libs (target -> (modules, package)), headers
-    (target -> (header path, package)) and dirs (repository -> (path,
-    package)).
+    (target -> (header path, package)), plain (target -> ((header path,
+    library name), package)) and dirs (repository -> (path, package)).
     """
-    libs, headers, dirs = {}, {}, {}
+    libs, headers, plain, dirs = {}, {}, {}, {}
     text = ctx.read(ctx.path(Label(_PACKAGE_LIST)))
     for number, line in enumerate(text.splitlines()):
         # Bazel 4's split() needs a separator: tabs and CRs become spaces.
@@ -34,18 +34,22 @@ def _read_package_list(ctx):
                 continue
             kind, _, spec = word.partition(":")
             name, _, value = spec.partition("=")
-            if not name or not value or kind not in ("lib", "header", "dir"):
-                fail("%s: %r is not lib:NAME=MODULES, header:NAME=PATH, dir:NAME=PATH or runtime" %
+            if not name or not value or kind not in ("lib", "header", "so", "dir"):
+                fail("%s: %r is not lib:NAME=MODULES, header:NAME=PATH, so:NAME=PATH,LIB, dir:NAME=PATH or runtime" %
                      (where, word))
-            if name in libs or name in headers or name in dirs:
+            if kind == "so" and len(value.split(",")) != 2:
+                fail("%s: %r is not so:NAME=HEADER_PATH,LIBRARY" % (where, word))
+            if name in libs or name in headers or name in plain or name in dirs:
                 fail("%s: %s is named twice" % (where, name))
             if kind == "lib":
                 libs[name] = (value.split(","), package)
             elif kind == "header":
                 headers[name] = (value, package)
+            elif kind == "so":
+                plain[name] = (tuple(value.split(",")), package)
             else:
                 dirs[name] = (value, package)
-    return struct(libs = libs, headers = headers, dirs = dirs)
+    return struct(libs = libs, headers = headers, plain = plain, dirs = dirs)
 
 def _pkg_config(ctx, flag, modules, package):
     result = ctx.execute(["pkg-config", flag] + modules)
@@ -86,6 +90,11 @@ def _system_repository_impl(ctx):
         if not ctx.path(header).exists:
             fail("%s is missing (install the Debian package %s)" % (header, package))
         lines.append("cc_library(name = %r)" % name)
+        lines.append("")
+    for name, ((header, library), package) in sorted(needs.plain.items()):
+        if not ctx.path(header).exists:
+            fail("%s is missing (install the Debian package %s)" % (header, package))
+        lines.append("cc_library(name = %r, linkopts = [%r])" % (name, "-l" + library))
         lines.append("")
     ctx.file("WORKSPACE", 'workspace(name = "system")\n')
     ctx.file("BUILD.bazel", "\n".join(lines))
