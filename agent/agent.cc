@@ -362,7 +362,8 @@ ProbeView Agent::ProbeState() {
   probe.primary = health_.Serving(kPrimaryService);
   probe.secondary = health_.Serving(kSecondaryService);
   NodeCore::View view = core_.view(clock_->Now());
-  probe.line = absl::StrCat(absl::AsciiStrToLower(v1::Role_Name(view.role)), " epoch ", view.epoch);
+  probe.line = absl::StrCat(absl::AsciiStrToLower(v1::Role_Name(view.role)), " epoch ", view.epoch,
+                            " node ", local_.node_id());
   if (view.role == v1::SECONDARY && !view.primary.empty()) {
     absl::StrAppend(&probe.line, " primary ", view.primary);
   }
@@ -746,7 +747,7 @@ void Agent::Shutdown() {
   HandOverBeforeStopping();
   // Probes and load balancers see NOT_SERVING before anything stops.
   health_.Shutdown();
-  if (tcp_primary_ != nullptr) tcp_primary_->SetOpen(false);
+  if (tcp_primary_ != nullptr) tcp_primary_->Close();
   stop_.Notify();
   Wake();
   if (ticker_.joinable()) ticker_.join();

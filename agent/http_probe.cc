@@ -42,12 +42,14 @@ struct Started {
 
 // Starts civetweb on `listen` with only the options a probe needs: no
 // document root (nothing but the handlers is served), no keep-alive (each
-// probe is one connection), small worker pool, slow clients cut after 5 s.
+// probe is one connection), 16 workers, a client that sends no request
+// within 1 s cut off (idle connections must not hold every worker while
+// load balancers probe).
 absl::StatusOr<Started> StartCivetweb(const std::string& listen, void* user_data) {
   if (absl::Status s = CheckListen(listen); !s.ok()) return s;
   mg_init_library(0);
-  const char* options[] = {"listening_ports",   listen.c_str(), "num_threads", "4",
-                           "request_timeout_ms", "5000",         "enable_keep_alive",
+  const char* options[] = {"listening_ports",   listen.c_str(), "num_threads", "16",
+                           "request_timeout_ms", "1000",         "enable_keep_alive",
                            "no",                 nullptr};
   mg_callbacks callbacks;
   std::memset(&callbacks, 0, sizeof(callbacks));
@@ -182,7 +184,13 @@ TcpPrimaryListener::~TcpPrimaryListener() {
 
 void TcpPrimaryListener::SetOpen(bool open) {
   absl::MutexLock lock(&mu_);
-  wanted_ = open;
+  wanted_ = open && !closed_;
+}
+
+void TcpPrimaryListener::Close() {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+  wanted_ = false;
 }
 
 bool TcpPrimaryListener::WaitSettled(int timeout_ms) {
@@ -233,8 +241,20 @@ void TcpPrimaryListener::Run() {
     if (fd >= 0) {
       pollfd p = {fd, POLLIN, 0};
       if (poll(&p, 1, 20) > 0) {
-        int conn;
-        while ((conn = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC)) >= 0) close(conn);
+        // At most 64 per wake, so a flood cannot keep the port from closing.
+        for (int i = 0; i < 64; ++i) {
+          int conn = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+          if (conn >= 0) {
+            close(conn);
+          } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            break;
+          } else if (errno != EINTR && errno != ECONNABORTED) {
+            // Out of descriptors or memory: the connection stays queued and
+            // poll would wake at once; wait before the next try.
+            poll(nullptr, 0, 100);
+            break;
+          }
+        }
       }
     }
   }

@@ -4,7 +4,7 @@
 // - HttpProbe, `health.http_listen`: GET (or HEAD) /healthz, /primary and
 //   /secondary answer 200 when the agent, cloudha.v1.Primary or
 //   cloudha.v1.Secondary is SERVING and 503 otherwise, with a one-line body
-//   ("primary epoch 7"). Any other path is 404, any other method 405.
+//   ("primary epoch 7 node a"). Any other path is 404, any other method 405.
 // - TcpPrimaryListener, `health.tcp_primary_listen`: a port that is open
 //   only while this node serves cloudha.v1.Primary (the "probe response"
 //   pattern of TCP health checks): connections are accepted there, and
@@ -40,7 +40,8 @@ struct ProbeView {
   bool alive = false;
   bool primary = false;
   bool secondary = false;
-  // "primary epoch 7", "secondary epoch 7 (primary a)", "stopping".
+  // "primary epoch 7 node a", "secondary epoch 7 node b primary a",
+  // with " (not serving)" when the agent is not.
   std::string line;
 };
 
@@ -84,6 +85,10 @@ class TcpPrimaryListener {
 
   void SetOpen(bool open);
 
+  // Closed for good: later SetOpen(true) calls change nothing (the agent is
+  // stopping, and a role tick still under way must not reopen the port).
+  void Close();
+
   // For tests: waits until the listener is as last asked (at most `timeout`);
   // true when it is.
   bool WaitSettled(int timeout_ms);
@@ -99,6 +104,7 @@ class TcpPrimaryListener {
   bool wanted_ ABSL_GUARDED_BY(mu_) = false;
   bool is_open_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

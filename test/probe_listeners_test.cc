@@ -64,7 +64,7 @@ class ProbeListenersTest : public ::testing::Test {
 TEST_F(ProbeListenersTest, PathsAndPortFollowTheRoles) {
   ProbeAnswer primary = ProbeRequest(http_["a"], "GET", "/primary");
   EXPECT_EQ(primary.code, 200);
-  EXPECT_TRUE(absl::StartsWith(primary.body, "primary epoch ")) << primary.body;
+  EXPECT_TRUE(absl::StartsWith(primary.body, "primary epoch 1 node a\n")) << primary.body;
   EXPECT_EQ(ProbeRequest(http_["a"], "GET", "/healthz").code, 200);
   EXPECT_EQ(ProbeRequest(http_["a"], "GET", "/secondary").code, 503);
   EXPECT_EQ(ProbeRequest(http_["b"], "GET", "/primary").code, 503);
@@ -73,7 +73,7 @@ TEST_F(ProbeListenersTest, PathsAndPortFollowTheRoles) {
   ASSERT_TRUE(Eventually([&] { return ProbeRequest(http_["b"], "GET", "/secondary").code == 200; }));
   ProbeAnswer secondary = ProbeRequest(http_["b"], "GET", "/secondary");
   EXPECT_TRUE(absl::StartsWith(secondary.body, "secondary epoch ")) << secondary.body;
-  EXPECT_TRUE(absl::StrContains(secondary.body, "primary a")) << secondary.body;
+  EXPECT_TRUE(absl::StrContains(secondary.body, "node b primary a")) << secondary.body;
   EXPECT_TRUE(ProbeConnects(tcp_["a"]));
   EXPECT_FALSE(ProbeConnects(tcp_["b"]));
 

@@ -171,7 +171,7 @@ if [[ -r /dev/kvm && -w /dev/kvm ]]; then
     if grep -q 'Linux version' "$work/a.console"; then how="KVM"; break; fi
     if grep -q 'KVM internal error\|failed to initialize kvm' "$work/a.qemu.log" ||
         ! kill -0 "${qemu_pid[a]}" 2>/dev/null; then
-      kvm_why="KVM cannot run it here: $(grep -m1 -o 'KVM internal error.*\|failed to initialize kvm.*' "$work/a.qemu.log")"
+      kvm_why="KVM cannot run it here: $(grep -m1 -o 'KVM internal error.*\|failed to initialize kvm.*' "$work/a.qemu.log" || head -c 200 "$work/a.qemu.log")"
       break
     fi
     sleep 0.2

@@ -53,11 +53,13 @@ done
 
 # The template's variables, each once.
 mapfile -t wanted < <(grep -o '\${[a-z][a-z0-9_]*}' "$template" | sed 's/^\${//; s/}$//' | sort -u)
+declare -A in_template=()
 for name in "${wanted[@]}"; do
+  in_template[$name]=1
   [[ -v "values[$name]" ]] || die "missing $name=... (the template uses \${$name})"
 done
 for name in "${!values[@]}"; do
-  printf '%s\n' "${wanted[@]}" | grep -qx "$name" || die "the template has no \${$name}"
+  [[ -v "in_template[$name]" ]] || die "the template has no \${$name}"
 done
 if grep -q '\${[^}]*[^a-z0-9_}][^}]*}\|%{' "$template"; then
   die "$template uses interpolations or directives other than \${name}; render it with Terraform"

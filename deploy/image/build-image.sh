@@ -16,8 +16,9 @@
 # ConfigDrive, EC2, GCE and Azure data sources), systemd-networkd,
 # OpenSSH and sudo, conntrack, and the cloudha package with its unit
 # installed but not enabled: the user data enables it once it has written
-# the configuration, the certificate and the key. The image's apt sources
-# are this machine's Debian sources. Every package comes from that mirror.
+# the configuration, the certificate and the key. Every package comes from
+# this machine's Debian mirror; the image's apt sources are Debian's own
+# (deb.debian.org, security.debian.org).
 #
 # Runs as root. Installs what it needs on this machine when it is missing
 # (debootstrap, fdisk, e2fsprogs). Downloaded .deb files are kept in
@@ -172,6 +173,9 @@ EXTLINUX
 in_root extlinux --install /boot/extlinux >>"$log" 2>&1
 dd if="$root/usr/lib/syslinux/mbr/mbr.bin" of="$image.part" bs=440 count=1 conv=notrunc status=none
 cp "$repo/deploy/image/90-cloudha.cfg" "$root/etc/cloud/cloud.cfg.d/90-cloudha.cfg"
+# Without any data source cloud-init would disable itself (ds-identify's
+# default on x86) and the VM would have no network; run it with None.
+echo "policy: search,found=all,maybe=all,notfound=enabled" >"$root/etc/cloud/ds-identify.cfg"
 in_root systemctl enable systemd-networkd systemd-resolved systemd-timesyncd >>"$log" 2>&1
 # resolved owns /etc/resolv.conf in the VM.
 ln -sf ../run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
@@ -198,6 +202,11 @@ rm -f "$root"/etc/ssh/ssh_host_* "$root/usr/sbin/policy-rc.d" "$root/tmp/cloudha
   "$root/tmp/user-data.yaml" "$root/tmp/settings.yaml" "$root/etc/apt/apt.conf.d/99build-mirror" "$root/var/lib/dbus/machine-id"
 : >"$root/etc/machine-id"
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/log/*.log "$root"/var/log/apt/* "$root"/var/lib/cloud
+# The image uses Debian's own mirrors, whatever mirror built it.
+printf "%s\n" "deb http://deb.debian.org/debian $suite main" \
+  "deb http://deb.debian.org/debian $suite-updates main" \
+  "deb http://security.debian.org/debian-security $suite-security main" \
+  >"$root/etc/apt/sources.list"
 umount "$root/var/cache/apt/archives"
 rm -rf "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
 umount -R "$root/dev" "$root/proc" "$root/sys"
