@@ -7,7 +7,9 @@
 # too (third_party/system_libs.bzl): the first word of each line is a package.
 CLOUDHA_PACKAGE_LIST="$(dirname "${BASH_SOURCE[0]}")/debian-packages.txt"
 mapfile -t CLOUDHA_PACKAGES < <(awk '{ sub(/#.*/, "") } NF { print $1 }' "$CLOUDHA_PACKAGE_LIST")
-# The libraries the binary links (the lines marked "runtime").
+# The libraries the binary links (the lines marked "runtime"); read by the
+# scripts that source this file.
+# shellcheck disable=SC2034
 mapfile -t CLOUDHA_RUNTIME_PACKAGES < <(
   awk '{ sub(/#.*/, "") } NF && / runtime( |$)/ { print $1 }' "$CLOUDHA_PACKAGE_LIST")
 

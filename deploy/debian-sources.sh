@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts that build Debian roots (test/fresh_debian.sh,
 # deploy/image/build-image.sh): Debian's own package sources as this
 # machine's apt has them. Others, such as a vendor's repository, are left

@@ -75,6 +75,7 @@ refused() {  # STEP WANTED_MESSAGE ARGS...
   fi
 }
 refused missing_variable_refused 'missing node_key_b64=' "${vars[@]}" ca_crt_b64=x node_crt_b64=x
+# shellcheck disable=SC2016  # a literal ${colour}
 refused unknown_variable_refused 'the template has no ${colour}' "${vars[@]}" ca_crt_b64=x \
   node_crt_b64=x node_key_b64=x colour=blue
 refused multiline_value_refused 'may not span lines' "${vars[@]}" ca_crt_b64=x node_crt_b64=x \

@@ -29,11 +29,11 @@ pids=()
 made_dirs=()
 stop_hung=""
 cleanup() {
-  local pid dir i
+  local pid dir
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   # An agent stops within seconds of SIGTERM (a handover, hooks of at most
   # 5 s); one still running after 30 s is a defect, shown with its log.
-  for i in $(seq 1 300); do
+  for _ in $(seq 1 300); do
     local alive=0
     for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
     [[ $alive -eq 0 ]] && break

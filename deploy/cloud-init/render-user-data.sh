@@ -52,6 +52,7 @@ for arg in ${args[@]+"${args[@]}"}; do
 done
 
 # The template's variables, each once.
+# shellcheck disable=SC2016  # the patterns match a literal ${
 mapfile -t wanted < <(grep -o '\${[a-z][a-z0-9_]*}' "$template" | sed 's/^\${//; s/}$//' | sort -u)
 declare -A in_template=()
 for name in "${wanted[@]}"; do
@@ -61,6 +62,7 @@ done
 for name in "${!values[@]}"; do
   [[ -v "in_template[$name]" ]] || die "the template has no \${$name}"
 done
+# shellcheck disable=SC2016
 if grep -q '\${[^}]*[^a-z0-9_}][^}]*}\|%{' "$template"; then
   die "$template uses interpolations or directives other than \${name}; render it with Terraform"
 fi
