@@ -86,7 +86,10 @@ install -m 0644 "$repo/deploy/systemd/cloudha.service" "$root/lib/systemd/system
 install -m 0644 "$repo/deploy/debian/sysusers.conf" "$root/usr/lib/sysusers.d/cloudha.conf"
 install -m 0644 "$repo/deploy/debian/lintian-overrides" "$root/usr/share/lintian/overrides/cloudha"
 for hook in "$repo"/deploy/hooks/*.sh; do
-  install -m 0755 "$hook" "$root/usr/share/cloudha/hooks/"
+  # cloud-lib.sh is sourced by the cloud hooks, not run.
+  mode=0755
+  [[ "$hook" == */cloud-lib.sh ]] && mode=0644
+  install -m "$mode" "$hook" "$root/usr/share/cloudha/hooks/"
 done
 
 # The configuration the unit reads: the example of deploy/config with every

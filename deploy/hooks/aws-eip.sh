@@ -2,35 +2,56 @@
 # cloudha TO_PRIMARY hook for AWS: moves an Elastic IP to this instance.
 #
 #   hooks { on: TO_PRIMARY command: "/usr/share/cloudha/hooks/aws-eip.sh"
-#           command: "eipalloc-0123456789abcdef0" command: "eni-0123456789abcdef0" }
+#           command: "--allocation-id" command: "eipalloc-0123456789abcdef0" }
 #
-# Arguments: the EIP allocation id, and the network interface (ENI) of this
-# node that should carry it. Needs the AWS CLI and an instance role allowing
-# ec2:AssociateAddress and ec2:CreateTags. cloudha retries a failing hook
-# (retries, backoff_ms) and gives the role up if it keeps failing.
+#   aws-eip.sh --allocation-id ID [--eni ENI_ID] [--region REGION]
 #
-# Fencing: the association is tagged with cloudha's epoch. A node that lost
-# the role in a partition runs this hook with an older epoch; it refuses to
-# take the address back from a newer epoch's holder.
+# --eni defaults to this instance's primary network interface and --region
+# to its region, both from the instance metadata (IMDSv2). Needs the AWS
+# CLI and an instance role allowing ec2:DescribeTags, ec2:CreateTags and
+# ec2:AssociateAddress on the address (deploy/hooks/README.md has the policy).
+#
+# Fencing, as atomic as EC2 allows (it has no conditional tagging): the
+# address's tag cloudha-epoch holds the claim (EPOCH, or EPOCH/FENCE with an
+# arbiter). The hook refuses a claim newer than its own, writes its own,
+# associates, then reads the claim back: if a newer primary claimed it
+# meanwhile, this hook fails (exit 3) and the newer one's association
+# stands (it runs after ours or its periodic re-run puts it back). Any
+# failed call fails the hook before anything later is done.
 set -euo pipefail
+hook=aws-eip
+# shellcheck source=deploy/hooks/cloud-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cloud-lib.sh"
 
-allocation=${1:?usage: aws-eip.sh ALLOCATION_ID ENI_ID}
-eni=${2:?usage: aws-eip.sh ALLOCATION_ID ENI_ID}
-epoch=${CLOUDHA_EPOCH:?run by cloudha: CLOUDHA_EPOCH is not set}
-
-log() { echo "aws-eip: node=${CLOUDHA_NODE:-?} epoch=$epoch $*"; }
-
-current=$(aws ec2 describe-tags \
-  --filters "Name=resource-id,Values=$allocation" "Name=key,Values=cloudha-epoch" \
-  --query 'Tags[0].Value' --output text 2>/dev/null || true)
-if [[ "$current" =~ ^[0-9]+$ && "$current" -gt "$epoch" ]]; then
-  log "refusing: the address is held at newer epoch $current"
-  exit 3
+allocation="" eni="" region=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --allocation-id) [[ $# -ge 2 ]] || usage "--allocation-id ID"; allocation=$2; shift 2 ;;
+    --eni) [[ $# -ge 2 ]] || usage "--eni ENI_ID"; eni=$2; shift 2 ;;
+    --region) [[ $# -ge 2 ]] || usage "--region REGION"; region=$2; shift 2 ;;
+    *) usage "--allocation-id ID [--eni ENI_ID] [--region REGION]" ;;
+  esac
+done
+[[ -n "$allocation" ]] || usage "--allocation-id ID [--eni ENI_ID] [--region REGION]"
+[[ -n "$region" ]] || region=$(aws_metadata placement/region)
+if [[ -z "$eni" ]]; then
+  mac=$(aws_metadata mac)
+  eni=$(aws_metadata "network/interfaces/macs/$mac/interface-id")
 fi
 
-log "associating $allocation with $eni (reason: ${CLOUDHA_REASON:-})"
-aws ec2 associate-address --allocation-id "$allocation" --network-interface-id "$eni" \
-  --allow-reassociation --output text >/dev/null
-aws ec2 create-tags --resources "$allocation" \
-  --tags "Key=cloudha-epoch,Value=$epoch" "Key=cloudha-node,Value=${CLOUDHA_NODE:-}"
-log "done"
+read_claim() {
+  cloud aws ec2 describe-tags --region "$region" \
+    --filters "Name=resource-id,Values=$allocation" "Name=key,Values=cloudha-epoch" \
+    --query 'Tags[0].Value' --output text
+}
+
+held=$(read_claim)
+refuse_newer "$allocation" "$held"
+log "claiming $allocation for $eni in $region (held: ${held:-none}; reason: ${CLOUDHA_REASON:-})"
+cloud aws ec2 create-tags --region "$region" --resources "$allocation" \
+  --tags "Key=cloudha-epoch,Value=$(claim)" "Key=cloudha-node,Value=${CLOUDHA_NODE:-}" >/dev/null
+cloud aws ec2 associate-address --region "$region" --allocation-id "$allocation" \
+  --network-interface-id "$eni" --allow-reassociation --output text >/dev/null
+now=$(read_claim)
+still_ours "$allocation" "$now"
+log "done: $allocation on $eni"

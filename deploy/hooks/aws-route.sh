@@ -1,34 +1,62 @@
 #!/usr/bin/env bash
-# cloudha TO_PRIMARY hook for AWS: points a route of a VPC route table at
-# this node's network interface (the usual way to fail over a firewall or NAT
-# instance pair).
+# cloudha TO_PRIMARY hook for AWS: points a VPC route at this instance, in
+# one or more route tables.
 #
 #   hooks { on: TO_PRIMARY command: "/usr/share/cloudha/hooks/aws-route.sh"
-#           command: "rtb-0123456789abcdef0" command: "0.0.0.0/0"
-#           command: "eni-0123456789abcdef0" }
+#           command: "--route-table" command: "rtb-0123456789abcdef0"
+#           command: "--route-table" command: "rtb-0fedcba9876543210"
+#           command: "--cidr" command: "0.0.0.0/0" }
 #
-# Needs the AWS CLI and ec2:ReplaceRoute and ec2:CreateTags. The route table
-# is tagged with the epoch; an older epoch never overwrites a newer one.
+#   aws-route.sh --route-table ID [--route-table ID...] --cidr CIDR [--eni ENI_ID] [--region REGION]
+#
+# --eni defaults to this instance's primary network interface and --region
+# to its region (instance metadata, IMDSv2). Needs ec2:DescribeTags,
+# ec2:CreateTags and ec2:ReplaceRoute on the route tables.
+#
+# Fencing per route table, as in aws-eip.sh: the table's tag
+# cloudha-epoch-CIDR holds the claim; a newer claim is refused, ours is
+# written, the route replaced, the claim read back. Tables are done in the
+# order given; the first failure ends the hook (the tables before it point
+# here, the ones after are untouched) and cloudha's retry runs it again
+# from the start, which is harmless: each step is idempotent.
 set -euo pipefail
+hook=aws-route
+# shellcheck source=deploy/hooks/cloud-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cloud-lib.sh"
 
-table=${1:?usage: aws-route.sh ROUTE_TABLE_ID CIDR ENI_ID}
-cidr=${2:?usage: aws-route.sh ROUTE_TABLE_ID CIDR ENI_ID}
-eni=${3:?usage: aws-route.sh ROUTE_TABLE_ID CIDR ENI_ID}
-epoch=${CLOUDHA_EPOCH:?run by cloudha: CLOUDHA_EPOCH is not set}
+tables=() cidr="" eni="" region=""
+syntax="--route-table ID [--route-table ID...] --cidr CIDR [--eni ENI_ID] [--region REGION]"
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --route-table) [[ $# -ge 2 ]] || usage "$syntax"; tables+=("$2"); shift 2 ;;
+    --cidr) [[ $# -ge 2 ]] || usage "$syntax"; cidr=$2; shift 2 ;;
+    --eni) [[ $# -ge 2 ]] || usage "$syntax"; eni=$2; shift 2 ;;
+    --region) [[ $# -ge 2 ]] || usage "$syntax"; region=$2; shift 2 ;;
+    *) usage "$syntax" ;;
+  esac
+done
+[[ ${#tables[@]} -gt 0 && -n "$cidr" ]] || usage "$syntax"
+[[ -n "$region" ]] || region=$(aws_metadata placement/region)
+if [[ -z "$eni" ]]; then
+  mac=$(aws_metadata mac)
+  eni=$(aws_metadata "network/interfaces/macs/$mac/interface-id")
+fi
 tag="cloudha-epoch-${cidr//[^0-9a-zA-Z]/-}"
 
-log() { echo "aws-route: node=${CLOUDHA_NODE:-?} epoch=$epoch $*"; }
-
-current=$(aws ec2 describe-tags \
-  --filters "Name=resource-id,Values=$table" "Name=key,Values=$tag" \
-  --query 'Tags[0].Value' --output text 2>/dev/null || true)
-if [[ "$current" =~ ^[0-9]+$ && "$current" -gt "$epoch" ]]; then
-  log "refusing: $cidr in $table is held at newer epoch $current"
-  exit 3
-fi
-
-log "routing $cidr in $table to $eni"
-aws ec2 replace-route --route-table-id "$table" --destination-cidr-block "$cidr" \
-  --network-interface-id "$eni"
-aws ec2 create-tags --resources "$table" --tags "Key=$tag,Value=$epoch"
-log "done"
+for table in "${tables[@]}"; do
+  read_claim() {
+    cloud aws ec2 describe-tags --region "$region" \
+      --filters "Name=resource-id,Values=$table" "Name=key,Values=$tag" \
+      --query 'Tags[0].Value' --output text
+  }
+  held=$(read_claim)
+  refuse_newer "$cidr in $table" "$held"
+  log "routing $cidr in $table to $eni (held: ${held:-none})"
+  cloud aws ec2 create-tags --region "$region" --resources "$table" \
+    --tags "Key=$tag,Value=$(claim)" >/dev/null
+  cloud aws ec2 replace-route --region "$region" --route-table-id "$table" \
+    --destination-cidr-block "$cidr" --network-interface-id "$eni" >/dev/null
+  now=$(read_claim)
+  still_ours "$cidr in $table" "$now"
+done
+log "done: $cidr to $eni in ${tables[*]}"

@@ -1,34 +1,56 @@
 #!/usr/bin/env bash
 # cloudha TO_PRIMARY hook for Azure: points a user-defined route at this
-# node's private IP (network virtual appliance failover).
+# VM, in one or more route tables.
 #
 #   hooks { on: TO_PRIMARY command: "/usr/share/cloudha/hooks/azure-route.sh"
-#           command: "my-rg" command: "my-route-table" command: "default"
-#           command: "10.0.1.4" }
+#           command: "--route-table" command: "ha-rt" command: "--route" command: "default" }
 #
-# Needs the Azure CLI logged in with a managed identity allowed to write the
-# route table. The route table is tagged with the epoch; an older epoch never
-# overwrites a newer one.
+#   azure-route.sh --route-table NAME [--route-table NAME...] --route NAME
+#                  [--resource-group GROUP] [--next-hop IP]
+#
+# --resource-group defaults to this VM's and --next-hop to the private IP of
+# its first interface (instance metadata). Needs the Azure CLI, logged in
+# with the VM's managed identity (az login --identity), allowed
+# Microsoft.Network/routeTables/read and write and routeTables/routes/read
+# and write on the tables (deploy/hooks/README.md has the role).
+#
+# Fencing per table, as in aws-eip.sh: the table's tag cloudha-epoch-ROUTE
+# holds the claim; a newer one is refused, ours is written, the route
+# updated, the claim read back.
 set -euo pipefail
+hook=azure-route
+# shellcheck source=deploy/hooks/cloud-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cloud-lib.sh"
 
-group=${1:?usage: azure-route.sh RESOURCE_GROUP ROUTE_TABLE ROUTE NEXT_HOP_IP}
-table=${2:?usage: azure-route.sh RESOURCE_GROUP ROUTE_TABLE ROUTE NEXT_HOP_IP}
-route=${3:?usage: azure-route.sh RESOURCE_GROUP ROUTE_TABLE ROUTE NEXT_HOP_IP}
-next_hop=${4:?usage: azure-route.sh RESOURCE_GROUP ROUTE_TABLE ROUTE NEXT_HOP_IP}
-epoch=${CLOUDHA_EPOCH:?run by cloudha: CLOUDHA_EPOCH is not set}
+tables=() route="" group="" next_hop=""
+syntax="--route-table NAME [--route-table NAME...] --route NAME [--resource-group GROUP] [--next-hop IP]"
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --route-table) [[ $# -ge 2 ]] || usage "$syntax"; tables+=("$2"); shift 2 ;;
+    --route) [[ $# -ge 2 ]] || usage "$syntax"; route=$2; shift 2 ;;
+    --resource-group) [[ $# -ge 2 ]] || usage "$syntax"; group=$2; shift 2 ;;
+    --next-hop) [[ $# -ge 2 ]] || usage "$syntax"; next_hop=$2; shift 2 ;;
+    *) usage "$syntax" ;;
+  esac
+done
+[[ ${#tables[@]} -gt 0 && -n "$route" ]] || usage "$syntax"
+[[ -n "$group" ]] || group=$(azure_metadata compute/resourceGroupName)
+[[ -n "$next_hop" ]] ||
+  next_hop=$(azure_metadata network/interface/0/ipv4/ipAddress/0/privateIpAddress)
+tag="cloudha-epoch-${route//[^0-9a-zA-Z]/-}"
 
-log() { echo "azure-route: node=${CLOUDHA_NODE:-?} epoch=$epoch $*"; }
-
-current=$(az network route-table show -g "$group" -n "$table" \
-  --query "tags.\"cloudha-epoch\"" -o tsv 2>/dev/null || true)
-if [[ "$current" =~ ^[0-9]+$ && "$current" -gt "$epoch" ]]; then
-  log "refusing: $table is held at newer epoch $current"
-  exit 3
-fi
-
-log "routing $route in $table via $next_hop"
-az network route-table route update -g "$group" --route-table-name "$table" -n "$route" \
-  --next-hop-type VirtualAppliance --next-hop-ip-address "$next_hop" -o none
-az network route-table update -g "$group" -n "$table" \
-  --set "tags.cloudha-epoch=$epoch" "tags.cloudha-node=${CLOUDHA_NODE:-}" -o none
-log "done"
+for table in "${tables[@]}"; do
+  read_claim() {
+    cloud az network route-table show -g "$group" -n "$table" --query "tags.\"$tag\"" -o tsv
+  }
+  held=$(read_claim)
+  refuse_newer "$route in $table" "$held"
+  log "routing $route in $table via $next_hop (held: ${held:-none})"
+  cloud az network route-table update -g "$group" -n "$table" \
+    --set "tags.$tag=$(claim)" -o none >/dev/null
+  cloud az network route-table route update -g "$group" --route-table-name "$table" -n "$route" \
+    --next-hop-type VirtualAppliance --next-hop-ip-address "$next_hop" -o none >/dev/null
+  now=$(read_claim)
+  still_ours "$route in $table" "$now"
+done
+log "done: $route via $next_hop in ${tables[*]}"
