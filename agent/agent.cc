@@ -573,6 +573,7 @@ void Agent::Tick() {
     // The service manager hears from this thread while it runs, and only
     // then: a role thread that hangs stops the watchdog.
     next = std::min(next, NotifyServiceManager(now));
+    next = std::min(next, RecheckPrimaryHooks(now));
     // Wake when a peer would expire if that comes before the next tick, so
     // detection takes interval * threshold, not up to one interval more.
     if (std::optional<absl::Time> expiry = membership_.NextExpiry(); expiry.has_value()) {
@@ -585,6 +586,46 @@ void Agent::Tick() {
       if (held_until > now) next = std::min(next, held_until);
     }
   }
+}
+
+absl::Time Agent::RecheckPrimaryHooks(absl::Time now) {
+  // Only a serving primary (its TO_PRIMARY hooks done) re-runs them; each
+  // hook's first re-run is recheck_s after the promotion was ready.
+  NodeCore::View view = core_.view(now);
+  if (view.role != v1::PRIMARY || !view.primary_ready || !health_.Serving(kPrimaryService)) {
+    recheck_due_.clear();
+    return absl::InfiniteFuture();
+  }
+  if (view.epoch != recheck_epoch_) {
+    recheck_due_.clear();
+    recheck_epoch_ = view.epoch;
+  }
+  absl::Time next = absl::InfiniteFuture();
+  for (const v1::HookConfig& hook : hooks_->Hooks()) {
+    if (hook.on() != v1::HookConfig::TO_PRIMARY || hook.recheck_s() == 0) continue;
+    std::string key = absl::StrJoin(hook.command(), " ");
+    absl::Duration every = absl::Seconds(hook.recheck_s());
+    auto [it, added] = recheck_due_.emplace(key, now + every);
+    if (!added && it->second <= now) {
+      uint64_t epoch = view.epoch;
+      HookContext context{local_.node_id(), "PRIMARY", "PRIMARY", epoch, "",
+                          "periodic re-check",
+                          arbiter_ == nullptr ? 0 : arbiter_->fence(now)};
+      hooks_->FireCommand(
+          hook, {}, HookEnvironment(v1::HookConfig::TO_PRIMARY, context),
+          [this, key, epoch](bool ok, const std::string& detail) {
+            if (!ok) {
+              LogEvent(LogLevel::kWarn, "hook_recheck_failed",
+                       {{"command", key}, {"epoch", epoch}, {"detail", detail}});
+            }
+          },
+          // Not for a promotion already left.
+          [this, epoch] { return core_.IsPrimaryAt(epoch); });
+      it->second = now + every;
+    }
+    next = std::min(next, it->second);
+  }
+  return next;
 }
 
 absl::Time Agent::NotifyServiceManager(absl::Time now) {

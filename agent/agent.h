@@ -124,6 +124,9 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   void PublishInitialHealth();
   // What the HTTP probe answers (civetweb's threads ask).
   ProbeView ProbeState();
+  // Queues the TO_PRIMARY hooks with recheck_s that are due (role thread);
+  // when the next one is.
+  absl::Time RecheckPrimaryHooks(absl::Time now);
   // One HelloPath per peer address, each on a channel of its own.
   void CreateHelloPaths();
   // Hook runners, monitors, hello paths and the role thread.
@@ -193,6 +196,10 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   // health.http_listen and health.tcp_primary_listen; null when not set.
   std::unique_ptr<HttpProbe> http_probe_;
   std::unique_ptr<TcpPrimaryListener> tcp_primary_;
+  // Role thread only: when each re-checked TO_PRIMARY hook (by its command
+  // line) runs next, for the promotion at recheck_epoch_.
+  std::map<std::string, absl::Time> recheck_due_;
+  uint64_t recheck_epoch_ = 0;
   std::vector<std::unique_ptr<HelloPath>> paths_;
   absl::Notification stop_;
   std::thread ticker_;

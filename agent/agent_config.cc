@@ -553,6 +553,14 @@ class Checker {
                  3600000);
       CheckRange({{"hooks", i}, {"retries"}}, what + ".retries", h.retries(), 0, 10);
       CheckRange({{"hooks", i}, {"backoff_ms"}}, what + ".backoff_ms", h.backoff_ms(), 10, 600000);
+      if (h.recheck_s() != 0) {
+        if (h.on() != v1::HookConfig::TO_PRIMARY) {
+          Add({{"hooks", i}, {"recheck_s"}},
+              absl::StrCat(what, ".recheck_s is for TO_PRIMARY hooks only"));
+        } else {
+          CheckRange({{"hooks", i}, {"recheck_s"}}, what + ".recheck_s", h.recheck_s(), 5, 86400);
+        }
+      }
     }
   }
 

@@ -168,6 +168,20 @@ TEST_F(ConfigTest, SemanticErrorsNameFieldAndLine) {
   }
 }
 
+TEST_F(ConfigTest, RecheckIsForPrimaryHooksWithinItsRange) {
+  LoadedConfig ok = Parse(Good() + "hooks { on: TO_PRIMARY command: \"/bin/true\" recheck_s: 60 }\n");
+  EXPECT_TRUE(ok.problems.empty()) << ok.problems[0].ToString();
+  LoadedConfig wrong_event =
+      Parse(Good() + "hooks { on: TO_SECONDARY command: \"/bin/true\" recheck_s: 60 }\n");
+  ASSERT_EQ(wrong_event.problems.size(), 1u);
+  EXPECT_THAT(wrong_event.problems[0].message,
+              HasSubstr("hooks[0].recheck_s is for TO_PRIMARY hooks only"));
+  LoadedConfig too_often =
+      Parse(Good() + "hooks { on: TO_PRIMARY command: \"/bin/true\" recheck_s: 2 }\n");
+  ASSERT_EQ(too_often.problems.size(), 1u);
+  EXPECT_THAT(too_often.problems[0].message, HasSubstr("hooks[0].recheck_s"));
+}
+
 TEST_F(ConfigTest, EtcdArbiterResolvesItsTlsFiles) {
   LoadedConfig loaded = Parse(Good() + R"(arbiter {
   etcd {

@@ -71,16 +71,38 @@ void HookRunner::Fire(v1::HookConfig::Event event, HookContext context, Done don
 }
 
 void HookRunner::FireCommand(v1::HookConfig hook, std::vector<std::string> args,
-                             std::map<std::string, std::string> env, Done done) {
+                             std::map<std::string, std::string> env, Done done,
+                             StillWanted still_wanted) {
   absl::MutexLock lock(&mu_);
   if (closed_) return;
   Job job;
   job.event = hook.on();
   job.done = std::move(done);
+  job.still_wanted = std::move(still_wanted);
   job.command = std::move(hook);
   job.args = std::move(args);
   job.env = std::move(env);
   queue_.push_back(std::move(job));
+}
+
+std::vector<v1::HookConfig> HookRunner::Hooks() const {
+  absl::MutexLock lock(&mu_);
+  return *hooks_;
+}
+
+std::map<std::string, std::string> HookEnvironment(v1::HookConfig::Event event,
+                                                   const HookContext& context) {
+  std::map<std::string, std::string> env = {
+      {"CLOUDHA_EVENT", HookEventName(event)},
+      {"CLOUDHA_NODE", context.node},
+      {"CLOUDHA_ROLE", context.role},
+      {"CLOUDHA_PREV_ROLE", context.prev_role},
+      {"CLOUDHA_EPOCH", absl::StrCat(context.epoch)},
+      {"CLOUDHA_PEER", context.peer},
+      {"CLOUDHA_REASON", context.reason},
+  };
+  if (context.fence != 0) env["CLOUDHA_FENCE"] = absl::StrCat(context.fence);
+  return env;
 }
 
 void HookRunner::Run() {
@@ -125,19 +147,8 @@ void HookRunner::Run() {
 bool HookRunner::RunHook(const v1::HookConfig& hook, const Job& job, std::string* detail) {
   std::vector<std::string> argv(hook.command().begin(), hook.command().end());
   argv.insert(argv.end(), job.args.begin(), job.args.end());
-  std::map<std::string, std::string> env = job.env;
-  if (!job.command.has_value()) {
-    env = {
-        {"CLOUDHA_EVENT", HookEventName(job.event)},
-        {"CLOUDHA_NODE", job.context.node},
-        {"CLOUDHA_ROLE", job.context.role},
-        {"CLOUDHA_PREV_ROLE", job.context.prev_role},
-        {"CLOUDHA_EPOCH", absl::StrCat(job.context.epoch)},
-        {"CLOUDHA_PEER", job.context.peer},
-        {"CLOUDHA_REASON", job.context.reason},
-    };
-    if (job.context.fence != 0) env["CLOUDHA_FENCE"] = absl::StrCat(job.context.fence);
-  }
+  std::map<std::string, std::string> env =
+      job.command.has_value() ? job.env : HookEnvironment(job.event, job.context);
   absl::Duration backoff = absl::Milliseconds(hook.backoff_ms());
   const int attempts = 1 + static_cast<int>(hook.retries());
   for (int attempt = 1; attempt <= attempts; ++attempt) {

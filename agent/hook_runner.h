@@ -36,6 +36,10 @@ struct HookContext {
   uint64_t fence = 0;
 };
 
+// The CLOUDHA_* environment of an event's hooks.
+std::map<std::string, std::string> HookEnvironment(v1::HookConfig::Event event,
+                                                   const HookContext& context);
+
 // Thread-safe.
 class HookRunner {
  public:
@@ -78,7 +82,11 @@ class HookRunner {
   // appended to its argv and exactly `env` as its CLOUDHA_* environment, in
   // turn with the events' hooks.
   void FireCommand(v1::HookConfig hook, std::vector<std::string> args,
-                   std::map<std::string, std::string> env, Done done = nullptr);
+                   std::map<std::string, std::string> env, Done done = nullptr,
+                   StillWanted still_wanted = nullptr);
+
+  // The configured hooks now.
+  std::vector<v1::HookConfig> Hooks() const;
 
   // Whether any hook is configured for `event`.
   bool Has(v1::HookConfig::Event event) const;

@@ -271,6 +271,34 @@ TEST_F(FailoverTest, FailingPrimaryHookGivesTheRoleUp) {
   EXPECT_EQ(Lines(log).size(), 2u);
 }
 
+TEST_F(FailoverTest, RecheckedPrimaryHooksRunAgainAndAFailureKeepsTheRole) {
+  // a's TO_PRIMARY hook runs at the promotion, then every 5 s while a
+  // serves; from its third run on it fails: logged, the role stays.
+  const std::string log = cluster_.dir() + "/recheck.log";
+  std::string path = absl::StrCat(cluster_.dir(), "/recheck.sh");
+  std::string script = absl::StrCat(
+      "#!/bin/sh\necho \"$CLOUDHA_EVENT epoch=$CLOUDHA_EPOCH reason=$CLOUDHA_REASON\" >> ", log,
+      "\n[ $(wc -l < ", log, ") -le 2 ]\n");
+  ASSERT_TRUE(WriteFileAtomically(path, script, 0755, Overwrite::kReplace).ok());
+  ASSERT_NO_FATAL_FAILURE(StartPair(absl::StrCat("hooks { on: TO_PRIMARY command: \"", path,
+                                                 "\" recheck_s: 5 retries: 0 }\n")));
+  ASSERT_TRUE(cluster_.WaitFor("a", [](const v1::StatusResponse& s) { return s.primary_ready(); }));
+  EXPECT_TRUE(WaitForLog(cluster_.agent("a"), "event=hook_recheck_failed", absl::Seconds(20)))
+      << ReadSmallFile(log).value_or("");
+  std::vector<std::string> runs = Lines(log);
+  ASSERT_GE(runs.size(), 3u);
+  EXPECT_THAT(runs[0], HasSubstr("to_primary epoch=1 reason="));
+  EXPECT_THAT(runs[0], ::testing::Not(HasSubstr("re-check")));
+  EXPECT_EQ(runs[1], "to_primary epoch=1 reason=periodic re-check");
+  EXPECT_EQ(runs[2], "to_primary epoch=1 reason=periodic re-check");
+  absl::StatusOr<v1::StatusResponse> a = cluster_.Status("a");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->role(), v1::PRIMARY);
+  EXPECT_EQ(Health("a", "cloudha.v1.Primary"), HealthCheckResponse::SERVING);
+  // b never re-runs its hooks: it is not primary.
+  EXPECT_EQ(cluster_.Status("b")->role(), v1::SECONDARY);
+}
+
 TEST_F(FailoverTest, SlowHooksNeverDelayHellos) {
   // a's TO_PRIMARY hook takes 3 s, six times the loss threshold (0.5 s): b
   // must keep hearing a all along.
