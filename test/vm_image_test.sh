@@ -109,7 +109,7 @@ for node in a b; do
     node_id="$node" priority="${priority[$node]}" peer_id="${peer[$node]}" \
     peer_address="${addr[${peer[$node]}]}" peer_port=7801 health_port=7901 \
     heartbeat_interval_ms=200 heartbeat_lost_threshold=6 \
-    'exclude=["system.interface.**"]' "ssh_authorized_keys=[\"$(cat "$work/id.pub")\"]" \
+    'exclude=["system.interface.**"]' 'extra_config=' "ssh_authorized_keys=[\"$(cat "$work/id.pub")\"]" \
     ca_crt_b64=@"$work/pki/ca.crt" node_crt_b64=@"$work/pki/$node.crt" \
     node_key_b64=@"$work/pki/$node.key" >"$seed/user-data"
   printf 'instance-id: vmtest-%s\nlocal-hostname: vmtest-%s\n' "$node" "$node" >"$seed/meta-data"
