@@ -590,41 +590,60 @@ void Agent::Tick() {
 
 absl::Time Agent::RecheckPrimaryHooks(absl::Time now) {
   // Only a serving primary (its TO_PRIMARY hooks done) re-runs them; each
-  // hook's first re-run is recheck_s after the promotion was ready.
+  // hook's first re-run is recheck_s after the promotion was ready, the
+  // next recheck_s after the check that finds the last one finished.
   NodeCore::View view = core_.view(now);
   if (view.role != v1::PRIMARY || !view.primary_ready || !health_.Serving(kPrimaryService)) {
-    recheck_due_.clear();
+    recheck_.clear();
     return absl::InfiniteFuture();
   }
   if (view.epoch != recheck_epoch_) {
-    recheck_due_.clear();
+    recheck_.clear();
     recheck_epoch_ = view.epoch;
   }
+  std::map<std::vector<std::string>, Recheck> kept;
   absl::Time next = absl::InfiniteFuture();
   for (const v1::HookConfig& hook : hooks_->Hooks()) {
     if (hook.on() != v1::HookConfig::TO_PRIMARY || hook.recheck_s() == 0) continue;
-    std::string key = absl::StrJoin(hook.command(), " ");
+    std::vector<std::string> argv(hook.command().begin(), hook.command().end());
     absl::Duration every = absl::Seconds(hook.recheck_s());
-    auto [it, added] = recheck_due_.emplace(key, now + every);
-    if (!added && it->second <= now) {
+    Recheck r;
+    auto found = recheck_.find(argv);
+    // New, or its period changed by a reload: counted from now.
+    if (found == recheck_.end() || found->second.every != every) {
+      r = Recheck{every, now + every, std::make_shared<std::atomic<bool>>(false)};
+    } else {
+      r = found->second;
+    }
+    if (r.due <= now && !r.running->load()) {
       uint64_t epoch = view.epoch;
+      std::string command = absl::StrJoin(argv, " ");
       HookContext context{local_.node_id(), "PRIMARY", "PRIMARY", epoch, "",
                           "periodic re-check",
                           arbiter_ == nullptr ? 0 : arbiter_->fence(now)};
+      r.running->store(true);
       hooks_->FireCommand(
           hook, {}, HookEnvironment(v1::HookConfig::TO_PRIMARY, context),
-          [this, key, epoch](bool ok, const std::string& detail) {
-            if (!ok) {
+          [this, command, epoch, running = r.running](bool ok, const std::string& detail) {
+            running->store(false);
+            // A run skipped or cut short because the node stepped down or
+            // is stopping is not a failure of the hook.
+            if (!ok && !stop_.HasBeenNotified() && core_.IsPrimaryAt(epoch)) {
               LogEvent(LogLevel::kWarn, "hook_recheck_failed",
-                       {{"command", key}, {"epoch", epoch}, {"detail", detail}});
+                       {{"command", command}, {"epoch", epoch}, {"detail", detail}});
             }
           },
-          // Not for a promotion already left.
-          [this, epoch] { return core_.IsPrimaryAt(epoch); });
-      it->second = now + every;
+          // Not for a promotion already left, nor once the agent stops (its
+          // arbiter lease is given up then).
+          [this, epoch] { return !stop_.HasBeenNotified() && core_.IsPrimaryAt(epoch); });
+      r.due = now + every;
     }
-    next = std::min(next, it->second);
+    // While a run is in flight, look again a tick later.
+    next = std::min(next, r.running->load() ? now + absl::Seconds(1) : r.due);
+    kept.emplace(std::move(argv), r);
   }
+  // Hooks a reload removed are forgotten.
+  recheck_ = std::move(kept);
   return next;
 }
 

@@ -196,9 +196,16 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   // health.http_listen and health.tcp_primary_listen; null when not set.
   std::unique_ptr<HttpProbe> http_probe_;
   std::unique_ptr<TcpPrimaryListener> tcp_primary_;
-  // Role thread only: when each re-checked TO_PRIMARY hook (by its command
-  // line) runs next, for the promotion at recheck_epoch_.
-  std::map<std::string, absl::Time> recheck_due_;
+  // Role thread only: each re-checked TO_PRIMARY hook (by its argv), for
+  // the promotion at recheck_epoch_: its period, when it runs next, and
+  // whether a run is still queued or running (set false by the hook
+  // worker), so runs never pile up behind a slow cloud API.
+  struct Recheck {
+    absl::Duration every;
+    absl::Time due;
+    std::shared_ptr<std::atomic<bool>> running;
+  };
+  std::map<std::vector<std::string>, Recheck> recheck_;
   uint64_t recheck_epoch_ = 0;
   std::vector<std::unique_ptr<HelloPath>> paths_;
   absl::Notification stop_;

@@ -65,10 +65,11 @@ refuse_newer() {
   [[ -z "$held" || "$held" == "None" ]] && return 0
   [[ "$held" =~ ^([0-9]+)(/([0-9]+))?$ ]] || fail 2 "$what carries a claim that is not EPOCH[/FENCE]: $held"
   local held_epoch=${BASH_REMATCH[1]} held_fence=${BASH_REMATCH[3]}
-  if [[ "$held_epoch" -gt "$epoch" ]]; then
+  # Base 10 always: a leading zero must not make it octal.
+  if (( 10#$held_epoch > 10#$epoch )); then
     fail 3 "refusing: $what is held at newer epoch $held_epoch"
   fi
-  if [[ -n "$fence" && -n "$held_fence" && "$held_fence" -gt "$fence" ]]; then
+  if [[ -n "$fence" && -n "$held_fence" ]] && (( 10#$held_fence > 10#$fence )); then
     fail 3 "refusing: $what is held with newer fencing token $held_fence"
   fi
   return 0

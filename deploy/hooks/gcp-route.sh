@@ -15,6 +15,8 @@
 #
 # Fencing: routes cannot be changed in place, so the epoch is in the route's
 # name, cloudha-NETWORK-CIDR-eEPOCH (zero-padded, so names sort as epochs).
+# The epoch only: a route name has no room for the arbiter's fencing token
+# (epochs rise across the cluster too).
 # The hook refuses when a route of a newer epoch exists, creates its own,
 # lists again and deletes only routes of older epochs, and fails (exit 3)
 # if a newer one appeared meanwhile, leaving it in place (with equal
@@ -42,7 +44,8 @@ done
 [[ -n "$zone" ]] || { zone=$(gcp_metadata instance/zone); zone=${zone##*/}; }
 [[ -n "$project" ]] || project=$(gcp_metadata project/project-id)
 prefix="cloudha-${network}-${cidr//[^0-9a-zA-Z]/-}"
-name=$(printf '%s-e%012d' "$prefix" "$epoch")
+# 16 digits: epochs stop at 2^53 (cloudha's ceiling), so names sort as epochs.
+name=$(printf '%s-e%016d' "$prefix" "$((10#$epoch))")
 [[ ${#name} -le 63 ]] || fail 1 "route name $name is longer than 63 characters (shorten the network name)"
 
 routes() {
@@ -67,7 +70,13 @@ if ! grep -qx "$name" <<<"$existing"; then
 fi
 after=$(routes)
 newer=$(newer_than_ours "$after")
-[[ -z "$newer" ]] || fail 3 "a newer epoch's route $newer appeared meanwhile; leaving it"
+if [[ -n "$newer" ]]; then
+  # Ours must not split traffic with the newer one: removed (best effort;
+  # the newer primary deletes it too on its next run).
+  timeout "$call_timeout" gcloud compute routes delete "$name" --project="$project" --quiet \
+    >/dev/null 2>&1 || log "could not delete $name"
+  fail 3 "a newer epoch's route $newer appeared meanwhile; leaving it, $name deleted"
+fi
 for old in $after; do
   if [[ "$old" < "$name" ]]; then
     log "deleting $old (older epoch)"
