@@ -8,6 +8,19 @@ cd "$(dirname "$0")"
 source deploy/debian-packages.sh
 cloudha_install_packages
 
+# The npm packages of the Terraform checks (test/terraform/package-lock.json),
+# in the user's cache; without the npm registry those checks are skipped.
+npm_dir=${HOME:-/root}/.cache/cloudha/npm/terraform-check
+if ! cmp -s test/terraform/package-lock.json "$npm_dir/package-lock.json" 2>/dev/null ||
+    [[ ! -d "$npm_dir/node_modules/@cdktf/hcl2json" ]]; then
+  mkdir -p "$npm_dir"
+  cp test/terraform/package.json test/terraform/package-lock.json "$npm_dir/"
+  if ! (cd "$npm_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>&1); then
+    rm -f "$npm_dir/package-lock.json"
+    echo "note: npm ci of test/terraform failed (no npm registry?): the Terraform checks are skipped" >&2
+  fi
+fi
+
 stamp=$(mktemp)
 summary=$(mktemp)
 trap 'rm -f "$stamp" "$summary"' EXIT

@@ -13,13 +13,24 @@ mapfile -t CLOUDHA_PACKAGES < <(awk '{ sub(/#.*/, "") } NF { print $1 }' "$CLOUD
 mapfile -t CLOUDHA_RUNTIME_PACKAGES < <(
   awk '{ sub(/#.*/, "") } NF && / runtime( |$)/ { print $1 }' "$CLOUDHA_PACKAGE_LIST")
 
+# Packages that only provide a command ("tool:COMMAND"): not installed when
+# the command is already there from elsewhere (a Node.js from NodeSource
+# brings its own npm, which Debian's npm package would conflict with).
+declare -gA CLOUDHA_PACKAGE_TOOLS=()
+while read -r pkg tool; do
+  CLOUDHA_PACKAGE_TOOLS[$pkg]=$tool
+done < <(awk '{ sub(/#.*/, ""); for (i = 2; i <= NF; i++) if ($i ~ /^tool:/) print $1, substr($i, 6) }' \
+  "$CLOUDHA_PACKAGE_LIST")
+
 cloudha_missing_packages() {
-  local pkg status
+  local pkg status tool
   if [[ ${#CLOUDHA_PACKAGES[@]} -eq 0 ]]; then
     echo "deploy/debian-packages.txt names no package (is it missing?)" >&2
     return 1
   fi
   for pkg in "${CLOUDHA_PACKAGES[@]}"; do
+    tool=${CLOUDHA_PACKAGE_TOOLS[$pkg]:-}
+    if [[ -n "$tool" ]] && command -v "$tool" >/dev/null 2>&1; then continue; fi
     status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
     [[ "$status" == "install ok installed" ]] || printf '%s\n' "$pkg"
   done

@@ -30,7 +30,7 @@ def _read_package_list(ctx):
         if ":" in package or "=" in package:
             fail("%s: a line starts with the Debian package's name, not %r" % (where, package))
         for word in words[1:]:
-            if word == "runtime":
+            if word == "runtime" or word.startswith("tool:"):
                 continue
             kind, _, spec = word.partition(":")
             name, _, value = spec.partition("=")
