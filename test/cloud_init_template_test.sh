@@ -22,7 +22,8 @@ trap 'steps_write_xml; rm -rf "$work"; steps_failed && exit 1; exit 0' EXIT
 
 render() { "$dir/render-user-data.sh" "$@"; }
 vars=("hostname=ha-a" "cluster=prod" "group_id=7" "node_id=a" "priority=200" "peer_id=b"
-  "peer_address=10.0.2.10" "peer_port=7801" "health_port=7901" "heartbeat_interval_ms=200"
+  "peer_address=10.0.2.10" "peer_port=7801" "health_port=7901" "probe_port=7902"
+  "heartbeat_interval_ms=200"
   "heartbeat_lost_threshold=6" 'exclude=["system.interface.**", "router.static.**"]'
   'extra_config=monitors { name: "up" exec { command: "/bin/true" } }'
   'ssh_authorized_keys=["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA test@host"]')

@@ -107,7 +107,7 @@ for node in a b; do
   mkdir -p "$seed"
   "$repo/deploy/cloud-init/render-user-data.sh" hostname="vmtest-$node" cluster=vmtest group_id=7 \
     node_id="$node" priority="${priority[$node]}" peer_id="${peer[$node]}" \
-    peer_address="${addr[${peer[$node]}]}" peer_port=7801 health_port=7901 \
+    peer_address="${addr[${peer[$node]}]}" peer_port=7801 health_port=7901 probe_port=7902 \
     heartbeat_interval_ms=200 heartbeat_lost_threshold=6 \
     'exclude=["system.interface.**"]' 'extra_config=' "ssh_authorized_keys=[\"$(cat "$work/id.pub")\"]" \
     ca_crt_b64=@"$work/pki/ca.crt" node_crt_b64=@"$work/pki/$node.crt" \

@@ -2,13 +2,15 @@
 # Builds a bootable Debian 12 VM disk image with cloudha installed, for
 # cloud-init to configure at first boot (deploy/cloud-init/):
 #
-#   deploy/image/build-image.sh [--deb FILE] [--out DIR] [--size SIZE]
+#   deploy/image/build-image.sh [--deb FILE] [--out DIR] [--size SIZE] [--packages P,Q]
 #
 #   --deb FILE  the cloudha .deb to install (default: deploy/build-deb.sh
 #               builds it from this tree)
 #   --out DIR   where the image goes (default: the current folder)
 #   --size SIZE the disk's size, as truncate takes it (default 2G); cloud-init
 #               grows the root file system to the VM's disk at first boot
+#   --packages  more Debian packages for the image, comma-separated: the
+#               cloud CLI the failover hooks call (awscli, azure-cli)
 #
 # Writes cloudha-VERSION-debian12-amd64.raw: a raw disk with an MBR and one
 # ext4 partition, booted by the BIOS through extlinux, with the Debian cloud
@@ -35,14 +37,16 @@ suite=bookworm
 deb=""
 out=$PWD
 size=2G
+packages=""
 cache=${CLOUDHA_IMAGE_CACHE:-/var/cache/cloudha/image-debs}
-usage() { echo "usage: deploy/image/build-image.sh [--deb FILE] [--out DIR] [--size SIZE]" >&2; exit 1; }
+usage() { echo "usage: deploy/image/build-image.sh [--deb FILE] [--out DIR] [--size SIZE] [--packages P,Q]" >&2; exit 1; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --deb) [[ $# -ge 2 ]] || usage; deb=$(realpath "$2"); shift 2 ;;
     --out) [[ $# -ge 2 ]] || usage; out=$2; shift 2 ;;
     --size) [[ $# -ge 2 ]] || usage; size=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --packages) [[ $# -ge 2 && "$2" =~ ^[a-z0-9][a-z0-9.+,-]*$ ]] || usage; packages=$2; shift 2 ;;
+    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) usage ;;
   esac
 done
@@ -118,7 +122,7 @@ mkfs.ext4 -q -L cloudha-root -U "$uuid" -O ^64bit "$loop" >>"$log" 2>&1 || die "
 # Everything that mounts runs in a mount namespace of its own
 # (deploy/image/build-root.sh): mounts are gone when it exits, however it
 # exits.
-export image deb mirror suite cache uuid loop log sources repo
+export image deb mirror suite cache uuid loop log sources repo packages
 unshare --mount --propagation private "$repo/deploy/image/build-root.sh" ||
   die "building the image failed"
 e2fsck -fy "$loop" >>"$log" 2>&1 || [[ $? -le 1 ]] || die "e2fsck found errors in the new root"

@@ -3,7 +3,8 @@
 # which runs it in a mount namespace of its own and gives it, in the
 # environment: loop (the partition's loop device, formatted), image (the
 # disk being built), deb, mirror, suite, cache, uuid (the root's), log,
-# sources (apt lines of the build) and repo. Not meant to be run by hand.
+# sources (apt lines of the build), repo and packages (more packages,
+# comma-separated, or empty). Not meant to be run by hand.
 set -euo pipefail
 : "${loop:?}" "${image:?}" "${deb:?}" "${mirror:?}" "${suite:?}" "${cache:?}" "${uuid:?}" \
   "${log:?}" "${sources:?}" "${repo:?}"
@@ -37,7 +38,7 @@ in_root apt-get install -y -q --no-install-recommends \
   linux-image-cloud-amd64 initramfs-tools extlinux syslinux-common \
   cloud-init cloud-guest-utils isc-dhcp-client systemd-resolved systemd-timesyncd \
   openssh-server sudo iproute2 netbase conntrack less \
-  /tmp/cloudha.deb >>"$log" 2>&1
+  ${packages:+${packages//,/ }} /tmp/cloudha.deb >>"$log" 2>&1
 
 step "configuring boot, network and cloud-init"
 cat >"$root/etc/fstab" <<FSTAB

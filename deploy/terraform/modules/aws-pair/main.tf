@@ -112,6 +112,16 @@ resource "aws_vpc_security_group_ingress_rule" "health" {
   description       = "cloudha grpc.health.v1 probes"
 }
 
+resource "aws_vpc_security_group_ingress_rule" "probe" {
+  for_each          = toset(var.health_check_cidrs)
+  security_group_id = aws_security_group.node.id
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = var.ports.probe
+  to_port           = var.ports.probe
+  description       = "cloudha HTTP probes (GET /primary)"
+}
+
 resource "aws_vpc_security_group_egress_rule" "all" {
   security_group_id = aws_security_group.node.id
   cidr_ipv4         = "0.0.0.0/0"
@@ -228,6 +238,7 @@ resource "aws_instance" "node" {
     peer_address             = aws_network_interface.node[local.peer[each.key]].private_ip
     peer_port                = var.ports.peer
     health_port              = var.ports.health
+    probe_port               = var.ports.probe
     heartbeat_interval_ms    = var.heartbeat.interval_ms
     heartbeat_lost_threshold = var.heartbeat.lost_threshold
     exclude                  = jsonencode(var.exclude[each.value])

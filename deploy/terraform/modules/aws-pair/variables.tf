@@ -91,18 +91,19 @@ variable "ports" {
   type = object({
     peer   = number
     health = number
+    probe  = number
   })
-  description = "The mutual-TLS peer port and the plaintext grpc.health.v1 port."
-  default     = { peer = 7801, health = 7901 }
+  description = "The mutual-TLS peer port, the plaintext grpc.health.v1 port and the HTTP probe port (GET /primary)."
+  default     = { peer = 7801, health = 7901, probe = 7902 }
   validation {
-    condition     = var.ports.peer > 0 && var.ports.peer < 65536 && var.ports.health > 0 && var.ports.health < 65536 && var.ports.peer != var.ports.health
-    error_message = "ports: two different ports 1-65535."
+    condition     = alltrue([for p in [var.ports.peer, var.ports.health, var.ports.probe] : p > 0 && p < 65536]) && length(distinct([var.ports.peer, var.ports.health, var.ports.probe])) == 3
+    error_message = "ports: three different ports 1-65535."
   }
 }
 
 variable "health_check_cidrs" {
   type        = list(string)
-  description = "Where health checks come from (the health port is open to these only)."
+  description = "Where health checks come from (the health and probe ports are open to these only)."
   default     = []
   validation {
     condition     = alltrue([for c in var.health_check_cidrs : can(cidrhost(c, 0))])
