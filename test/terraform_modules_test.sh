@@ -51,8 +51,8 @@ done <<<"$out"
 # The checker must catch what it claims to.
 broken="$work/broken"
 cp -r "$work/terraform" "$broken"
-module=$(find "$broken/modules" -mindepth 1 -maxdepth 1 -type d | head -n 1)
-printf '\nresource "aws_eip" "extra" {\n  tags = { a = var.no_such_variable, b = aws_eip.no_such_eip.id }\n}\n' \
+module="$broken/modules/aws-pair"
+printf '\nresource "aws_eip" "extra" {\n  tags = { a = var.no_such_variable, b = aws_eip.no_such_eip.id, c = module.certificates.no_such_output }\n}\n' \
   >>"$module/main.tf"
 printf '\nvariable "unchecked" {\n  type        = string\n  description = "no validation"\n}\n' \
   >>"$module/variables.tf"
@@ -60,6 +60,7 @@ sed -i 's/^\(\s*\)extra_config\s*=.*$/\1# extra_config removed/' "$module/main.t
 bad=$(NODE_PATH="$modules" node "$checker" "$broken" "$template" 2>&1) && rc=0 || rc=$?
 missing=()
 for want in "var.no_such_variable is not declared" "aws_eip.no_such_eip is not declared" \
+    "module.certificates.no_such_output: the module has no such output" \
     "unchecked has no validation" "the template's extra_config is not given"; do
   grep -qF "$want" <<<"$bad" || missing+=("$want")
 done

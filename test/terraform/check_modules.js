@@ -69,8 +69,29 @@ function merge(into, parsed) {
 const TERRAFORM_FUNCTIONS_AND_KEYWORDS = new Set(['each', 'count', 'path', 'self', 'terraform']);
 const RESOURCE_PREFIXES = ['aws_', 'google_', 'azurerm_', 'tls_', 'random_'];
 
-function checkReferences(rel, tf) {
+function checkReferences(rel, tf, folder, parsedByFolder) {
   const problems = [];
+  // The outputs of each module called from a local folder.
+  const moduleOutputs = {};
+  for (const [m, blocks] of Object.entries(tf.module || {})) {
+    const source = blocks[0].source || '';
+    if (!source.startsWith('./') && !source.startsWith('../')) continue;
+    const target = parsedByFolder.get(path.resolve(folder, source));
+    if (!target) {
+      problems.push(`module.${m}: no module at ${source}`);
+      continue;
+    }
+    moduleOutputs[m] = new Set(Object.keys(target.output || {}));
+    const inputs = new Set(Object.keys(target.variable || {}));
+    for (const arg of Object.keys(blocks[0])) {
+      if (!['source', 'providers', 'count', 'for_each', 'depends_on'].includes(arg) && !inputs.has(arg)) {
+        problems.push(`module.${m}: ${source} has no variable ${arg}`);
+      }
+    }
+    for (const [name, vb] of Object.entries(target.variable || {})) {
+      if (!('default' in vb[0]) && !(name in blocks[0])) problems.push(`module.${m}: required ${name} not given`);
+    }
+  }
   const vars = new Set(Object.keys(tf.variable || {}));
   const locals = new Set(Object.keys(tf.locals || {}));
   const modules = new Set(Object.keys(tf.module || {}));
@@ -91,6 +112,9 @@ function checkReferences(rel, tf) {
         if (kind === 'var' && !vars.has(a)) problems.push(`var.${a} is not declared`);
         if (kind === 'local' && !locals.has(a)) problems.push(`local.${a} is not declared`);
         if (kind === 'module' && !modules.has(a)) problems.push(`module.${a} is not declared`);
+        if (kind === 'module' && b && moduleOutputs[a] && !moduleOutputs[a].has(b)) {
+          problems.push(`module.${a}.${b}: the module has no such output`);
+        }
         if (kind === 'data' && !datas.has(`${a}.${b}`)) problems.push(`data.${a}.${b} is not declared`);
       }
       for (const r of expr.matchAll(/(?<![\w.])([a-z][a-z0-9]*_[a-z0-9_]+)\.([A-Za-z_][\w-]*)/g)) {
@@ -153,8 +177,9 @@ async function main() {
   const templateVars = new Set([...template.matchAll(/\$\{([a-z][a-z0-9_]*)\}/g)].map((m) => m[1]));
   const folders = tfFolders(terraformDir);
   if (folders.length === 0) record('modules found', [`no .tf files under ${terraformDir}`]);
+  const parsedByFolder = new Map();
+  const parseProblemsByFolder = new Map();
   for (const folder of folders) {
-    const rel = path.relative(terraformDir, folder);
     const tf = {};
     const parseProblems = [];
     for (const file of fs.readdirSync(folder).filter((f) => f.endsWith('.tf')).sort()) {
@@ -164,9 +189,16 @@ async function main() {
         parseProblems.push(`${file}: ${String(e.message).split('\n')[0]}`);
       }
     }
+    parsedByFolder.set(path.resolve(folder), tf);
+    parseProblemsByFolder.set(folder, parseProblems);
+  }
+  for (const folder of folders) {
+    const rel = path.relative(terraformDir, folder);
+    const tf = parsedByFolder.get(path.resolve(folder));
+    const parseProblems = parseProblemsByFolder.get(folder);
     record(`${rel}: every file parses`, parseProblems);
     if (parseProblems.length > 0) continue;
-    record(`${rel}: references resolve`, checkReferences(rel, tf));
+    record(`${rel}: references resolve`, checkReferences(rel, tf, folder, parsedByFolder));
     if (rel.startsWith('modules')) {
       record(`${rel}: variables have a type, a description and a validation`, checkVariables(tf));
       record(`${rel}: versions are pinned`, checkVersions(tf));
@@ -176,9 +208,11 @@ async function main() {
       const outputs = Object.entries(tf.output || {});
       record(`${rel}: outputs have a description`,
         outputs.filter(([, b]) => !b[0].description).map(([n]) => `${n} has no description`));
-      const { calls, problems } = checkTemplateVars(folder, templateVars);
-      record(`${rel}: the user data gets every template variable`,
-        calls === 0 ? ['no templatefile() of user-data.yaml.tftpl'] : problems);
+      if (rel.endsWith('-pair')) {
+        const { calls, problems } = checkTemplateVars(folder, templateVars);
+        record(`${rel}: the user data gets every template variable`,
+          calls === 0 ? ['no templatefile() of user-data.yaml.tftpl'] : problems);
+      }
     } else {
       record(`${rel}: uses a module`, Object.keys(tf.module || {}).length > 0 ? [] : ['no module block']);
     }

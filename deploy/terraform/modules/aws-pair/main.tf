@@ -9,13 +9,6 @@ locals {
   nodes = ["a", "b"]
   peer  = { a = "b", b = "a" }
   index = { a = 0, b = 1 }
-  certs = var.certificates != null ? var.certificates : {
-    ca_crt = tls_self_signed_cert.ca[0].cert_pem
-    a_crt  = tls_locally_signed_cert.node["a"].cert_pem
-    a_key  = tls_private_key.node["a"].private_key_pem
-    b_crt  = tls_locally_signed_cert.node["b"].cert_pem
-    b_key  = tls_private_key.node["b"].private_key_pem
-  }
   hooks_dir = "/usr/share/cloudha/hooks"
   recheck   = var.recheck_s > 0 ? " recheck_s: ${var.recheck_s}" : ""
   eip_hook = var.eip ? join(" ", [
@@ -40,49 +33,12 @@ data "aws_subnet" "node" {
   id       = var.subnet_ids[each.value]
 }
 
-# Certificates, when not passed in: the tls provider makes the same as
-# cloudha certs init (ECDSA P-256, URI SAN cloudha://CLUSTER/NODE); the
-# private keys are then in the Terraform state.
-resource "tls_private_key" "ca" {
-  count       = var.certificates == null ? 1 : 0
-  algorithm   = "ECDSA"
-  ecdsa_curve = "P256"
-}
-
-resource "tls_self_signed_cert" "ca" {
-  count                 = var.certificates == null ? 1 : 0
-  private_key_pem       = tls_private_key.ca[0].private_key_pem
-  is_ca_certificate     = true
-  validity_period_hours = 24 * 3650
-  allowed_uses          = ["cert_signing", "crl_signing"]
-  subject {
-    common_name = "cloudha CA ${var.name}"
-  }
-}
-
-resource "tls_private_key" "node" {
-  for_each    = var.certificates == null ? local.index : {}
-  algorithm   = "ECDSA"
-  ecdsa_curve = "P256"
-}
-
-resource "tls_cert_request" "node" {
-  for_each        = var.certificates == null ? local.index : {}
-  private_key_pem = tls_private_key.node[each.key].private_key_pem
-  uris            = ["cloudha://${var.name}/${each.key}"]
-  dns_names       = ["${each.key}.${var.name}.cloudha"]
-  subject {
-    common_name = "${each.key}.${var.name}"
-  }
-}
-
-resource "tls_locally_signed_cert" "node" {
-  for_each              = var.certificates == null ? local.index : {}
-  cert_request_pem      = tls_cert_request.node[each.key].cert_request_pem
-  ca_private_key_pem    = tls_private_key.ca[0].private_key_pem
-  ca_cert_pem           = tls_self_signed_cert.ca[0].cert_pem
-  validity_period_hours = 24 * 825
-  allowed_uses          = ["digital_signature", "server_auth", "client_auth"]
+# Certificates passed in, or made by the tls provider (the private keys are
+# then in the Terraform state).
+module "certificates" {
+  source  = "../certificates"
+  cluster = var.name
+  given   = var.certificates
 }
 
 # Only the peer port between the nodes, the health port from the checkers.
@@ -244,9 +200,9 @@ resource "aws_instance" "node" {
     exclude                  = jsonencode(var.exclude[each.value])
     extra_config             = local.extra_config
     ssh_authorized_keys      = jsonencode(var.ssh_authorized_keys)
-    ca_crt_b64               = base64encode(local.certs.ca_crt)
-    node_crt_b64             = base64encode(each.key == "a" ? local.certs.a_crt : local.certs.b_crt)
-    node_key_b64             = base64encode(each.key == "a" ? local.certs.a_key : local.certs.b_key)
+    ca_crt_b64               = base64encode(module.certificates.ca_crt)
+    node_crt_b64             = base64encode(module.certificates.node_crt[each.key])
+    node_key_b64             = base64encode(module.certificates.node_key[each.key])
   })
   tags = merge(var.tags, { Name = "${var.name}-${each.key}", "cloudha-node" = each.key })
   lifecycle {

@@ -30,5 +30,5 @@ output "role_arn" {
 
 output "ca_certificate" {
   description = "The cluster CA's certificate (PEM), to verify the nodes."
-  value       = local.certs.ca_crt
+  value       = module.certificates.ca_crt
 }

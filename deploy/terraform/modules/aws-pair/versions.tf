@@ -5,9 +5,5 @@ terraform {
       source  = "hashicorp/aws"
       version = "~> 5.40"
     }
-    tls = {
-      source  = "hashicorp/tls"
-      version = "~> 4.0"
-    }
   }
 }
