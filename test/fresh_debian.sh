@@ -122,7 +122,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # A fresh root: the minbase root with this machine's Debian sources, mirror
-# settings and name resolution (nothing else of this machine's).
+# settings, name resolution and local CAs (nothing else of this machine's).
 fresh_root() {  # ROOT
   mkdir -p "$1"
   tar -C "$1" -xf "$base"
@@ -130,6 +130,13 @@ fresh_root() {  # ROOT
   debian_apt_settings >"$1/etc/apt/apt.conf.d/99host-mirror"
   cp /etc/resolv.conf "$1/etc/resolv.conf" 2>/dev/null || true
   cp /etc/hosts "$1/etc/hosts"
+  # The local CAs this machine's network needs (a TLS-inspecting proxy in
+  # front of the npm registry): like the proxy settings above, trust, not
+  # packages. ca-certificates adds them when it is installed there.
+  if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    mkdir -p "$1/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$1/usr/local/share/ca-certificates/"
+  fi
 }
 fresh_root "$root"
 if ! git -C "$repo" diff --quiet HEAD -- 2>/dev/null; then
