@@ -603,7 +603,8 @@ absl::Time Agent::RecheckPrimaryHooks(absl::Time now) {
   }
   std::map<std::vector<std::string>, Recheck> kept;
   absl::Time next = absl::InfiniteFuture();
-  for (const v1::HookConfig& hook : hooks_->Hooks()) {
+  std::shared_ptr<const std::vector<v1::HookConfig>> hooks = hooks_->Hooks();
+  for (const v1::HookConfig& hook : *hooks) {
     if (hook.on() != v1::HookConfig::TO_PRIMARY || hook.recheck_s() == 0) continue;
     std::vector<std::string> argv(hook.command().begin(), hook.command().end());
     absl::Duration every = absl::Seconds(hook.recheck_s());

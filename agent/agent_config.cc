@@ -684,30 +684,10 @@ std::string ConfigProblem::ToString() const {
 }
 
 absl::StatusOr<HostPort> ParseHostPort(absl::string_view what, absl::string_view address) {
-  auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " \"", address, "\" ", why, " (want HOST:PORT or [IPV6]:PORT)"));
-  };
-  HostPort result;
-  absl::string_view port;
-  if (absl::StartsWith(address, "[")) {
-    size_t close = address.find(']');
-    if (close == absl::string_view::npos || close + 1 >= address.size() ||
-        address[close + 1] != ':') {
-      return bad("is not a bracketed IPv6 address with a port");
-    }
-    result.host = std::string(address.substr(1, close - 1));
-    port = address.substr(close + 2);
-  } else {
-    size_t colon = address.rfind(':');
-    if (colon == absl::string_view::npos) return bad("has no port");
-    result.host = std::string(address.substr(0, colon));
-    if (absl::StrContains(result.host, ":")) return bad("has an IPv6 address without brackets");
-    port = address.substr(colon + 1);
-  }
-  if (result.host.empty()) return bad("has no host");
-  if (!absl::SimpleAtoi(port, &result.port) || result.port < 1 || result.port > 65535) {
-    return bad("has a port outside 1..65535");
+  absl::StatusOr<HostPort> result = SplitHostPort(what, address);
+  if (result.ok() && result->port == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " \"", address, "\" has a port outside 1..65535 (want HOST:PORT or [IPV6]:PORT)"));
   }
   return result;
 }

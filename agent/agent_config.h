@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "base/host_port.h"
 #include "cloudha/v1/config.pb.h"
 
 namespace cloudha {
@@ -63,11 +64,8 @@ LoadedConfig LoadAgentConfig(const std::string& path, absl::Time now,
 LoadedConfig ParseAgentConfig(const std::string& path, const std::string& text,
                               absl::Time now, TlsCheck tls_check = TlsCheck::kFull);
 
-// Splits "host:port" or "[v6]:port". INVALID_ARGUMENT names `what`.
-struct HostPort {
-  std::string host;
-  int port = 0;
-};
+// Splits "host:port" or "[v6]:port" (base/host_port.h) with a port of
+// 1..65535. INVALID_ARGUMENT names `what`.
 absl::StatusOr<HostPort> ParseHostPort(absl::string_view what, absl::string_view address);
 
 }  // namespace cloudha

@@ -85,9 +85,9 @@ void HookRunner::FireCommand(v1::HookConfig hook, std::vector<std::string> args,
   queue_.push_back(std::move(job));
 }
 
-std::vector<v1::HookConfig> HookRunner::Hooks() const {
+std::shared_ptr<const std::vector<v1::HookConfig>> HookRunner::Hooks() const {
   absl::MutexLock lock(&mu_);
-  return *hooks_;
+  return hooks_;
 }
 
 std::map<std::string, std::string> HookEnvironment(v1::HookConfig::Event event,

@@ -85,8 +85,9 @@ class HookRunner {
                    std::map<std::string, std::string> env, Done done = nullptr,
                    StillWanted still_wanted = nullptr);
 
-  // The configured hooks now.
-  std::vector<v1::HookConfig> Hooks() const;
+  // The configured hooks now (shared, not copied: the role thread asks on
+  // every tick).
+  std::shared_ptr<const std::vector<v1::HookConfig>> Hooks() const;
 
   // Whether any hook is configured for `event`.
   bool Has(v1::HookConfig::Event event) const;

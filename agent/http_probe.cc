@@ -3,6 +3,7 @@
 #include <civetweb.h>
 #include <netdb.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,26 +14,23 @@
 #include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "base/host_port.h"
 
 namespace cloudha {
 namespace {
 
 // civetweb's listening_ports takes "HOST:PORT" for IPv4 and "[V6]:PORT"
-// for IPv6, as cloudha's other listeners do; "0.0.0.0:P" and "[::]:P" are
-// the wildcards. Only the port must be checked here (civetweb reads the
-// rest and refuses what it cannot bind).
-absl::Status CheckListen(const std::string& listen) {
-  size_t colon = listen.rfind(':');
-  int port = -1;
-  if (colon == std::string::npos || colon == 0 ||
-      !absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("\"", listen, "\" is not HOST:PORT (e.g. 0.0.0.0:7902 or [::]:7902)"));
+// for IPv6, as cloudha's other listeners are written; civetweb checks the
+// rest (it refuses what it cannot bind).
+absl::StatusOr<HostPort> CheckListen(const std::string& listen) {
+  absl::StatusOr<HostPort> split = SplitHostPort("listener", listen);
+  if (!split.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "\"", listen, "\" is not HOST:PORT (e.g. 0.0.0.0:7902 or [::]:7902): ", split.status().message()));
   }
-  return absl::OkStatus();
+  return split;
 }
 
 struct Started {
@@ -46,7 +44,7 @@ struct Started {
 // within 1 s cut off (idle connections must not hold every worker while
 // load balancers probe).
 absl::StatusOr<Started> StartCivetweb(const std::string& listen, void* user_data) {
-  if (absl::Status s = CheckListen(listen); !s.ok()) return s;
+  if (absl::StatusOr<HostPort> split = CheckListen(listen); !split.ok()) return split.status();
   mg_init_library(0);
   const char* options[] = {"listening_ports",   listen.c_str(), "num_threads", "16",
                            "request_timeout_ms", "1000",         "enable_keep_alive",
@@ -125,18 +123,16 @@ namespace {
 
 // A listening TCP socket on `listen`, or why not.
 absl::StatusOr<int> Listen(const std::string& listen) {
-  if (absl::Status s = CheckListen(listen); !s.ok()) return s;
-  size_t colon = listen.rfind(':');
-  std::string host = listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
+  absl::StatusOr<HostPort> split = CheckListen(listen);
+  if (!split.ok()) return split.status();
+  const std::string& host = split->host;
+  const std::string port = absl::StrCat(split->port);
   addrinfo hints;
   std::memset(&hints, 0, sizeof(hints));
   hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
-  int rc = getaddrinfo(host.c_str(), listen.substr(colon + 1).c_str(), &hints, &found);
+  int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &found);
   if (rc != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot listen on ", listen, ": ", gai_strerror(rc), " (an IP address is needed)"));
@@ -170,6 +166,10 @@ absl::StatusOr<std::unique_ptr<TcpPrimaryListener>> TcpPrimaryListener::Create(
   close(*fd);
   std::unique_ptr<TcpPrimaryListener> listener(
       new TcpPrimaryListener(listen, std::move(on_error)));
+  listener->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (listener->wake_fd_ < 0) {
+    return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
+  }
   listener->thread_ = std::thread([l = listener.get()] { l->Run(); });
   return listener;
 }
@@ -179,18 +179,35 @@ TcpPrimaryListener::~TcpPrimaryListener() {
     absl::MutexLock lock(&mu_);
     stop_ = true;
   }
+  Wake();
   thread_.join();
+  close(wake_fd_);
+}
+
+void TcpPrimaryListener::Wake() {
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof(one));
 }
 
 void TcpPrimaryListener::SetOpen(bool open) {
-  absl::MutexLock lock(&mu_);
-  wanted_ = open && !closed_;
+  bool changed;
+  {
+    absl::MutexLock lock(&mu_);
+    bool wanted = open && !closed_;
+    changed = wanted != wanted_;
+    wanted_ = wanted;
+  }
+  // The role thread calls this every tick: the worker wakes only on a change.
+  if (changed) Wake();
 }
 
 void TcpPrimaryListener::Close() {
-  absl::MutexLock lock(&mu_);
-  closed_ = true;
-  wanted_ = false;
+  {
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+    wanted_ = false;
+  }
+  Wake();
 }
 
 bool TcpPrimaryListener::WaitSettled(int timeout_ms) {
@@ -210,15 +227,6 @@ void TcpPrimaryListener::Run() {
     bool wanted;
     {
       absl::MutexLock lock(&mu_);
-      auto changed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stop_ || wanted_ != is_open_;
-      };
-      // While open, wake every 20 ms to accept; while closed, only on a change.
-      if (fd >= 0) {
-        mu_.AwaitWithTimeout(absl::Condition(&changed), absl::ZeroDuration());
-      } else {
-        mu_.Await(absl::Condition(&changed));
-      }
       if (stop_) break;
       wanted = wanted_;
     }
@@ -238,23 +246,26 @@ void TcpPrimaryListener::Run() {
       // closed; the next SetOpen(true) tries again.
       if (wanted && fd < 0) wanted_ = false;
     }
-    if (fd >= 0) {
-      pollfd p = {fd, POLLIN, 0};
-      if (poll(&p, 1, 20) > 0) {
-        // At most 64 per wake, so a flood cannot keep the port from closing.
-        for (int i = 0; i < 64; ++i) {
-          int conn = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
-          if (conn >= 0) {
-            close(conn);
-          } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            break;
-          } else if (errno != EINTR && errno != ECONNABORTED) {
-            // Out of descriptors or memory: the connection stays queued and
-            // poll would wake at once; wait before the next try.
-            poll(nullptr, 0, 100);
-            break;
-          }
-        }
+    // Sleeps until a change (the eventfd) or a connection: no polling.
+    pollfd p[2] = {{wake_fd_, POLLIN, 0}, {fd, POLLIN, 0}};
+    if (poll(p, fd >= 0 ? 2 : 1, -1) <= 0) continue;
+    if (p[0].revents & POLLIN) {
+      uint64_t count;
+      [[maybe_unused]] ssize_t n = read(wake_fd_, &count, sizeof(count));
+    }
+    if (fd < 0 || !(p[1].revents & POLLIN)) continue;
+    // At most 64 per wake, so a flood cannot keep the port from closing.
+    for (int i = 0; i < 64; ++i) {
+      int conn = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (conn >= 0) {
+        close(conn);
+      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        break;
+      } else if (errno != EINTR && errno != ECONNABORTED) {
+        // Out of descriptors or memory: the connection stays queued and
+        // poll would wake at once; wait before the next try.
+        poll(nullptr, 0, 100);
+        break;
       }
     }
   }

@@ -97,6 +97,7 @@ class TcpPrimaryListener {
   TcpPrimaryListener(std::string listen, std::function<void(const absl::Status&)> on_error)
       : listen_(std::move(listen)), on_error_(std::move(on_error)) {}
   void Run();
+  void Wake();
 
   const std::string listen_;
   const std::function<void(const absl::Status&)> on_error_;
@@ -105,6 +106,9 @@ class TcpPrimaryListener {
   bool is_open_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  // Written on every change, so the worker sleeps in poll() until one
+  // comes or a connection does.
+  int wake_fd_ = -1;
   std::thread thread_;
 };
 

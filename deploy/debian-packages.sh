@@ -41,22 +41,41 @@ cloudha_install_packages() {
   list=$(cloudha_missing_packages) || return 1
   mapfile -t missing < <(printf '%s' "$list" | sed '/^$/d')
   [[ ${#missing[@]} -eq 0 ]] && return 0
+  cloudha_apt_install "${missing[@]}"
+}
+
+# cloudha_install_tools COMMAND:PACKAGE...: installs the packages of the
+# commands that are missing (for scripts beyond the build's list: the image
+# build, the VM test). Quiet when nothing is missing.
+cloudha_install_tools() {
+  local spec missing=()
+  for spec in "$@"; do
+    command -v "${spec%%:*}" >/dev/null 2>&1 && continue
+    [[ " ${missing[*]} " == *" ${spec#*:} "* ]] || missing+=("${spec#*:}")
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  cloudha_apt_install "${missing[@]}"
+}
+
+# cloudha_apt_install PACKAGE...: apt-get install, through sudo when not
+# root; prints apt's log only when it fails.
+cloudha_apt_install() {
   local sudo=()
   if [[ $(id -u) -ne 0 ]]; then
     if command -v sudo >/dev/null 2>&1; then
       sudo=(sudo)
     else
-      echo "cloudha needs these Debian packages: ${missing[*]}" >&2
-      echo "install them as root: apt-get install ${missing[*]}" >&2
+      echo "cloudha needs these Debian packages: $*" >&2
+      echo "install them as root: apt-get install $*" >&2
       return 1
     fi
   fi
-  echo "installing ${#missing[@]} Debian packages: ${missing[*]}"
+  echo "installing $# Debian packages: $*"
   local log
   log=$(mktemp)
   if ! { "${sudo[@]}" apt-get update -qq &&
       "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+        --no-install-recommends "$@"; } >"$log" 2>&1; then
     cat "$log" >&2
     rm -f "$log"
     echo "installing packages failed (see above)" >&2

@@ -52,12 +52,9 @@ mkdir -p "$cache/archives/partial"
 log=${log:-$cache/last.log}
 : >"$log"
 
-if ! command -v debootstrap >/dev/null || ! command -v wget >/dev/null; then
-  say "installing debootstrap on this machine"
-  { apt-get update -qq &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      debootstrap wget; } >>"$log" 2>&1 || { tail -n 30 "$log" >&2; die "cannot install debootstrap"; }
-fi
+# shellcheck source=deploy/debian-packages.sh
+source "$repo/deploy/debian-packages.sh"
+cloudha_install_tools debootstrap:debootstrap wget:wget || die "cannot install debootstrap and wget"
 
 # Debian's own sources as this machine's apt has them.
 # shellcheck source=deploy/debian-sources.sh

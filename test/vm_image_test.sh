@@ -47,18 +47,11 @@ die() { say "$*" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "needs root (network namespace, taps, KVM)"
 
 # This machine's tools, installed when missing.
-missing=()
-for tool in qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils mkfs.vfat:dosfstools \
-    mcopy:mtools ssh:openssh-client ip:iproute2; do
-  command -v "${tool%%:*}" >/dev/null 2>&1 && continue
-  missing+=("${tool#*:}")
-done
-if [[ ${#missing[@]} -gt 0 ]]; then
-  say "installing ${missing[*]} on this machine"
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >/dev/null ||
-    die "cannot install ${missing[*]}"
-fi
+# shellcheck source=deploy/debian-packages.sh
+source "$repo/deploy/debian-packages.sh"
+cloudha_install_tools qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils \
+  mkfs.vfat:dosfstools mcopy:mtools ssh:openssh-client ip:iproute2 ||
+  die "cannot install the tools it needs"
 
 work=$(mktemp -d /var/tmp/cloudha-vmtest.XXXXXX)
 ns="cloudha-vm$$"

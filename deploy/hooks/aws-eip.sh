@@ -33,25 +33,21 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ -n "$allocation" ]] || usage "--allocation-id ID [--eni ENI_ID] [--region REGION]"
-[[ -n "$region" ]] || region=$(aws_metadata placement/region)
-if [[ -z "$eni" ]]; then
-  mac=$(aws_metadata mac)
-  eni=$(aws_metadata "network/interfaces/macs/$mac/interface-id")
-fi
+[[ -n "$region" ]] || region=$(aws_region)
+[[ -n "$eni" ]] || eni=$(aws_primary_eni)
 
 read_claim() {
   cloud aws ec2 describe-tags --region "$region" \
     --filters "Name=resource-id,Values=$allocation" "Name=key,Values=cloudha-epoch" \
     --query 'Tags[0].Value' --output text
 }
-
-held=$(read_claim)
-refuse_newer "$allocation" "$held"
-log "claiming $allocation for $eni in $region (held: ${held:-none}; reason: ${CLOUDHA_REASON:-})"
-cloud aws ec2 create-tags --region "$region" --resources "$allocation" \
-  --tags "Key=cloudha-epoch,Value=$(claim)" "Key=cloudha-node,Value=${CLOUDHA_NODE:-}" >/dev/null
-cloud aws ec2 associate-address --region "$region" --allocation-id "$allocation" \
-  --network-interface-id "$eni" --allow-reassociation --output text >/dev/null
-now=$(read_claim)
-still_ours "$allocation" "$now"
-log "done: $allocation on $eni"
+write_claim() {
+  cloud aws ec2 create-tags --region "$region" --resources "$allocation" \
+    --tags "Key=cloudha-epoch,Value=$(claim)" "Key=cloudha-node,Value=${CLOUDHA_NODE:-}" >/dev/null
+}
+associate() {
+  cloud aws ec2 associate-address --region "$region" --allocation-id "$allocation" \
+    --network-interface-id "$eni" --allow-reassociation --output text >/dev/null
+}
+fenced "$allocation" read_claim write_claim associate
+log "done: $allocation on $eni in $region"

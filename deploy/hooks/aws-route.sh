@@ -36,27 +36,25 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ ${#tables[@]} -gt 0 && -n "$cidr" ]] || usage "$syntax"
-[[ -n "$region" ]] || region=$(aws_metadata placement/region)
-if [[ -z "$eni" ]]; then
-  mac=$(aws_metadata mac)
-  eni=$(aws_metadata "network/interfaces/macs/$mac/interface-id")
-fi
+[[ -n "$region" ]] || region=$(aws_region)
+[[ -n "$eni" ]] || eni=$(aws_primary_eni)
 tag="cloudha-epoch-${cidr//[^0-9a-zA-Z]/-}"
 
-for table in "${tables[@]}"; do
-  read_claim() {
-    cloud aws ec2 describe-tags --region "$region" \
-      --filters "Name=resource-id,Values=$table" "Name=key,Values=$tag" \
-      --query 'Tags[0].Value' --output text
-  }
-  held=$(read_claim)
-  refuse_newer "$cidr in $table" "$held"
-  log "routing $cidr in $table to $eni (held: ${held:-none})"
+# The functions fenced calls, for the table in $table.
+read_claim() {
+  cloud aws ec2 describe-tags --region "$region" \
+    --filters "Name=resource-id,Values=$table" "Name=key,Values=$tag" \
+    --query 'Tags[0].Value' --output text
+}
+write_claim() {
   cloud aws ec2 create-tags --region "$region" --resources "$table" \
     --tags "Key=$tag,Value=$(claim)" >/dev/null
+}
+replace_route() {
   cloud aws ec2 replace-route --region "$region" --route-table-id "$table" \
     --destination-cidr-block "$cidr" --network-interface-id "$eni" >/dev/null
-  now=$(read_claim)
-  still_ours "$cidr in $table" "$now"
+}
+for table in "${tables[@]}"; do
+  fenced "$cidr in $table" read_claim write_claim replace_route
 done
 log "done: $cidr to $eni in ${tables[*]}"

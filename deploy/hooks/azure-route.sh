@@ -39,18 +39,19 @@ done
   next_hop=$(azure_metadata network/interface/0/ipv4/ipAddress/0/privateIpAddress)
 tag="cloudha-epoch-${route//[^0-9a-zA-Z]/-}"
 
-for table in "${tables[@]}"; do
-  read_claim() {
-    cloud az network route-table show -g "$group" -n "$table" --query "tags.\"$tag\"" -o tsv
-  }
-  held=$(read_claim)
-  refuse_newer "$route in $table" "$held"
-  log "routing $route in $table via $next_hop (held: ${held:-none})"
+# The functions fenced calls, for the table in $table.
+read_claim() {
+  cloud az network route-table show -g "$group" -n "$table" --query "tags.\"$tag\"" -o tsv
+}
+write_claim() {
   cloud az network route-table update -g "$group" -n "$table" \
     --set "tags.$tag=$(claim)" -o none >/dev/null
+}
+update_route() {
   cloud az network route-table route update -g "$group" --route-table-name "$table" -n "$route" \
     --next-hop-type VirtualAppliance --next-hop-ip-address "$next_hop" -o none >/dev/null
-  now=$(read_claim)
-  still_ours "$route in $table" "$now"
+}
+for table in "${tables[@]}"; do
+  fenced "$route in $table" read_claim write_claim update_route
 done
 log "done: $route via $next_hop in ${tables[*]}"

@@ -85,6 +85,23 @@ still_ours() {
   fail 2 "$what: the claim read back is \"$held\", not ours ($(claim))"
 }
 
+# fenced WHAT READ WRITE CHANGE: the claim protocol every hook follows for
+# one resource, given the names of its functions: READ prints the claim the
+# resource carries, WRITE writes ours, CHANGE points the resource here. A
+# newer claim is refused before anything changes; ours is written before the
+# change and read back after it, so a newer primary that claimed it
+# meanwhile wins (exit 3).
+fenced() {
+  local what=$1 read=$2 write=$3 change=$4 held now
+  held=$("$read")
+  refuse_newer "$what" "$held"
+  log "claiming $what (held: ${held:-none}; reason: ${CLOUDHA_REASON:-})"
+  "$write"
+  "$change"
+  now=$("$read")
+  still_ours "$what" "$now"
+}
+
 # Instance metadata, each fails closed.
 aws_metadata() {  # PATH under /latest/meta-data/ (IMDSv2)
   local token
@@ -92,6 +109,13 @@ aws_metadata() {  # PATH under /latest/meta-data/ (IMDSv2)
     -H "X-aws-ec2-metadata-token-ttl-seconds: 60") || fail 2 "no IMDSv2 token from $metadata"
   curl -sf -m 2 -H "X-aws-ec2-metadata-token: $token" "$metadata/latest/meta-data/$1" ||
     fail 2 "instance metadata $1 is not available"
+}
+# AWS: this instance's region, and its primary network interface.
+aws_region() { aws_metadata placement/region; }
+aws_primary_eni() {
+  local mac
+  mac=$(aws_metadata mac)
+  aws_metadata "network/interfaces/macs/$mac/interface-id"
 }
 gcp_metadata() {  # PATH under /computeMetadata/v1/
   curl -sf -m 2 -H "Metadata-Flavor: Google" "$metadata/computeMetadata/v1/$1" ||

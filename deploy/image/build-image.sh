@@ -60,18 +60,10 @@ mkdir -p "$out" "$cache" || die "cannot create $out or $cache"
 out=$(realpath "$out")
 
 # This machine's tools, installed when missing.
-missing=()
-for tool in debootstrap:debootstrap sfdisk:fdisk mkfs.ext4:e2fsprogs losetup:mount \
-    unshare:util-linux chroot:coreutils; do
-  command -v "${tool%%:*}" >/dev/null 2>&1 && continue
-  [[ " ${missing[*]} " == *" ${tool#*:} "* ]] || missing+=("${tool#*:}")
-done
-if [[ ${#missing[@]} -gt 0 ]]; then
-  say "installing ${missing[*]} on this machine"
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >/dev/null ||
-    die "cannot install ${missing[*]} (apt-get install ${missing[*]})"
-fi
+# shellcheck source=deploy/debian-packages.sh
+source "$repo/deploy/debian-packages.sh"
+cloudha_install_tools debootstrap:debootstrap sfdisk:fdisk mkfs.ext4:e2fsprogs losetup:mount \
+  unshare:util-linux chroot:coreutils || die "cannot install the tools it needs"
 
 # shellcheck source=deploy/debian-sources.sh
 source "$repo/deploy/debian-sources.sh"
