@@ -29,8 +29,26 @@ void ChangeLog::Seal() {
 
 int ChangeLog::AddReader(uint64_t position) {
   int id = next_reader_++;
-  readers_[id] = position;
+  readers_[id] = Reader{position, position};
   return id;
+}
+
+void ChangeLog::Ack(int reader, uint64_t position) {
+  auto it = readers_.find(reader);
+  if (it == readers_.end()) return;
+  Reader& r = it->second;
+  if (position <= r.acked || position > r.position) return;
+  r.acked = position;
+  Trim();
+}
+
+bool ChangeLog::Rewind(int reader, uint64_t position) {
+  auto it = readers_.find(reader);
+  if (it == readers_.end()) return false;
+  Reader& r = it->second;
+  if (position < r.acked || position > r.position) return false;
+  r.position = position;
+  return true;
 }
 
 void ChangeLog::RemoveReader(int reader) {
@@ -41,7 +59,7 @@ void ChangeLog::RemoveReader(int reader) {
 ChangeLog::ReadResult ChangeLog::Read(int reader, size_t max_bytes, LogBatch* out) {
   auto it = readers_.find(reader);
   if (it == readers_.end()) return ReadResult::kGone;
-  uint64_t& position = it->second;
+  uint64_t& position = it->second.position;
   out->changes.clear();
   out->count = 0;
   out->end_position = position;
@@ -73,7 +91,7 @@ int64_t ChangeLog::OldestAfter(uint64_t position) const {
 
 void ChangeLog::Trim() {
   uint64_t needed = end_;
-  for (const auto& [id, position] : readers_) needed = std::min(needed, position);
+  for (const auto& [id, reader] : readers_) needed = std::min(needed, reader.acked);
   while (!chunks_.empty()) {
     const Chunk& front = chunks_.front();
     bool consumed = front.sealed && front.first + front.count <= needed;

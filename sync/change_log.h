@@ -3,10 +3,13 @@
 //
 // Positions count changes since the log was created. Readers consume whole
 // chunks: reading seals the chunk being written, so every position a reader
-// holds is a chunk boundary. Memory is bounded: past `max_bytes`, the oldest
-// chunks go even if a reader still needs them, and that reader learns it
-// fell behind (kGone) and must resync from a snapshot. The writer never
-// waits for a reader.
+// holds is a chunk boundary. A reader keeps the chunks from the position its
+// peer acknowledged (Ack) on, not only from where it reads, so a stream that
+// broke can start again from what the peer applied (Rewind) instead of a
+// snapshot. Memory is bounded: past `max_bytes`, the oldest chunks go even
+// if a reader still needs them, and that reader learns it fell behind
+// (kGone) and must resync from a snapshot. The writer never waits for a
+// reader.
 //
 // Thread-compatible: SessionTable calls it under its own lock.
 #ifndef CLOUDHA_SYNC_CHANGE_LOG_H_
@@ -46,6 +49,15 @@ class ChangeLog {
   int AddReader(uint64_t position);
   void RemoveReader(int reader);
 
+  // The reader's peer applied everything before `position`: the chunks
+  // before it may go. Positions beyond what the reader read are ignored.
+  void Ack(int reader, uint64_t position);
+  // Moves the reader back to `position` (what its peer applied, at or after
+  // the last Ack), to read again from there. False when the reader is gone
+  // or `position` is outside [last ack, read position]; a later Read still
+  // says kGone if memory pressure dropped that chunk.
+  bool Rewind(int reader, uint64_t position);
+
   enum class ReadResult { kOk, kEmpty, kGone };
   // Moves up to `max_bytes` (at least one chunk) of changes from the
   // reader's position into `out` and advances it. kEmpty when nothing is
@@ -74,8 +86,12 @@ class ChangeLog {
   uint64_t end_ = 0;
   size_t bytes_ = 0;
   std::deque<Chunk> chunks_;
+  struct Reader {
+    uint64_t position = 0;  // where the next Read starts
+    uint64_t acked = 0;     // chunks from here on are kept for it
+  };
   int next_reader_ = 1;
-  absl::flat_hash_map<int, uint64_t> readers_;
+  absl::flat_hash_map<int, Reader> readers_;
 };
 
 }  // namespace cloudha

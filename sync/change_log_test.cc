@@ -34,7 +34,9 @@ TEST(ChangeLogTest, ReaderGetsEveryChangeInOrderFromItsPosition) {
   ASSERT_EQ(all.size(), 3000u);
   for (uint32_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].record.key, TestSession(i + 1, 0).key);
   EXPECT_EQ(batch.end_position, 3001u);
-  // Read chunks are released once every reader is past them.
+  // Read chunks stay until the reader's peer acknowledged them.
+  EXPECT_GT(log.bytes(), 0u);
+  log.Ack(reader, batch.end_position);
   EXPECT_EQ(log.bytes(), 0u);
   // A read seals the chunk being written: new changes start a new chunk.
   log.Append(Delete(TestSession(1, 0).key), 5000);
@@ -62,6 +64,48 @@ TEST(ChangeLogTest, SlowReaderIsToldItFellBehindAndMemoryStaysBounded) {
   log.Append(Upsert(TestSession(1, 0)), 1);
   EXPECT_EQ(log.Read(fast, 1 << 20, &batch), ChangeLog::ReadResult::kOk);
   EXPECT_EQ(batch.end_position, 50001u);
+}
+
+TEST(ChangeLogTest, RewindReadsAgainFromWhatThePeerApplied) {
+  ChangeLog log(1 << 20);
+  int reader = log.AddReader(log.end());
+  LogBatch batch;
+  for (uint32_t i = 0; i < 100; ++i) log.Append(Upsert(TestSession(i, 0)), i);
+  ASSERT_EQ(log.Read(reader, 1 << 20, &batch), ChangeLog::ReadResult::kOk);
+  const uint64_t first_end = batch.end_position;  // the peer applied this
+  for (uint32_t i = 100; i < 150; ++i) log.Append(Upsert(TestSession(i, 0)), i);
+  ASSERT_EQ(log.Read(reader, 1 << 20, &batch), ChangeLog::ReadResult::kOk);
+  log.Ack(reader, first_end);
+  // The stream broke after the second read; the peer applied only the first.
+  ASSERT_TRUE(log.Rewind(reader, first_end));
+  ASSERT_EQ(log.Read(reader, 1 << 20, &batch), ChangeLog::ReadResult::kOk);
+  std::vector<SessionChange> again = Decode(batch);
+  ASSERT_EQ(again.size(), 50u);
+  EXPECT_EQ(again[0].record.key, TestSession(100, 0).key);
+  EXPECT_EQ(batch.end_position, 150u);
+  // Not before what was acknowledged (released), not past what was read.
+  EXPECT_FALSE(log.Rewind(reader, 0));
+  EXPECT_FALSE(log.Rewind(reader, 151));
+  EXPECT_FALSE(log.Rewind(reader + 1, 150));
+  log.Ack(reader, 150);
+  EXPECT_EQ(log.bytes(), 0u);
+}
+
+TEST(ChangeLogTest, RewindBeyondWhatMemoryKeptIsGone) {
+  ChangeLog log(256 << 10);
+  int reader = log.AddReader(log.end());
+  LogBatch batch;
+  for (uint32_t i = 0; i < 50000; ++i) {
+    log.Append(Upsert(TestSession(i, 0)), i);
+    if (i % 1000 == 999) {
+      while (log.Read(reader, 1 << 20, &batch) == ChangeLog::ReadResult::kOk) {
+      }
+    }
+  }
+  // Never acknowledged: memory still bounded, and the start is gone.
+  EXPECT_LE(log.bytes(), (256u << 10) + (64u << 10));
+  ASSERT_TRUE(log.Rewind(reader, 0));
+  EXPECT_EQ(log.Read(reader, 1 << 20, &batch), ChangeLog::ReadResult::kGone);
 }
 
 }  // namespace

@@ -7,18 +7,29 @@
 
 namespace cloudha {
 
-uint64_t SessionReplica::Open(const std::string& primary, const v1::SessionSyncOpen& open) {
+uint64_t SessionReplica::Open(const std::string& primary, const v1::SessionSyncOpen& open,
+                              v1::SessionResumeOffer* offer) {
   absl::MutexLock lock(&mu_);
   stream_ = next_stream_++;
   primary_ = primary;
+  stream_boot_id_ = open.boot_id();
+  stream_epoch_ = open.epoch();
   expected_sequence_ = open.next_sequence();
-  awaiting_snapshot_ = true;  // every stream starts with a snapshot
   in_snapshot_ = false;
+  // Positions count one primary process's changes within one epoch: only a
+  // complete replica of that very process may continue from its position.
+  const bool resumable = complete_ && !position_primary_.empty() &&
+                         position_primary_ == primary && position_boot_id_ == open.boot_id() &&
+                         position_epoch_ == open.epoch();
+  offer->set_resumable(resumable);
+  offer->set_position(resumable ? position_ : 0);
+  resume_offered_ = resumable;
+  awaiting_snapshot_ = !resumable;
   return stream_;
 }
 
-absl::StatusOr<v1::SessionSyncMessage> SessionReplica::OnBatch(uint64_t stream,
-                                                               const v1::SessionBatch& batch) {
+absl::StatusOr<v1::SessionSyncMessage> SessionReplica::OnBatch(
+    uint64_t stream, const v1::SessionBatch& batch, std::vector<SessionChange>* applied) {
   // Decode before taking the lock: a malformed batch changes nothing.
   if (batch.change_count() > kMaxChangesPerBatch) {
     absl::MutexLock lock(&mu_);
@@ -51,6 +62,28 @@ absl::StatusOr<v1::SessionSyncMessage> SessionReplica::OnBatch(uint64_t stream,
     return reply;
   }
   ++expected_sequence_;
+  auto resync = [&](std::string reason) {
+    ++refused_;
+    awaiting_snapshot_ = true;
+    in_snapshot_ = false;
+    complete_ = false;
+    reply.mutable_resync()->set_reason(std::move(reason));
+    return reply;
+  };
+  if (resume_offered_) {
+    // The primary's answer to the offer: a snapshot, or the changes after
+    // the offered position.
+    resume_offered_ = false;
+    if (!batch.snapshot_begin()) {
+      if (batch.resume_from() != position_) {
+        return resync(absl::StrCat("the stream resumes from ", batch.resume_from(),
+                                   " but this replica offered ", position_));
+      }
+      ++resumes_;
+    }
+  } else if (batch.resume_from() != 0 && !batch.snapshot_begin() && !awaiting_snapshot_) {
+    return resync(absl::StrCat("a resume from ", batch.resume_from(), " that was not offered"));
+  }
   if (awaiting_snapshot_ && !batch.snapshot_begin()) {
     // Changes against a state this replica does not have: wait for the
     // snapshot already asked for, but keep acking so the window moves.
@@ -66,12 +99,23 @@ absl::StatusOr<v1::SessionSyncMessage> SessionReplica::OnBatch(uint64_t stream,
   }
   table_->Apply(changes, generation_);
   if (batch.snapshot_end() && in_snapshot_) {
-    table_->RemoveOlderThan(generation_);
+    std::vector<SessionKey> removed;
+    table_->RemoveOlderThan(generation_, applied != nullptr ? &removed : nullptr);
     in_snapshot_ = false;
     complete_ = true;
     ++snapshots_;
+    for (const SessionKey& key : removed) {
+      SessionChange change;
+      change.op = SessionChange::Op::kDelete;
+      change.record.key = key;
+      changes.push_back(change);
+    }
   }
+  if (applied != nullptr) *applied = std::move(changes);
   position_ = batch.position();
+  position_primary_ = primary_;
+  position_boot_id_ = stream_boot_id_;
+  position_epoch_ = stream_epoch_;
   int64_t now_us = absl::ToUnixMicros(clock_->WallNow());
   lag_ms_ = batch.cut_time_us() > 0 ? std::max<int64_t>(0, now_us - batch.cut_time_us()) / 1000.0
                                     : 0;
@@ -94,6 +138,9 @@ void SessionReplica::MarkComplete() {
   complete_ = true;
   awaiting_snapshot_ = false;
   in_snapshot_ = false;
+  resume_offered_ = false;
+  // The table is this node's own now: no primary's position describes it.
+  position_primary_.clear();
 }
 
 bool SessionReplica::complete() const {
@@ -119,6 +166,11 @@ double SessionReplica::lag_ms() const {
 uint64_t SessionReplica::snapshots() const {
   absl::MutexLock lock(&mu_);
   return snapshots_;
+}
+
+uint64_t SessionReplica::resumes() const {
+  absl::MutexLock lock(&mu_);
+  return resumes_;
 }
 
 uint64_t SessionReplica::refused() const {

@@ -3,7 +3,11 @@
 // complete (eligible for promotion).
 //
 // One stream feeds the replica at a time; a newer stream (Open) supersedes
-// the one before, whose later batches are refused with ABORTED. Within a
+// the one before, whose later batches are refused with ABORTED. Open answers
+// with a resume offer: a complete replica fed by the same primary process
+// in the same epoch offers its position, and the stream may continue from
+// it (a first batch with resume_from) instead of a snapshot; the replica
+// stays complete meanwhile. Within a
 // stream, batches must come with consecutive sequence numbers: a gap is
 // answered with a resync request and batches are ignored until the next
 // snapshot begins. A malformed batch is refused whole (INVALID_ARGUMENT):
@@ -18,6 +22,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -35,13 +40,19 @@ class SessionReplica {
  public:
   SessionReplica(SessionTable* table, Clock* clock) : table_(table), clock_(clock) {}
 
-  // A stream from `primary` opens. Returns a stream id for OnBatch.
-  uint64_t Open(const std::string& primary, const v1::SessionSyncOpen& open);
+  // A stream from `primary` opens. Returns a stream id for OnBatch and sets
+  // `*offer` to the reply that tells the primary whether it may resume.
+  uint64_t Open(const std::string& primary, const v1::SessionSyncOpen& open,
+                v1::SessionResumeOffer* offer);
 
   // Applies one batch of stream `stream`. Returns the reply to send (an ack
   // or a resync request); ABORTED when a newer stream took over,
-  // INVALID_ARGUMENT for a malformed batch.
-  absl::StatusOr<v1::SessionSyncMessage> OnBatch(uint64_t stream, const v1::SessionBatch& batch);
+  // INVALID_ARGUMENT for a malformed batch. `applied`, when given, receives
+  // what changed in the replica: the batch's changes as applied, and a
+  // delete for each entry a finished snapshot removed (for a kernel that
+  // mirrors the replica).
+  absl::StatusOr<v1::SessionSyncMessage> OnBatch(uint64_t stream, const v1::SessionBatch& batch,
+                                                 std::vector<SessionChange>* applied = nullptr);
 
   // The stream ended (either side, any reason).
   void Close(uint64_t stream);
@@ -57,6 +68,8 @@ class SessionReplica {
   // Age of the last batch when it was applied, milliseconds.
   double lag_ms() const;
   uint64_t snapshots() const;
+  // Streams that continued from this replica's position.
+  uint64_t resumes() const;
   uint64_t refused() const;
   // Counts a batch refused before it reached OnBatch (e.g. from a node that
   // is not the primary).
@@ -75,7 +88,19 @@ class SessionReplica {
   bool in_snapshot_ ABSL_GUARDED_BY(mu_) = false;
   uint32_t generation_ ABSL_GUARDED_BY(mu_) = 1;
   bool complete_ ABSL_GUARDED_BY(mu_) = false;
+  // Offered a resume on this stream: the first batch must resume from
+  // position_ or begin a snapshot.
+  bool resume_offered_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t position_ ABSL_GUARDED_BY(mu_) = 0;
+  // Whose positions position_ counts: the primary, its boot id and epoch
+  // of the stream that applied it (empty primary: none, e.g. the table is
+  // this node's own).
+  std::string position_primary_ ABSL_GUARDED_BY(mu_);
+  uint64_t position_boot_id_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t position_epoch_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t stream_boot_id_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t stream_epoch_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t resumes_ ABSL_GUARDED_BY(mu_) = 0;
   double lag_ms_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t snapshots_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t refused_ ABSL_GUARDED_BY(mu_) = 0;

@@ -32,11 +32,14 @@ class SessionReplicaTest : public ::testing::Test {
     return b;
   }
 
-  uint64_t OpenStream(uint64_t next = 1) {
+  uint64_t OpenStream(uint64_t next = 1, v1::SessionResumeOffer* offer = nullptr,
+                      uint64_t epoch = 3, uint64_t boot_id = 7, const std::string& from = "a") {
     v1::SessionSyncOpen open;
-    open.set_epoch(3);
+    open.set_epoch(epoch);
+    open.set_boot_id(boot_id);
     open.set_next_sequence(next);
-    return replica_.Open("a", open);
+    v1::SessionResumeOffer ignored;
+    return replica_.Open(from, open, offer != nullptr ? offer : &ignored);
   }
 
   FakeClock clock_;
@@ -122,6 +125,91 @@ TEST_F(SessionReplicaTest, ANewerStreamSupersedesTheOldOne) {
   EXPECT_TRUE(replica_.OnBatch(new_stream, Batch(1, {}, true, true)).ok());
   replica_.Close(old_stream);
   EXPECT_EQ(replica_.replica_of(), "a");
+}
+
+TEST_F(SessionReplicaTest, ACompleteReplicaResumesFromItsPosition) {
+  v1::SessionResumeOffer offer;
+  uint64_t s = OpenStream(1, &offer);
+  EXPECT_FALSE(offer.resumable());  // never fed: a snapshot first
+  ASSERT_TRUE(replica_.OnBatch(s, Batch(1, {Upsert(TestSession(1, NowMs()))}, true, true)).ok());
+  ASSERT_TRUE(replica_.OnBatch(s, Batch(2, {Upsert(TestSession(2, NowMs()))})).ok());
+  replica_.Close(s);
+  // The same primary process, same epoch: the stream continues at 200.
+  s = OpenStream(3, &offer);
+  ASSERT_TRUE(offer.resumable());
+  EXPECT_EQ(offer.position(), 200u);
+  EXPECT_TRUE(replica_.complete());  // still eligible while reconnecting
+  v1::SessionBatch resume = Batch(3, {Upsert(TestSession(3, NowMs()))});
+  resume.set_resume_from(200);
+  std::vector<SessionChange> applied;
+  auto ack = replica_.OnBatch(s, resume, &applied);
+  ASSERT_TRUE(ack.ok());
+  ASSERT_TRUE(ack->has_ack());
+  EXPECT_EQ(applied.size(), 1u);
+  EXPECT_EQ(table_.size(), 3u);
+  EXPECT_TRUE(replica_.complete());
+  EXPECT_EQ(replica_.resumes(), 1u);
+  EXPECT_EQ(replica_.snapshots(), 1u);
+}
+
+TEST_F(SessionReplicaTest, NoResumeAcrossEpochsRestartsOrAfterAnInterruptedSnapshot) {
+  v1::SessionResumeOffer offer;
+  uint64_t s = OpenStream(1);
+  ASSERT_TRUE(replica_.OnBatch(s, Batch(1, {Upsert(TestSession(1, NowMs()))}, true, true)).ok());
+  replica_.Close(s);
+  OpenStream(2, &offer, /*epoch=*/4);
+  EXPECT_FALSE(offer.resumable()) << "new epoch";
+  OpenStream(2, &offer, 3, /*boot_id=*/8);
+  EXPECT_FALSE(offer.resumable()) << "the primary restarted";
+  OpenStream(2, &offer, 3, 7, /*from=*/"c");
+  EXPECT_FALSE(offer.resumable()) << "another primary";
+  s = OpenStream(2, &offer);
+  EXPECT_TRUE(offer.resumable());
+  // The primary chose a snapshot anyway; it is interrupted.
+  ASSERT_TRUE(replica_.OnBatch(s, Batch(2, {Upsert(TestSession(2, NowMs()))}, true, false)).ok());
+  replica_.Close(s);
+  OpenStream(3, &offer);
+  EXPECT_FALSE(offer.resumable()) << "interrupted snapshot";
+  // This node's own table (it was primary) has no primary's position.
+  replica_.MarkComplete();
+  OpenStream(3, &offer);
+  EXPECT_FALSE(offer.resumable()) << "own table";
+}
+
+TEST_F(SessionReplicaTest, AResumeFromAnotherPositionAsksForASnapshot) {
+  v1::SessionResumeOffer offer;
+  uint64_t s = OpenStream(1);
+  ASSERT_TRUE(replica_.OnBatch(s, Batch(1, {Upsert(TestSession(1, NowMs()))}, true, true)).ok());
+  s = OpenStream(2, &offer);
+  ASSERT_TRUE(offer.resumable());
+  v1::SessionBatch resume = Batch(2, {});
+  resume.set_resume_from(offer.position() + 5);
+  auto reply = replica_.OnBatch(s, resume);
+  ASSERT_TRUE(reply.ok());
+  EXPECT_TRUE(reply->has_resync()) << reply->DebugString();
+  EXPECT_FALSE(replica_.complete());
+  // A resume nobody offered is refused the same way.
+  v1::SessionBatch snapshot = Batch(3, {Upsert(TestSession(1, NowMs()))}, true, true);
+  ASSERT_TRUE(replica_.OnBatch(s, snapshot).ok());
+  v1::SessionBatch unasked = Batch(4, {});
+  unasked.set_resume_from(100);
+  reply = replica_.OnBatch(s, unasked);
+  ASSERT_TRUE(reply.ok());
+  EXPECT_TRUE(reply->has_resync());
+}
+
+TEST_F(SessionReplicaTest, AFinishedSnapshotReportsWhatItRemoved) {
+  uint64_t s = OpenStream(1);
+  ASSERT_TRUE(replica_.OnBatch(s, Batch(1, {Upsert(TestSession(1, NowMs())),
+                                            Upsert(TestSession(2, NowMs()))}, true, true)).ok());
+  s = OpenStream(2);
+  std::vector<SessionChange> applied;
+  ASSERT_TRUE(
+      replica_.OnBatch(s, Batch(2, {Upsert(TestSession(2, NowMs()))}, true, true), &applied).ok());
+  ASSERT_EQ(applied.size(), 2u);
+  EXPECT_EQ(applied[0].op, SessionChange::Op::kUpsert);
+  EXPECT_EQ(applied[1].op, SessionChange::Op::kDelete);
+  EXPECT_EQ(applied[1].record.key, TestSession(1, NowMs()).key);
 }
 
 }  // namespace

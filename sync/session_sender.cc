@@ -12,18 +12,33 @@ SessionSender::SessionSender(std::shared_ptr<grpc::Channel> channel, SessionTabl
       options_(options),
       clock_(clock),
       on_event_(std::move(on_event)) {
+  log_reader_ = options.resume_reader;
   thread_ = std::thread([this] { Run(); });
 }
 
 SessionSender::~SessionSender() {
-  stop_.Notify();
+  StopThread();
+  int reader = ReleaseReader();
+  if (reader != 0) table_->RemoveReader(reader);
+}
+
+void SessionSender::StopThread() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();
   {
     absl::MutexLock lock(&mu_);
     if (context_ != nullptr) context_->TryCancel();
     acked_.SignalAll();
   }
   table_->WakeWaiters();
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
+}
+
+int SessionSender::ReleaseReader() {
+  StopThread();
+  absl::MutexLock lock(&mu_);
+  int reader = log_reader_;
+  log_reader_ = 0;
+  return reader;
 }
 
 void SessionSender::SetState(const std::string& state) {
@@ -49,6 +64,7 @@ std::string SessionSender::RunStream() {
     context_ = &context;
     stream_broken_ = false;
     resync_requested_ = false;
+    offer_received_ = false;
     in_flight_.clear();
     acked_sequence_ = next_sequence_ - 1;
     state_ = "connecting";
@@ -63,17 +79,30 @@ std::string SessionSender::RunStream() {
   }
   std::thread reader;
   int log_reader = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    log_reader = log_reader_;
+  }
   std::string why;
   if (!stream->Write(open)) {
     why = "could not open the stream";
   } else {
     reader = std::thread([&] { ReadAcks(stream.get()); });
-    bool need_snapshot = true;
+    bool need_snapshot = !TryResume(stream.get());
     while (!stop_.HasBeenNotified()) {
       if (need_snapshot) {
+        {
+          absl::MutexLock lock(&mu_);
+          // A broken stream keeps the reader for the next one to resume.
+          if (stream_broken_) break;
+        }
         if (log_reader != 0) table_->RemoveReader(log_reader);
         SetState("snapshot");
         SessionSnapshot snapshot = table_->Snapshot(options_.batch_bytes, &log_reader);
+        {
+          absl::MutexLock lock(&mu_);
+          log_reader_ = log_reader;
+        }
         int64_t cut_us = absl::ToUnixMicros(clock_->WallNow());
         size_t chunks = std::max<size_t>(1, snapshot.chunks.size());
         bool ok = true;
@@ -139,7 +168,7 @@ std::string SessionSender::RunStream() {
   }
   if (reader.joinable()) reader.join();
   grpc::Status status = stream->Finish();
-  if (log_reader != 0) table_->RemoveReader(log_reader);
+  // The log reader stays: the next stream may resume from it.
   absl::MutexLock lock(&mu_);
   context_ = nullptr;
   if (why.empty()) {
@@ -147,6 +176,36 @@ std::string SessionSender::RunStream() {
                       : absl::StrCat("stream failed: ", status.error_message());
   }
   return why;
+}
+
+bool SessionSender::TryResume(
+    grpc::ClientReaderWriter<v1::SessionSyncMessage, v1::SessionSyncMessage>* stream) {
+  v1::SessionResumeOffer offer;
+  int log_reader = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    auto answered = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return offer_received_ || stream_broken_ || stop_.HasBeenNotified();
+    };
+    // A bound on a blocking wait, not a clock read (as WaitForChanges).
+    mu_.AwaitWithTimeout(absl::Condition(&answered), options_.offer_wait);
+    if (!offer_received_ || !offer_.resumable()) return false;
+    offer = offer_;
+    log_reader = log_reader_;
+  }
+  if (log_reader == 0 || !table_->RewindReader(log_reader, offer.position())) return false;
+  v1::SessionSyncMessage m;
+  v1::SessionBatch* b = m.mutable_batch();
+  b->set_resume_from(offer.position());
+  b->set_position(offer.position());
+  if (!Send(stream, m, offer.position(), 0)) return false;
+  {
+    absl::MutexLock lock(&mu_);
+    ++resumes_;
+    state_ = "streaming";
+  }
+  on_event_("resumed", absl::StrCat("from position ", offer.position()));
+  return true;
 }
 
 bool SessionSender::Send(
@@ -181,7 +240,11 @@ void SessionSender::ReadAcks(
           acked_position_ = in_flight_.front().end_position;
           in_flight_.pop_front();
         }
+        if (log_reader_ != 0) table_->AckReader(log_reader_, acked_position_);
       }
+    } else if (in.has_resume_offer()) {
+      offer_received_ = true;
+      offer_ = in.resume_offer();
     } else if (in.has_resync()) {
       resync_requested_ = true;
       resync_reason_ = in.resync().reason();
@@ -207,6 +270,7 @@ v1::PeerSessionStatus SessionSender::Status() const {
   status.set_state(state_);
   status.set_acked_position(acked_position_);
   status.set_snapshots(snapshots_);
+  status.set_resumes(resumes_);
   status.set_lag_entries(position > acked_position_ ? position - acked_position_ : 0);
   int64_t oldest = 0;
   if (!in_flight_.empty()) {

@@ -39,6 +39,7 @@ void SessionTable::UpsertLocked(const SessionRecord& record, uint32_t generation
   entry.value.created_ms = created_ms;
   entry.generation = generation;
   ++result->applied;
+  if (expiry_) FileForExpiryLocked(record.key, &entry);
   if (!options_.pickup_connectionless && !IsConnectionOriented(record.key.l4_protocol)) return;
   if (Replicable(record.key, entry.value, now_ms)) {
     entry.replicated = true;
@@ -114,6 +115,59 @@ ApplyResult SessionTable::Reconcile(const std::vector<SessionRecord>& records) {
   return result;
 }
 
+namespace {
+
+// The first whole second at which an entry last updated at `last_update_ms`
+// with `timeout_s` counts as expired (see ExpireLocked), saturating.
+int64_t DueSecond(int64_t last_update_ms, uint32_t timeout_s) {
+  int64_t due_ms;
+  if (__builtin_add_overflow(last_update_ms, int64_t{timeout_s} * 1000 + 1, &due_ms)) {
+    due_ms = std::numeric_limits<int64_t>::max();
+  }
+  // Rounded up (division truncates towards zero: up for negatives already).
+  return due_ms / 1000 + (due_ms % 1000 > 0 ? 1 : 0);
+}
+
+}  // namespace
+
+void SessionTable::FileForExpiryLocked(const SessionKey& key, Entry* entry) {
+  int64_t second = DueSecond(entry->value.last_update_ms, entry->value.timeout_s);
+  // An update only files a key earlier; one that moved it later is filed
+  // again when its old bucket comes due.
+  if (entry->expiry_second != kNotFiled && entry->expiry_second <= second) return;
+  entry->expiry_second = second;
+  expiry_buckets_[second].push_back(key);
+}
+
+uint64_t SessionTable::ExpireLocked(int64_t now_ms, int64_t now_us) {
+  uint64_t expired = 0;
+  ApplyResult ignored;
+  // Buckets whose second has begun (second * 1000 <= now_ms, without the
+  // multiplication, which overflows for the last seconds of int64).
+  const int64_t now_s = now_ms / 1000 - (now_ms % 1000 < 0 ? 1 : 0);
+  while (!expiry_buckets_.empty() && expiry_buckets_.begin()->first <= now_s) {
+    const int64_t second = expiry_buckets_.begin()->first;
+    std::vector<SessionKey> keys = std::move(expiry_buckets_.begin()->second);
+    expiry_buckets_.erase(expiry_buckets_.begin());
+    for (const SessionKey& key : keys) {
+      auto it = entries_.find(key);
+      // Gone, or filed in an earlier bucket since (handled there).
+      if (it == entries_.end() || it->second.expiry_second != second) continue;
+      Entry& entry = it->second;
+      // now_ms - timeout (both bounded) rather than last_update + timeout,
+      // which overflowed for a record stamped near INT64_MAX and expired it.
+      if (entry.value.last_update_ms < now_ms - int64_t{entry.value.timeout_s} * 1000) {
+        EraseLocked(key, now_us, &ignored);
+        ++expired;
+      } else {
+        entry.expiry_second = kNotFiled;  // updated since: due later
+        FileForExpiryLocked(key, &entry);
+      }
+    }
+  }
+  return expired;
+}
+
 uint64_t SessionTable::Tick() {
   absl::Time wall = clock_->WallNow();
   int64_t now_ms = absl::ToUnixMillis(wall);
@@ -129,27 +183,21 @@ uint64_t SessionTable::Tick() {
     it->second.replicated = true;
     log_.Append({SessionChange::Op::kUpsert, {key, it->second.value}}, now_us);
   }
-  uint64_t expired = 0;
-  if (expiry_) {
-    std::vector<SessionKey> dead;
-    for (const auto& [key, entry] : entries_) {
-      // now_ms - timeout (both bounded) rather than last_update + timeout,
-      // which overflowed for a record stamped near INT64_MAX and expired it.
-      if (entry.value.last_update_ms < now_ms - int64_t{entry.value.timeout_s} * 1000) {
-        dead.push_back(key);
-      }
-    }
-    ApplyResult ignored;
-    for (const SessionKey& key : dead) EraseLocked(key, now_us, &ignored);
-    expired = dead.size();
-  }
+  uint64_t expired = expiry_ ? ExpireLocked(now_ms, now_us) : 0;
   if (log_.end() != before) changed_.SignalAll();
   return expired;
 }
 
 void SessionTable::SetExpiry(bool on) {
   absl::MutexLock lock(&mu_);
+  if (expiry_ == on) return;
   expiry_ = on;
+  expiry_buckets_.clear();
+  // Once per role change: file every entry, or forget where they were.
+  for (auto& [key, entry] : entries_) {
+    entry.expiry_second = kNotFiled;
+    if (on) FileForExpiryLocked(key, &entry);
+  }
 }
 
 SessionSnapshot SessionTable::Snapshot(size_t chunk_bytes, int* reader) {
@@ -185,6 +233,16 @@ void SessionTable::RemoveReader(int reader) {
   log_.RemoveReader(reader);
 }
 
+void SessionTable::AckReader(int reader, uint64_t position) {
+  absl::MutexLock lock(&mu_);
+  log_.Ack(reader, position);
+}
+
+bool SessionTable::RewindReader(int reader, uint64_t position) {
+  absl::MutexLock lock(&mu_);
+  return log_.Rewind(reader, position);
+}
+
 ChangeLog::ReadResult SessionTable::Read(int reader, size_t max_bytes, LogBatch* out) {
   absl::MutexLock lock(&mu_);
   return log_.Read(reader, max_bytes, out);
@@ -213,11 +271,12 @@ int64_t SessionTable::OldestUnreadUs(uint64_t position) const {
   return log_.OldestAfter(position);
 }
 
-uint64_t SessionTable::RemoveOlderThan(uint32_t generation) {
+uint64_t SessionTable::RemoveOlderThan(uint32_t generation, std::vector<SessionKey>* keys) {
   absl::MutexLock lock(&mu_);
   uint64_t removed = 0;
   for (auto it = entries_.begin(); it != entries_.end();) {
     if (it->second.generation < generation) {
+      if (keys != nullptr) keys->push_back(it->first);
       entries_.erase(it++);
       ++removed;
     } else {
@@ -231,6 +290,7 @@ void SessionTable::Clear() {
   absl::MutexLock lock(&mu_);
   entries_.clear();
   delayed_ = decltype(delayed_)();
+  expiry_buckets_.clear();
 }
 
 size_t SessionTable::size() const {

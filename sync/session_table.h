@@ -18,15 +18,19 @@
 // max_sessions: an upsert of a new key beyond it is refused and counted,
 // never a crash. Expiry (on when this node is the source of a data plane
 // that does not report every end): an entry whose last_update + timeout has
-// passed is removed by Tick.
+// passed is removed by Tick. Entries wait in buckets by the second they are
+// due, so Tick visits only what is due (and what an update since moved
+// later, which it files again), not the whole table.
 //
 // Thread-safe.
 #ifndef CLOUDHA_SYNC_SESSION_TABLE_H_
 #define CLOUDHA_SYNC_SESSION_TABLE_H_
 
 #include <cstdint>
-#include <queue>
 #include <functional>
+#include <limits>
+#include <map>
+#include <queue>
 #include <string>
 #include <vector>
 
@@ -86,8 +90,11 @@ class SessionTable {
   // AddReader).
   SessionSnapshot Snapshot(size_t chunk_bytes, int* reader);
 
-  // The log, for replication streams.
+  // The log, for replication streams (see ChangeLog: Ack keeps what the
+  // peer has not applied, Rewind reads it again after a broken stream).
   void RemoveReader(int reader);
+  void AckReader(int reader, uint64_t position);
+  bool RewindReader(int reader, uint64_t position);
   ChangeLog::ReadResult Read(int reader, size_t max_bytes, LogBatch* out);
   // Blocks until the log holds changes past `position`, WakeWaiters is
   // called or `max_wait` passes.
@@ -98,8 +105,9 @@ class SessionTable {
   int64_t OldestUnreadUs(uint64_t position) const;
 
   // Secondary snapshot framing: entries with a generation below `generation`
-  // (not refreshed by the snapshot) are removed. Returns how many.
-  uint64_t RemoveOlderThan(uint32_t generation);
+  // (not refreshed by the snapshot) are removed, their keys appended to
+  // `removed` when given. Returns how many.
+  uint64_t RemoveOlderThan(uint32_t generation, std::vector<SessionKey>* removed = nullptr);
 
   void Clear();
   size_t size() const;
@@ -111,16 +119,24 @@ class SessionTable {
                                      size_t limit = 0) const;
 
  private:
+  static constexpr int64_t kNotFiled = std::numeric_limits<int64_t>::min();
   struct Entry {
     SessionValue value;
     uint32_t generation = 0;
     bool replicated = false;
+    // With expiry on: the second of the bucket that holds this key, never
+    // after the entry is due; kNotFiled otherwise.
+    int64_t expiry_second = kNotFiled;
   };
   bool Replicable(const SessionKey& key, const SessionValue& value, int64_t now_ms) const;
   void UpsertLocked(const SessionRecord& record, uint32_t generation, int64_t now_ms,
                     int64_t now_us, ApplyResult* result) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EraseLocked(const SessionKey& key, int64_t now_us, ApplyResult* result)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Files `key` in the bucket of the second it is due, unless it sits in an
+  // earlier one already.
+  void FileForExpiryLocked(const SessionKey& key, Entry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t ExpireLocked(int64_t now_ms, int64_t now_us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const SessionTableOptions options_;
   Clock* const clock_;
@@ -136,6 +152,9 @@ class SessionTable {
   };
   std::priority_queue<Due, std::vector<Due>, Later> delayed_ ABSL_GUARDED_BY(mu_);
   bool expiry_ ABSL_GUARDED_BY(mu_) = false;
+  // With expiry on: keys by the second they are due (or were, before an
+  // update moved them later), earliest first.
+  std::map<int64_t, std::vector<SessionKey>> expiry_buckets_ ABSL_GUARDED_BY(mu_);
   uint64_t refused_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

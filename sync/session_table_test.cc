@@ -119,6 +119,50 @@ TEST_F(SessionTableTest, ExpiryRemovesTimedOutSessionsOnlyWhenOn) {
   EXPECT_EQ(log[0].record.key, a.key);
 }
 
+TEST_F(SessionTableTest, ExpiryFollowsUpdatesThatMoveTheDueTimeEitherWay) {
+  SessionTable table({}, &clock_);
+  table.SetExpiry(true);
+  SessionRecord later = TestSession(1, NowMs());
+  later.value.timeout_s = 10;
+  SessionRecord sooner = TestSession(2, NowMs());
+  sooner.value.timeout_s = 3600;
+  table.Apply({Upsert(later), Upsert(sooner)});
+  clock_.Advance(absl::Seconds(8));
+  // Refreshed: due 10 s from now. Shortened (a TCP close): due 5 s from now.
+  later.value.last_update_ms = NowMs();
+  sooner.value.last_update_ms = NowMs();
+  sooner.value.timeout_s = 5;
+  table.Apply({Upsert(later), Upsert(sooner)});
+  clock_.Advance(absl::Seconds(4));  // 12 s: the first filing of `later` is due
+  EXPECT_EQ(table.Tick(), 0u);
+  EXPECT_EQ(table.size(), 2u);
+  clock_.Advance(absl::Seconds(2));  // 14 s: `sooner` is 6 s past its update
+  EXPECT_EQ(table.Tick(), 1u);
+  EXPECT_EQ(table.Records()[0].key, later.key);
+  clock_.Advance(absl::Seconds(5));  // 19 s: `later` is 11 s past its update
+  EXPECT_EQ(table.Tick(), 1u);
+  EXPECT_EQ(table.size(), 0u);
+}
+
+TEST_F(SessionTableTest, ExpiryOffAndOnAgainFilesEveryEntry) {
+  SessionTable table({}, &clock_);
+  std::vector<SessionChange> changes;
+  for (uint32_t i = 0; i < 1000; ++i) {
+    SessionRecord r = TestSession(i, NowMs());
+    r.value.timeout_s = 1 + i % 10;
+    changes.push_back(Upsert(r));
+  }
+  table.Apply(changes);
+  table.SetExpiry(true);
+  table.SetExpiry(false);
+  clock_.Advance(absl::Seconds(6));
+  EXPECT_EQ(table.Tick(), 0u);  // off
+  table.SetExpiry(true);
+  EXPECT_EQ(table.Tick(), 500u);  // timeouts 1..5 s
+  clock_.Advance(absl::Seconds(5));
+  EXPECT_EQ(table.Tick(), 500u);
+}
+
 // last_update_ms + timeout overflowed for a record stamped at INT64_MAX and
 // expired it at once.
 TEST_F(SessionTableTest, ExpiryDoesNotOverflowOnExtremeTimestamps) {

@@ -232,6 +232,69 @@ TEST_F(SessionSyncTest, SecondaryJoiningDuringChurnAndRestartingConverges) {
   EXPECT_GE(a->sessions().snapshots(), 2u);
 }
 
+// A secondary cut off for a while (frozen: no hellos, no acks; the primary
+// declares it down and drops its stream) comes back and gets only the
+// changes it missed: no second bulk sync, and it never stops being eligible.
+TEST_F(SessionSyncTest, SecondaryBackWithinTheWindowResumesWithoutASnapshot) {
+  // b tolerates 6 s without hellos, a 0.5 s: a drops b during the freeze,
+  // b (thawed) still follows a, as after a short cut that only the primary
+  // noticed. (Without an arbiter, a secondary that itself declared the
+  // primary lost would promote; that is failover, not this test.)
+  TestCluster::Settings settings;
+  settings.priority = 100;
+  settings.lost_threshold = 60;
+  settings.election = "hello_holddown_s: 1 failover_hold_s: 0";
+  settings.extra = kSessions;
+  cluster_.WriteConfig("a", Config("a", 200));
+  cluster_.WriteConfig("b", cluster_.Config("b", settings));
+  ASSERT_NE(cluster_.Start("a"), nullptr);
+  ASSERT_NE(cluster_.Start("b"), nullptr);
+  ASSERT_TRUE(WaitRole("a", v1::PRIMARY)) << Logs(cluster_.agent("a"));
+  ASSERT_TRUE(WaitInSync("b")) << Logs(cluster_.agent("b"));
+  SessionPublisher publisher(cluster_.socket("a"));
+  Churn churn(0, 30000, 4);
+  ASSERT_TRUE(publisher.Publish(churn.Next(40000, NowMs())));
+  ASSERT_TRUE(WaitCaughtUp("a", "b"));
+  cluster_.Kill("b", SIGSTOP);
+  ASSERT_TRUE(cluster_.WaitFor("a", [](const v1::StatusResponse& s) {
+    return s.peers_size() == 1 && s.peers(0).state() != v1::PeerStatus::UP;
+  })) << "a never saw the frozen b go down";
+  ASSERT_TRUE(publisher.Publish(churn.Next(20000, NowMs())));  // missed by b
+  cluster_.Kill("b", SIGCONT);
+  ASSERT_TRUE(WaitCaughtUp("a", "b")) << Logs(cluster_.agent("a"));
+  ASSERT_TRUE(publisher.Finish().ok());
+  ExpectEqualTables("a", "b");
+  absl::StatusOr<v1::StatusResponse> a = cluster_.Status("a");
+  absl::StatusOr<v1::StatusResponse> b = cluster_.Status("b");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->sessions().snapshots(), 1u) << Logs(cluster_.agent("a"));
+  EXPECT_GE(a->sessions().resumes(), 1u);
+  EXPECT_GE(a->peers(0).sessions().resumes(), 1u);
+  EXPECT_EQ(b->sessions().snapshots(), 1u) << Logs(cluster_.agent("b"));
+  EXPECT_GE(b->sessions().resumes(), 1u);
+  EXPECT_EQ(b->sync_state(), v1::IN_SYNC);
+  EXPECT_THAT(Logs(cluster_.agent("a")), HasSubstr("session_stream_resumed"));
+}
+
+// A restarted secondary has nothing to resume from: it gets a snapshot.
+TEST_F(SessionSyncTest, RestartedSecondaryGetsASnapshotNotAResume) {
+  StartPair();
+  SessionPublisher publisher(cluster_.socket("a"));
+  ASSERT_TRUE(publisher.Publish(Churn(0, 5000, 5).Next(5000, NowMs())));
+  ASSERT_TRUE(publisher.Finish().ok());
+  ASSERT_TRUE(WaitCaughtUp("a", "b"));
+  cluster_.Kill("b", SIGKILL);
+  cluster_.agent("b")->Wait(absl::Seconds(5));
+  ASSERT_NE(cluster_.Start("b"), nullptr);
+  ASSERT_TRUE(WaitInSync("b"));
+  ASSERT_TRUE(WaitCaughtUp("a", "b"));
+  ExpectEqualTables("a", "b");
+  absl::StatusOr<v1::StatusResponse> a = cluster_.Status("a");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->sessions().snapshots(), 2u);
+  EXPECT_EQ(a->sessions().resumes(), 0u);
+}
+
 TEST_F(SessionSyncTest, BadInputIsRefusedAndChangesNothing) {
   const std::string limited =
       "sessions { pickup: true source: PUBLISHER pickup_connectionless: true "

@@ -131,7 +131,8 @@ void SessionReplicaSeeds() {
   // Checked: a real replica ends complete, with the primary's table.
   SessionTable replica_table(options, &clock);
   SessionReplica replica(&replica_table, &clock);
-  uint64_t stream = replica.Open("b", open);
+  v1::SessionResumeOffer offer;
+  uint64_t stream = replica.Open("b", open, &offer);
   fuzz::Records records(snapshot_input);
   uint8_t kind;
   absl::string_view payload;

@@ -66,7 +66,8 @@ void Run(const uint8_t* data, size_t size) {
       case 0: {
         v1::SessionSyncOpen open;
         if (!open.ParseFromArray(message.data(), static_cast<int>(message.size()))) break;
-        streams.push_back(replica.Open((selector & 1) != 0 ? "c" : "b", open));
+        v1::SessionResumeOffer offer;
+        streams.push_back(replica.Open((selector & 1) != 0 ? "c" : "b", open, &offer));
         break;
       }
       case 1: {
