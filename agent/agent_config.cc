@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "crypto/node_identity.h"
+#include "base/netns.h"
 #include "base/secure_file.h"
 #include "sync/config_path.h"
 #include "crypto/tls_material.h"
@@ -460,6 +461,39 @@ class Checker {
     for (int i = 0; i < s.zones_size(); ++i) {
       CheckRange({{"sessions"}, {"zones", i}}, absl::StrCat("sessions.zones[", i, "]"),
                  s.zones(i), 0, 65535);
+    }
+    if (s.commit() == v1::SessionsConfig::CONTINUOUS &&
+        s.source() != v1::SessionsConfig::CONNTRACK) {
+      Add({{"sessions"}, {"commit"}},
+          "sessions.commit CONTINUOUS writes into the kernel's conntrack table: it needs "
+          "sessions.source CONNTRACK (a publisher's data plane receives the sessions on "
+          "promotion)");
+    }
+    CheckSessionsNetns(s);
+  }
+
+  // The data plane's network namespace: a name of /run/netns that exists
+  // (checked here so that a missing one stops the agent at start, named).
+  void CheckSessionsNetns(const v1::SessionsConfig& s) {
+    if (s.netns().empty()) return;
+    if (s.source() != v1::SessionsConfig::CONNTRACK) {
+      Add({{"sessions"}, {"netns"}},
+          "sessions.netns needs sessions.source CONNTRACK (it names the namespace whose "
+          "conntrack table is the source)");
+      return;
+    }
+    if (absl::Status v = ValidateNetworkNamespaceName(s.netns()); !v.ok()) {
+      Add({{"sessions"}, {"netns"}}, absl::StrCat("sessions.netns: ", v.message()));
+      return;
+    }
+    std::string path = NetworkNamespacePath(s.netns());
+    if (access(path.c_str(), F_OK) != 0) {
+      const int error = errno;
+      Add({{"sessions"}, {"netns"}},
+          absl::StrCat("sessions.netns ", s.netns(), ": ", path,
+                       error == ENOENT
+                           ? absl::StrCat(" does not exist (ip netns add ", s.netns(), ")")
+                           : absl::StrCat(": ", strerror(error))));
     }
   }
 

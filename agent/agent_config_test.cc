@@ -1,5 +1,8 @@
 #include "agent/agent_config.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <string>
 
@@ -157,6 +160,10 @@ TEST_F(ConfigTest, SemanticErrorsNameFieldAndLine) {
        "health.tcp_primary_listen must differ from listen: the peer port never accepts"},
       {"health { listen: \"127.0.0.1:7901\" }",
        "health { listen: \"127.0.0.1:7901\" http_listen: \"127.0.0.1\" }", 8, "has no port"},
+      {"health { listen: \"127.0.0.1:7901\" }",
+       "health { listen: \"127.0.0.1:7901\" }\n"
+       "sessions { pickup: true source: PUBLISHER commit: CONTINUOUS }",
+       9, "sessions.commit CONTINUOUS writes into the kernel's conntrack table: it needs"},
   };
   for (const BadCase& c : cases) {
     std::string text = absl::StrReplaceAll(Good(), {{c.from, c.to}});
@@ -318,6 +325,46 @@ TEST_F(ConfigTest, BadJsonIsRefused) {
   LoadedConfig loaded = Parse("{\"cluster\": ", "a.json");
   ASSERT_EQ(loaded.problems.size(), 1u);
   EXPECT_THAT(loaded.problems[0].message, HasSubstr("JSON"));
+}
+
+TEST_F(ConfigTest, SessionsNetnsIsAConntrackNamespaceThatExists) {
+  const std::string missing = absl::StrCat("cloudha-config-test-", getpid());
+  const struct {
+    std::string sessions;
+    std::string message;
+  } cases[] = {
+      {"source: PUBLISHER netns: \"blue\"",
+       "sessions.netns needs sessions.source CONNTRACK"},
+      {"source: CONNTRACK netns: \"a/b\"", "sessions.netns: network namespace name \"a/b\" holds"},
+      {"source: CONNTRACK netns: \"..\"", "must not start with '.' or '-'"},
+      {"source: CONNTRACK netns: \"-n\"", "must not start with '.' or '-'"},
+      {absl::StrCat("source: CONNTRACK netns: \"", missing, "\""),
+       absl::StrCat("sessions.netns ", missing, ": /run/netns/", missing,
+                    " does not exist (ip netns add ", missing, ")")},
+  };
+  for (const auto& c : cases) {
+    LoadedConfig loaded = Parse(Good() + "sessions { pickup: true " + c.sessions + " }\n");
+    ASSERT_EQ(loaded.problems.size(), 1u) << c.sessions;
+    EXPECT_EQ(loaded.problems[0].line, 10) << c.sessions;
+    EXPECT_THAT(loaded.problems[0].message, HasSubstr(c.message)) << c.sessions;
+  }
+}
+
+TEST_F(ConfigTest, SessionsNetnsThatExistsIsAccepted) {
+  // What the check looks for is the name `ip netns add` leaves in
+  // /run/netns; a file of that name stands in for one here.
+  const std::string name = absl::StrCat("cloudha-config-test-ok-", getpid());
+  const std::string path = "/run/netns/" + name;
+  const bool made_dir = mkdir("/run/netns", 0755) == 0;
+  if (!WriteFileAtomically(path, "", 0600, Overwrite::kRefuse).ok()) {
+    GTEST_SKIP() << "cannot write " << path << " (needs root)";
+  }
+  LoadedConfig loaded = Parse(Good() + "sessions { pickup: true source: CONNTRACK netns: \"" +
+                              name + "\" }\n");
+  unlink(path.c_str());
+  if (made_dir) rmdir("/run/netns");
+  ASSERT_THAT(loaded.problems, IsEmpty()) << loaded.problems[0].ToString();
+  EXPECT_EQ(loaded.config.sessions().netns(), name);
 }
 
 TEST(HostPortTest, Forms) {

@@ -5,12 +5,14 @@
 
 #include <algorithm>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/grpc_status.h"
 #include "agent/primary_stream_rule.h"
 #include "base/log.h"
+#include "base/netns.h"
 #include "agent/sync_channel.h"
 #include "grpcpp/create_channel.h"
 #include "sync/conntrack.h"
@@ -94,7 +96,9 @@ SessionSync::SessionSync(const v1::AgentConfig& config,
       note_(std::move(note)),
       credentials_(std::move(credentials)),
       table_(TableOptions(config.sessions()), clock),
-      replica_(&table_, clock) {
+      replica_(&table_, clock),
+      continuous_(config.sessions().source() == v1::SessionsConfig::CONNTRACK &&
+                  config.sessions().commit() == v1::SessionsConfig::CONTINUOUS) {
   for (const auto& peer : config_.peers()) {
     channels_[peer.id()] =
         CreateSyncChannel(config_.cluster().name(), config_.cluster().group_id(), peer,
@@ -109,12 +113,38 @@ absl::Status SessionSync::Start() {
   if (config_.sessions().source() == v1::SessionsConfig::CONNTRACK) {
     ConntrackOptions options;
     for (uint32_t zone : config_.sessions().zones()) options.zones.push_back(zone);
-    absl::StatusOr<std::unique_ptr<Conntrack>> conntrack = Conntrack::Create(options, clock_);
+    // Netlink sockets belong to the namespace of the thread that opens them
+    // (base/netns.h): every Create() and StartEvents()/ReadEvents() opens
+    // them in sessions.netns; all else stays in the agent's own.
+    if (!config_.sessions().netns().empty()) {
+      absl::StatusOr<std::unique_ptr<NetworkNamespace>> netns =
+          NetworkNamespace::Open(config_.sessions().netns());
+      if (!netns.ok()) {
+        return absl::Status(netns.status().code(),
+                            absl::StrCat("sessions.netns ", config_.sessions().netns(), ": ",
+                                         netns.status().message()));
+      }
+      netns_ = *std::move(netns);
+    }
+    absl::StatusOr<std::unique_ptr<Conntrack>> conntrack =
+        InNetworkNamespace(netns_.get(), [&] { return Conntrack::Create(options, clock_); });
     if (!conntrack.ok()) {
       return absl::Status(conntrack.status().code(),
                           absl::StrCat("sessions.source CONNTRACK: ", conntrack.status().message()));
     }
     conntrack_ = *std::move(conntrack);
+    if (continuous_) {
+      // Its own netlink sockets: the stream handlers write while the
+      // sessions thread reads events and dumps.
+      absl::StatusOr<std::unique_ptr<Conntrack>> mirror =
+          InNetworkNamespace(netns_.get(), [&] { return Conntrack::Create(options, clock_); });
+      if (!mirror.ok()) {
+        return absl::Status(mirror.status().code(),
+                            absl::StrCat("sessions.commit CONTINUOUS: ", mirror.status().message()));
+      }
+      absl::MutexLock lock(&kernel_mu_);
+      mirror_ = *std::move(mirror);
+    }
   }
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "sessions");
@@ -198,6 +228,7 @@ void SessionSync::Run() {
       if (expired > 0) {
         LogEvent(LogLevel::kDebug, "sessions_expired", {{"count", expired}});
       }
+      ExpireParked(false);
       next_tick = now + absl::Seconds(1);
     }
   }
@@ -222,6 +253,9 @@ void SessionSync::Reconcile(const Desired& desired) {
   }
   // Senders: one per live peer while primary, all at the current epoch.
   std::vector<std::unique_ptr<SessionSender>> retired;
+  // Senders of peers that dropped out: their readers are parked.
+  std::map<std::string, std::unique_ptr<SessionSender>> dropped;
+  if (!primary || desired.epoch != sender_epoch_) ExpireParked(true);
   {
     absl::MutexLock lock(&senders_mu_);
     if (!primary || desired.epoch != sender_epoch_) {
@@ -236,16 +270,36 @@ void SessionSync::Reconcile(const Desired& desired) {
         if (live) {
           ++it;
         } else {
-          retired.push_back(std::move(it->second));
+          dropped[it->first] = std::move(it->second);
           it = senders_.erase(it);
         }
       }
+    }
+  }
+  // Outside the lock: releasing a reader joins the sender's thread.
+  for (auto& [peer, sender] : dropped) {
+    int reader = sender->ReleaseReader();
+    if (reader != 0) parked_[peer] = Parked{reader, desired.epoch, clock_->Now()};
+  }
+  dropped.clear();
+  {
+    absl::MutexLock lock(&senders_mu_);
+    if (primary) {
       for (const std::string& peer : desired.live_peers) {
         if (senders_.count(peer) != 0 || channels_.count(peer) == 0) continue;
         SessionSenderOptions options;
         options.peer_id = peer;
         options.epoch = desired.epoch;
         options.boot_id = boot_id_;
+        auto parked = parked_.find(peer);
+        if (parked != parked_.end()) {
+          if (parked->second.epoch == desired.epoch) {
+            options.resume_reader = parked->second.reader;
+          } else {
+            table_.RemoveReader(parked->second.reader);
+          }
+          parked_.erase(parked);
+        }
         senders_[peer] = std::make_unique<SessionSender>(
             channels_[peer], &table_, options, clock_,
             [this, peer](const std::string& kind, const std::string& detail) {
@@ -254,6 +308,12 @@ void SessionSync::Reconcile(const Desired& desired) {
                 LogEvent(LogLevel::kInfo, "session_snapshot_sent",
                          {{"peer", peer}, {"detail", detail}});
                 note_(absl::StrCat("sessions: bulk sync to ", peer, ": ", detail));
+              } else if (kind == "resumed") {
+                ++resumes_sent_;
+                LogEvent(LogLevel::kInfo, "session_stream_resumed",
+                         {{"peer", peer}, {"detail", detail}});
+                note_(absl::StrCat("sessions: stream to ", peer, " resumed ", detail,
+                                   " (no bulk sync)"));
               } else {
                 LogEvent(LogLevel::kWarn, absl::StrCat("session_", kind),
                          {{"peer", peer}, {"reason", detail}});
@@ -263,6 +323,18 @@ void SessionSync::Reconcile(const Desired& desired) {
     }
   }
   retired.clear();  // joins their threads, outside the lock
+}
+
+void SessionSync::ExpireParked(bool all) {
+  absl::Time now = clock_->Now();
+  for (auto it = parked_.begin(); it != parked_.end();) {
+    if (all || now - it->second.since >= kResumeWindow) {
+      table_.RemoveReader(it->second.reader);
+      it = parked_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 void SessionSync::OnPromoted() {
@@ -276,14 +348,39 @@ void SessionSync::OnPromoted() {
   }
   // Conntrack: events first (nothing between the dump and them is lost),
   // then the replica into the kernel, then the kernel's table is the truth.
-  if (absl::Status s = conntrack_->StartEvents(); !s.ok()) {
+  if (absl::Status s = InNetworkNamespace(netns_.get(), [&] { return conntrack_->StartEvents(); });
+      !s.ok()) {
     SetError(std::string(s.message()));
     LogEvent(LogLevel::kError, "conntrack_events_failed", {{"reason", s.message()}});
   }
+  CommitOnPromotion();
+}
+
+void SessionSync::CommitOnPromotion() {
+  const absl::Time start = clock_->Now();
   std::vector<SessionRecord> replica = table_.Records();
-  if (!replica.empty()) {
-    absl::StatusOr<Conntrack::CommitStats> stats = conntrack_->Commit(replica);
+  std::vector<SessionRecord> dump;
+  absl::Status dumped = absl::OkStatus();
+  std::vector<SessionRecord> write;
+  if (continuous_) {
+    // The replica is in the kernel already, less what the kernel timed out
+    // since (a secondary's kernel sees no packets to refresh them): write
+    // only what the kernel lacks.
+    dumped = conntrack_->Dump(&dump);
+    absl::flat_hash_set<SessionKey> present;
+    present.reserve(dump.size());
+    for (const SessionRecord& r : dump) present.insert(r.key);
+    for (const SessionRecord& r : replica) {
+      if (!dumped.ok() || !present.contains(r.key)) write.push_back(r);
+    }
+  } else {
+    write = std::move(replica);
+  }
+  uint64_t written = 0;
+  if (!write.empty()) {
+    absl::StatusOr<Conntrack::CommitStats> stats = conntrack_->Commit(write);
     if (stats.ok()) {
+      written = stats->created + stats->updated;
       LogEvent(stats->failed > 0 ? LogLevel::kWarn : LogLevel::kInfo, "sessions_committed",
                {{"created", stats->created},
                 {"updated", stats->updated},
@@ -296,11 +393,73 @@ void SessionSync::OnPromoted() {
       SetError(std::string(stats.status().message()));
     }
   }
-  std::vector<SessionRecord> dump;
-  if (absl::Status s = conntrack_->Dump(&dump); s.ok()) {
+  promotion_committed_ = written;
+  kernel_written_ += written;
+  promotion_commit_ms_ = absl::ToDoubleMilliseconds(clock_->Now() - start);
+  if (continuous_ && dumped.ok() && written == write.size()) {
+    // The dump and what was just written are the kernel's table.
+    dump.insert(dump.end(), write.begin(), write.end());
+  } else {
+    dump.clear();
+    dumped = conntrack_->Dump(&dump);
+  }
+  if (dumped.ok()) {
     table_.Reconcile(dump);
   } else {
-    SetError(std::string(s.message()));
+    SetError(std::string(dumped.message()));
+  }
+}
+
+void SessionSync::MirrorToKernel(const std::vector<SessionChange>& changes) {
+  // In order: a run of upserts, then a run of deletes, and so on, so an
+  // upsert and a delete of one key in a batch end as the primary's did.
+  std::vector<SessionRecord> upserts;
+  std::vector<SessionKey> deletes;
+  absl::MutexLock lock(&kernel_mu_);
+  if (mirror_ == nullptr) return;
+  std::string error;
+  auto flush = [&] {
+    if (!upserts.empty()) {
+      absl::StatusOr<Conntrack::CommitStats> stats = mirror_->Commit(upserts);
+      if (stats.ok()) {
+        kernel_written_ += stats->created + stats->updated;
+        kernel_failed_ += stats->failed;
+        if (stats->failed > 0) error = stats->first_error;
+      } else {
+        kernel_failed_ += upserts.size();
+        error = std::string(stats.status().message());
+      }
+      upserts.clear();
+    }
+    if (!deletes.empty()) {
+      absl::Status s = mirror_->Delete(deletes);
+      if (s.ok()) {
+        kernel_deleted_ += deletes.size();
+      } else {
+        ++kernel_failed_;
+        error = std::string(s.message());
+      }
+      deletes.clear();
+    }
+  };
+  for (const SessionChange& c : changes) {
+    if (c.op == SessionChange::Op::kUpsert) {
+      if (!deletes.empty()) flush();
+      upserts.push_back(c.record);
+    } else {
+      if (!upserts.empty()) flush();
+      deletes.push_back(c.record.key);
+    }
+  }
+  flush();
+  if (error.empty()) return;
+  SetError(error);
+  absl::Time now = clock_->Now();
+  // One line per 10 s at most.
+  if (now - kernel_error_logged_at_ >= absl::Seconds(10)) {
+    kernel_error_logged_at_ = now;
+    LogEvent(LogLevel::kWarn, "sessions_kernel_write_failed",
+             {{"failed", kernel_failed_.load()}, {"reason", error}});
   }
 }
 
@@ -324,8 +483,9 @@ ApplyResult SessionSync::ApplyFromSource(const std::vector<SessionChange>& chang
 
 void SessionSync::ReadConntrack() {
   std::vector<SessionChange> changes;
-  absl::StatusOr<Conntrack::ReadResult> r =
-      conntrack_->ReadEvents(absl::Milliseconds(50), 50000, &changes);
+  absl::StatusOr<Conntrack::ReadResult> r = InNetworkNamespace(netns_.get(), [&] {
+    return conntrack_->ReadEvents(absl::Milliseconds(50), 50000, &changes);
+  });
   if (!r.ok()) {
     SetError(std::string(r.status().message()));
     LogEvent(LogLevel::kError, "conntrack_events_failed", {{"reason", r.status().message()}});
@@ -375,9 +535,19 @@ grpc::Status SessionSync::Serve(
     LogEvent(LogLevel::kWarn, "session_stream_refused", {{"peer", peer}, {"reason", s.message()}});
     return ToGrpcStatus(s);
   }
-  uint64_t id = replica_.Open(peer, in.open());
-  LogEvent(LogLevel::kInfo, "session_stream_opened", {{"peer", peer}, {"epoch", epoch}});
+  v1::SessionSyncMessage offer;
+  uint64_t id = replica_.Open(peer, in.open(), offer.mutable_resume_offer());
+  LogEvent(LogLevel::kInfo, "session_stream_opened",
+           {{"peer", peer},
+            {"epoch", epoch},
+            {"resume_offered", offer.resume_offer().resumable()},
+            {"position", offer.resume_offer().position()}});
   grpc::Status result = grpc::Status::OK;
+  std::vector<SessionChange> applied;
+  if (!stream->Write(offer)) {
+    replica_.Close(id);
+    return grpc::Status::OK;
+  }
   while (stream->Read(&in)) {
     if (!in.has_batch()) {
       result = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -389,11 +559,16 @@ grpc::Status SessionSync::Serve(
       result = ToGrpcStatus(s);
       break;
     }
-    absl::StatusOr<v1::SessionSyncMessage> reply = replica_.OnBatch(id, in.batch());
+    applied.clear();
+    absl::StatusOr<v1::SessionSyncMessage> reply =
+        replica_.OnBatch(id, in.batch(), continuous_ ? &applied : nullptr);
     if (!reply.ok()) {
       result = ToGrpcStatus(reply.status());
       break;
     }
+    // Into the kernel before the ack: what the primary sees acknowledged is
+    // in this node's kernel.
+    if (!applied.empty()) MirrorToKernel(applied);
     if (reply->has_resync()) {
       LogEvent(LogLevel::kWarn, "session_resync_requested",
                {{"peer", peer}, {"reason", reply->resync().reason()}});
@@ -402,6 +577,11 @@ grpc::Status SessionSync::Serve(
                {{"peer", peer}, {"sessions", table_.size()}});
       note_(absl::StrCat("sessions: bulk sync from ", peer, " done, ", table_.size(),
                          " sessions"));
+    } else if (in.batch().resume_from() != 0 && !in.batch().snapshot_begin()) {
+      LogEvent(LogLevel::kInfo, "session_stream_resumed",
+               {{"peer", peer}, {"position", in.batch().resume_from()}});
+      note_(absl::StrCat("sessions: stream from ", peer, " resumed at position ",
+                         in.batch().resume_from(), " (no bulk sync)"));
     }
     if (!stream->Write(*reply)) break;
   }
@@ -578,6 +758,14 @@ void SessionSync::FillStatus(uint64_t primary_position, v1::StatusResponse* stat
   s->set_position(position());
   s->set_refused_max_sessions(table_.refused());
   s->set_batches_refused(replica_.refused());
+  if (config_.sessions().source() == v1::SessionsConfig::CONNTRACK) {
+    s->set_commit(continuous_ ? "continuous" : "on_promotion");
+    s->set_kernel_written(kernel_written_);
+    s->set_kernel_deleted(kernel_deleted_);
+    s->set_kernel_failed(kernel_failed_);
+    s->set_promotion_committed(promotion_committed_);
+    s->set_promotion_commit_ms(promotion_commit_ms_);
+  }
   bool primary;
   {
     absl::MutexLock lock(&mu_);
@@ -587,6 +775,7 @@ void SessionSync::FillStatus(uint64_t primary_position, v1::StatusResponse* stat
   }
   if (primary) {
     s->set_snapshots(snapshots_sent_);
+    s->set_resumes(resumes_sent_);
     absl::MutexLock lock(&senders_mu_);
     for (v1::PeerStatus& peer : *status->mutable_peers()) {
       auto it = senders_.find(peer.id());
@@ -594,6 +783,7 @@ void SessionSync::FillStatus(uint64_t primary_position, v1::StatusResponse* stat
     }
   } else {
     s->set_snapshots(replica_.snapshots());
+    s->set_resumes(replica_.resumes());
     s->set_replica_of(replica_.replica_of());
     s->set_lag_ms(replica_.lag_ms());
     uint64_t applied = replica_.position();

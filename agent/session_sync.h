@@ -8,6 +8,15 @@
 // triggers a fresh dump, reconciled against the table), writes the replica
 // into the kernel on promotion, and expires and delays sessions (Tick).
 //
+// sessions.commit CONTINUOUS (conntrack): a secondary also writes each batch
+// it applies into its kernel before it acknowledges the batch, so an
+// acknowledged session is in the secondary's kernel, and promotion only
+// writes what the kernel lost meanwhile (entries it timed out).
+//
+// A peer that drops out leaves its sender's change-log reader parked for
+// kResumeWindow: back within it (and within the log's memory bound), its
+// stream resumes instead of starting with a snapshot.
+//
 // Thread-safe.
 #ifndef CLOUDHA_AGENT_SESSION_SYNC_H_
 #define CLOUDHA_AGENT_SESSION_SYNC_H_
@@ -37,9 +46,13 @@
 namespace cloudha {
 
 class Conntrack;
+class NetworkNamespace;
 
 class SessionSync {
  public:
+  // How long a peer that dropped out may come back and resume its stream.
+  static constexpr absl::Duration kResumeWindow = absl::Minutes(5);
+
   // `note(kind, message)` records an event for `cloudha events`.
   using NoteFn = std::function<void(const std::string& message)>;
   // `credentials`: this node's mutual TLS (crypto/reloadable_credentials.h).
@@ -101,7 +114,13 @@ class SessionSync {
   // Starts and stops senders and the source for the current role.
   void Reconcile(const Desired& desired);
   void OnPromoted();
+  // Promotion with conntrack: what the kernel must get from the replica.
+  void CommitOnPromotion();
   void ReadConntrack();
+  // CONTINUOUS: writes what the replica applied into the kernel, in order.
+  void MirrorToKernel(const std::vector<SessionChange>& changes);
+  // Drops parked readers past the window (all of them with `all`).
+  void ExpireParked(bool all);
   absl::Status CheckSender(const std::string& peer, uint64_t epoch) const;
   // Applies what the data plane reported; counts and logs refusals.
   ApplyResult ApplyFromSource(const std::vector<SessionChange>& changes);
@@ -131,9 +150,31 @@ class SessionSync {
   uint64_t sender_epoch_ = 0;
   v1::Role acting_role_ = v1::STARTING;
   std::unique_ptr<Conntrack> conntrack_;
+  // sessions.netns, held open; null: the agent's own namespace.
+  std::unique_ptr<NetworkNamespace> netns_;
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels_;
+  // Change-log readers of peers that dropped out, by peer (sessions thread).
+  struct Parked {
+    int reader = 0;
+    uint64_t epoch = 0;
+    absl::Time since;
+  };
+  std::map<std::string, Parked> parked_;
+
+  // CONTINUOUS: the kernel writer of the stream handlers (thread-compatible,
+  // so under kernel_mu_).
+  const bool continuous_;
+  absl::Mutex kernel_mu_;
+  std::unique_ptr<Conntrack> mirror_ ABSL_GUARDED_BY(kernel_mu_);
+  absl::Time kernel_error_logged_at_ ABSL_GUARDED_BY(kernel_mu_) = absl::InfinitePast();
+  std::atomic<uint64_t> kernel_written_{0};
+  std::atomic<uint64_t> kernel_deleted_{0};
+  std::atomic<uint64_t> kernel_failed_{0};
+  std::atomic<uint64_t> promotion_committed_{0};
+  std::atomic<double> promotion_commit_ms_{0};
 
   std::atomic<uint64_t> snapshots_sent_{0};
+  std::atomic<uint64_t> resumes_sent_{0};
   absl::Notification stop_;
   std::thread thread_;
 };

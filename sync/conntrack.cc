@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <libmnl/libmnl.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack_tcp.h>
 #include <linux/netlink.h>
@@ -13,12 +14,14 @@
 #include <climits>
 #include <cstring>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <utility>
 
 #include "absl/memory/memory.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "sync/netlink_batch.h"
 
 namespace cloudha {
 namespace {
@@ -26,6 +29,9 @@ namespace {
 constexpr uint8_t kTcp = IPPROTO_TCP;
 // One event is well under a kilobyte; a datagram larger than this is lost.
 constexpr size_t kReceiveBufferSize = 64 * 1024;
+// SO_RCVBUF asked for the write socket: room for the error messages of
+// about a thousand failed writes per sendmsg() (see NetlinkBatch).
+constexpr int kWriteReceiveBufferBytes = 1 << 20;
 
 struct CtDeleter {
   void operator()(nf_conntrack* ct) const { nfct_destroy(ct); }
@@ -201,38 +207,27 @@ int QueryRecords(nfct_handle* handle, nf_conntrack_query query, const void* data
   return result < 0 ? err : 0;
 }
 
-enum class WriteOutcome { kCreated, kUpdated, kFailed };
+// Starts a ctnetlink request of `type` for an entry of `family`; the
+// caller adds the entry's attributes.
+void PutRequestHeader(nlmsghdr* request, uint16_t type, uint16_t flags, uint8_t family) {
+  request->nlmsg_type = static_cast<uint16_t>(NFNL_SUBSYS_CTNETLINK << 8 | type);
+  request->nlmsg_flags = NLM_F_REQUEST | flags;
+  auto* header = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(request, sizeof(nfgenmsg)));
+  header->nfgen_family = family;
+  header->version = NFNETLINK_V0;
+  header->res_id = 0;
+}
 
-// Creates the entry, or updates it when it exists. On failure sets *err
-// and *error.
-WriteOutcome WriteRecord(nfct_handle* handle, const SessionRecord& record, uint32_t timeout_s,
-                         int* err, std::string* error) {
-  auto fail = [&](int e, absl::string_view what) {
-    *err = e;
-    *error = absl::StrCat(DescribeKey(record.key), ": ", what, ": ", ErrorText(e));
-    return WriteOutcome::kFailed;
-  };
-  CtPtr create(nfct_new());
-  CtPtr update(nfct_new());
-  if (create == nullptr || update == nullptr) return fail(ENOMEM, "allocating");
-  absl::Status valid = RecordToConntrack(record, timeout_s, ConntrackWrite::kCreate, create.get());
-  if (valid.ok()) {
-    valid = RecordToConntrack(record, timeout_s, ConntrackWrite::kUpdate, update.get());
-  }
-  if (!valid.ok()) {
-    *err = EINVAL;
-    *error = std::string(valid.message());
-    return WriteOutcome::kFailed;
-  }
-  if (nfct_query(handle, NFCT_Q_CREATE, create.get()) == 0) return WriteOutcome::kCreated;
-  if (errno != EEXIST) return fail(errno, "creating");
-  if (nfct_query(handle, NFCT_Q_UPDATE, update.get()) == 0) return WriteOutcome::kUpdated;
-  if (errno != EBUSY) return fail(errno, "updating");
-  // EBUSY: the local entry has status bits the record cannot match (it is
-  // EXPECTED, or has SEEN_REPLY/ASSURED the record lacks). Update the rest.
-  nfct_attr_unset(update.get(), ATTR_STATUS);
-  if (nfct_query(handle, NFCT_Q_UPDATE, update.get()) == 0) return WriteOutcome::kUpdated;
-  return fail(errno, "updating");
+// The errno of a failed nfct_nlmsg_build (which does not always set one).
+int BuildError() { return errno != 0 ? errno : EINVAL; }
+
+// The netlink port id of a libnetfilter_conntrack handle's socket; 0 when
+// it cannot be read (no event carries 0 from a request).
+uint32_t PortId(nfct_handle* handle) {
+  sockaddr_nl address = {};
+  socklen_t length = sizeof(address);
+  if (getsockname(nfct_fd(handle), reinterpret_cast<sockaddr*>(&address), &length) != 0) return 0;
+  return address.nl_pid;
 }
 
 }  // namespace
@@ -405,14 +400,25 @@ absl::StatusOr<std::unique_ptr<Conntrack>> Conntrack::Create(const ConntrackOpti
     return OpenError(err);
   }
   nfct_close(probe);
-  return absl::WrapUnique(new Conntrack(options, clock, query));
+  absl::StatusOr<std::unique_ptr<NetlinkBatch>> writer =
+      NetlinkBatch::Open(NETLINK_NETFILTER, kWriteReceiveBufferBytes);
+  if (!writer.ok()) {
+    nfct_close(query);
+    return absl::Status(writer.status().code(),
+                        absl::StrCat("conntrack: opening the write socket: ",
+                                     writer.status().message()));
+  }
+  return absl::WrapUnique(new Conntrack(options, clock, query, std::move(*writer)));
 }
 
-Conntrack::Conntrack(const ConntrackOptions& options, Clock* clock, nfct_handle* query)
+Conntrack::Conntrack(const ConntrackOptions& options, Clock* clock, nfct_handle* query,
+                     std::unique_ptr<NetlinkBatch> writer)
     : options_(options),
       zones_(options.zones.begin(), options.zones.end()),
       clock_(clock),
       query_(query),
+      query_port_id_(PortId(query)),
+      writer_(std::move(writer)),
       receive_buffer_(kReceiveBufferSize) {}
 
 Conntrack::~Conntrack() {
@@ -491,10 +497,10 @@ absl::StatusOr<Conntrack::ReadResult> Conntrack::ReadEvents(absl::Duration timeo
     if (length < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      if (errno == ENOBUFS) return ReadResult::kOverrun;
+      if (errno == ENOBUFS) return DrainAfterOverrun(fd);
       return ErrnoStatus(errno, "reading events");
     }
-    if (message.msg_flags & MSG_TRUNC) return ReadResult::kOverrun;
+    if (message.msg_flags & MSG_TRUNC) return DrainAfterOverrun(fd);
     if (sender.nl_pid != 0) continue;  // not from the kernel
     changes.clear();
     ParseEvents(receive_buffer_.data(), static_cast<size_t>(length), &changes);
@@ -510,12 +516,25 @@ absl::StatusOr<Conntrack::ReadResult> Conntrack::ReadEvents(absl::Duration timeo
   return ReadResult::kOk;
 }
 
+Conntrack::ReadResult Conntrack::DrainAfterOverrun(int fd) {
+  // The kernel reports a full buffer once, then drops events silently until
+  // the queue is read empty: discard what is queued (the dump the caller
+  // makes next covers it), so that a loss during that dump is reported too.
+  pending_.clear();
+  for (int i = 0; i < 1000000; ++i) {
+    ssize_t length = recv(fd, receive_buffer_.data(), receive_buffer_.size(), MSG_DONTWAIT);
+    if (length < 0 && errno != EINTR && errno != ENOBUFS) break;  // EAGAIN: empty
+  }
+  return ReadResult::kOverrun;
+}
+
 void Conntrack::ParseEvents(const char* data, size_t length,
                             std::vector<SessionChange>* changes) {
   const int64_t now_ms = WallNowMs();
   int remaining = static_cast<int>(length);
   for (const nlmsghdr* message = reinterpret_cast<const nlmsghdr*>(data);
        NLMSG_OK(message, remaining); message = NLMSG_NEXT(message, remaining)) {
+    if (IsOwnWrite(message->nlmsg_pid)) continue;
     bool missing_tcp_state = false;
     std::optional<SessionChange> change = EventToChange(message, now_ms, &missing_tcp_state);
     if (!change.has_value() || !InZones(zones_, change->record.key.zone)) continue;
@@ -528,6 +547,11 @@ void Conntrack::ParseEvents(const char* data, size_t length,
     }
     changes->push_back(*change);
   }
+}
+
+bool Conntrack::IsOwnWrite(uint32_t port_id) const {
+  // The kernel's own events (timeouts, the packet path) carry 0.
+  return port_id != 0 && (port_id == writer_->port_id() || port_id == query_port_id_);
 }
 
 absl::StatusOr<SessionRecord> Conntrack::Get(const SessionKey& key) {
@@ -544,31 +568,97 @@ absl::StatusOr<SessionRecord> Conntrack::Get(const SessionKey& key) {
   return context.records[0];
 }
 
+void Conntrack::SendWrites(const std::vector<SessionRecord>& records,
+                           const std::vector<size_t>& which, ConntrackWrite write, bool with_status,
+                           int64_t now_ms, std::vector<int>* outcomes,
+                           std::vector<std::pair<size_t, std::string>>* invalid) {
+  const uint16_t flags = write == ConntrackWrite::kCreate ? NLM_F_CREATE | NLM_F_EXCL : 0;
+  auto build = [&](size_t i, nlmsghdr* request) {
+    const SessionRecord& record = records[which[i]];
+    CtPtr ct(nfct_new());
+    if (ct == nullptr) return ENOMEM;
+    absl::Status valid =
+        RecordToConntrack(record, RemainingTimeout(record.value, now_ms), write, ct.get());
+    if (!valid.ok()) {
+      invalid->emplace_back(which[i], std::string(valid.message()));
+      return EINVAL;
+    }
+    if (!with_status) nfct_attr_unset(ct.get(), ATTR_STATUS);
+    PutRequestHeader(request, IPCTNL_MSG_CT_NEW, flags, record.key.family);
+    errno = 0;
+    return nfct_nlmsg_build(request, ct.get()) == 0 ? 0 : BuildError();
+  };
+  writer_->Send(which.size(), build, outcomes);
+}
+
 absl::StatusOr<Conntrack::CommitStats> Conntrack::Commit(
     const std::vector<SessionRecord>& records) {
-  CommitStats stats;
-  int first_errno = 0;
   const int64_t now_ms = WallNowMs();
-  for (const SessionRecord& record : records) {
-    int err = 0;
-    std::string error;
-    switch (WriteRecord(query_, record, RemainingTimeout(record.value, now_ms), &err, &error)) {
-      case WriteOutcome::kCreated:
+  // Per record: created, updated, or the errno it failed with and in which
+  // write; filled in three rounds, each one batch of writes.
+  enum class Outcome : uint8_t { kCreated, kUpdated, kFailedCreating, kFailedUpdating };
+  std::vector<Outcome> outcome(records.size(), Outcome::kCreated);
+  std::vector<int> err(records.size(), 0);
+  std::vector<std::pair<size_t, std::string>> invalid;  // records that cannot be written
+
+  // 1. Create everything. EEXIST: the entry exists; update it.
+  std::vector<size_t> which(records.size());
+  std::iota(which.begin(), which.end(), size_t{0});
+  std::vector<int> outcomes;
+  SendWrites(records, which, ConntrackWrite::kCreate, true, now_ms, &outcomes, &invalid);
+  std::vector<size_t> existing;
+  for (size_t i = 0; i < which.size(); ++i) {
+    if (outcomes[i] == EEXIST) {
+      existing.push_back(which[i]);
+    } else if (outcomes[i] != 0) {
+      outcome[which[i]] = Outcome::kFailedCreating;
+      err[which[i]] = outcomes[i];
+    }
+  }
+  // 2. Update those, and 3. again without the status bits those the kernel
+  // refused for them (EBUSY: the local entry is EXPECTED, or has
+  // SEEN_REPLY or ASSURED the record lacks).
+  which.swap(existing);
+  for (bool with_status : {true, false}) {
+    if (which.empty()) break;
+    SendWrites(records, which, ConntrackWrite::kUpdate, with_status, now_ms, &outcomes, &invalid);
+    std::vector<size_t> busy;
+    for (size_t i = 0; i < which.size(); ++i) {
+      outcome[which[i]] = Outcome::kUpdated;
+      if (outcomes[i] == EBUSY && with_status) {
+        busy.push_back(which[i]);
+      } else if (outcomes[i] != 0) {
+        outcome[which[i]] = Outcome::kFailedUpdating;
+        err[which[i]] = outcomes[i];
+      }
+    }
+    which.swap(busy);
+  }
+
+  CommitStats stats;
+  size_t first_failed = records.size();
+  for (size_t i = 0; i < records.size(); ++i) {
+    switch (outcome[i]) {
+      case Outcome::kCreated:
         ++stats.created;
         break;
-      case WriteOutcome::kUpdated:
+      case Outcome::kUpdated:
         ++stats.updated;
         break;
-      case WriteOutcome::kFailed:
-        if (stats.failed++ == 0) {
-          first_errno = err;
-          stats.first_error = std::move(error);
-        }
+      default:
+        if (stats.failed++ == 0) first_failed = i;
         break;
     }
   }
-  if (!records.empty() && stats.failed == records.size()) {
-    absl::Status status = ErrnoStatus(first_errno, "committing");
+  if (stats.failed == 0) return stats;
+  const char* what = outcome[first_failed] == Outcome::kFailedCreating ? "creating" : "updating";
+  stats.first_error = absl::StrCat(DescribeKey(records[first_failed].key), ": ", what, ": ",
+                                   ErrorText(err[first_failed]));
+  for (const auto& [index, message] : invalid) {
+    if (index == first_failed) stats.first_error = message;
+  }
+  if (stats.failed == records.size()) {
+    absl::Status status = ErrnoStatus(err[first_failed], "committing");
     return absl::Status(status.code(), absl::StrCat("conntrack: committing ", records.size(),
                                                     " sessions failed; first: ",
                                                     stats.first_error));
@@ -577,16 +667,30 @@ absl::StatusOr<Conntrack::CommitStats> Conntrack::Commit(
 }
 
 absl::Status Conntrack::Delete(const std::vector<SessionKey>& keys) {
+  std::vector<std::pair<size_t, absl::Status>> invalid;
+  std::vector<int> outcomes;
+  auto build = [&](size_t i, nlmsghdr* request) {
+    CtPtr ct(nfct_new());
+    if (ct == nullptr) return ENOMEM;
+    if (absl::Status valid = KeyToConntrack(keys[i], ct.get()); !valid.ok()) {
+      invalid.emplace_back(i, std::move(valid));
+      return EINVAL;
+    }
+    PutRequestHeader(request, IPCTNL_MSG_CT_DELETE, 0, keys[i].family);
+    errno = 0;
+    return nfct_nlmsg_build(request, ct.get()) == 0 ? 0 : BuildError();
+  };
+  writer_->Send(keys.size(), build, &outcomes);
+
   absl::Status first = absl::OkStatus();
   size_t failed = 0;
-  for (const SessionKey& key : keys) {
-    CtPtr ct(nfct_new());
-    if (ct == nullptr) return absl::ResourceExhaustedError("conntrack: out of memory");
-    absl::Status status = KeyToConntrack(key, ct.get());
-    if (status.ok() && nfct_query(query_, NFCT_Q_DESTROY, ct.get()) != 0 && errno != ENOENT) {
-      status = ErrnoStatus(errno, absl::StrCat("deleting ", DescribeKey(key)));
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (outcomes[i] == 0 || outcomes[i] == ENOENT) continue;  // gone already: skipped
+    if (failed++ > 0) continue;
+    first = ErrnoStatus(outcomes[i], absl::StrCat("deleting ", DescribeKey(keys[i])));
+    for (const auto& [index, status] : invalid) {
+      if (index == i) first = status;
     }
-    if (!status.ok() && failed++ == 0) first = status;
   }
   if (failed == 0) return absl::OkStatus();
   return absl::Status(first.code(),

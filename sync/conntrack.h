@@ -4,8 +4,8 @@
 //
 // Every netlink call needs CAP_NET_ADMIN in the network namespace's owning
 // user namespace. A socket belongs to the network namespace of the thread
-// that opens it: the query socket in Create(), the event socket in
-// StartEvents(); keep the thread in one namespace.
+// that opens it: the query and write sockets in Create(), the event socket
+// in StartEvents(); keep the thread in one namespace.
 //
 // What the kernel accepts (found on Linux 6.x, and what conntrackd does):
 //  - create refuses IPS_EXPECTED and IPS_DYING (EBUSY) and ignores the rest
@@ -25,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -41,6 +42,9 @@ struct nlmsghdr;
 
 namespace cloudha {
 
+class NetlinkBatch;
+enum class ConntrackWrite;  // below, with the mapping
+
 struct ConntrackOptions {
   // Only entries of these conntrack zones are dumped and reported; empty
   // means every zone. Commit and Delete write whatever they are given.
@@ -48,19 +52,28 @@ struct ConntrackOptions {
   // SO_RCVBUF of the event socket. Set with SO_RCVBUFFORCE when the process
   // may (CAP_NET_ADMIN), else with SO_RCVBUF, which the kernel caps at
   // net.core.rmem_max. A full buffer loses events (ReadResult::kOverrun).
-  int receive_buffer_bytes = 8 << 20;
+  int receive_buffer_bytes = 64 << 20;
 };
 
-// Thread-compatible: one instance per thread of use. Owns two netlink
-// handles: one for events, one for dumps and writes. `clock` is not owned
-// and must outlive the instance; it stamps records with wall time and ages
-// timeouts on Commit.
+// Thread-compatible: one instance per thread of use. Owns three netlink
+// sockets: one for events, one for dumps and reads, one (libmnl) for the
+// batched writes of Commit and Delete. `clock` is not owned and must
+// outlive the instance; it stamps records with wall time and ages timeouts
+// on Commit.
+//
+// An instance does not report its own writes: the kernel tags the events a
+// netlink request causes with the requester's port id (nlmsg_pid; 0 for
+// the packet path and timeouts), and ReadEvents() skips those tagged with
+// the port id of this instance's write or query socket, as conntrackd
+// skips its own. Writes by anyone else (another instance, the conntrack
+// tool) are reported.
 class Conntrack {
  public:
-  // Opens the query handle and checks that the process may join the event
-  // groups (which needs CAP_NET_ADMIN, as dumps and writes do); events are
-  // not received until StartEvents() or ReadEvents(). PERMISSION_DENIED when
-  // the process lacks CAP_NET_ADMIN; UNAVAILABLE when ctnetlink is missing.
+  // Opens the query handle and the write socket, and checks that the
+  // process may join the event groups (which needs CAP_NET_ADMIN, as dumps
+  // and writes do); events are not received until StartEvents() or
+  // ReadEvents(). PERMISSION_DENIED when the process lacks CAP_NET_ADMIN;
+  // UNAVAILABLE when ctnetlink is missing.
   static absl::StatusOr<std::unique_ptr<Conntrack>> Create(const ConntrackOptions& options,
                                                            Clock* clock);
   ~Conntrack();
@@ -83,13 +96,15 @@ class Conntrack {
   enum class ReadResult {
     kOk,
     // The kernel dropped events (the receive buffer was full): the table
-    // may have changed unseen. Dump again and reconcile; events read after
-    // this are valid and in order.
+    // may have changed unseen. The events still queued are discarded; dump
+    // again and reconcile; events read after this are valid and in order,
+    // and a loss during the dump is reported by the next read.
     kOverrun,
   };
   // Subscribes if needed, then waits up to `timeout` for events and appends
   // at most `max_events` (>= 1) changes: NEW and UPDATE as kUpsert with the
-  // full record, DESTROY as kDelete (only the key is meaningful). Returns
+  // full record, DESTROY as kDelete (only the key is meaningful), leaving
+  // out those this instance's Commit() and Delete() caused. Returns
   // with what is ready without waiting further, and early when the wait is
   // interrupted by a signal. Records are stamped as in Dump(), except that
   // an event never carries the start timestamp of an entry, so created_ms
@@ -123,27 +138,47 @@ class Conntrack {
   // bits. Returns the counts, unless every write failed: then the first
   // failure as an error (its code after the errno: PERMISSION_DENIED,
   // INVALID_ARGUMENT, else UNAVAILABLE).
+  //
+  // The writes go in batches, hundreds of requests a system call: first
+  // every create, then the updates of the entries that existed, then the
+  // updates refused for their status bits again without them. Records with
+  // the same key are written in their order, but a record whose update was
+  // refused for its status bits is written after the others.
   absl::StatusOr<CommitStats> Commit(const std::vector<SessionRecord>& records);
 
   // The entry with this key, stamped as in Dump() (zones are not filtered).
   // NOT_FOUND when the table has none.
   absl::StatusOr<SessionRecord> Get(const SessionKey& key);
 
-  // Deletes the entries with these keys; keys not in the table are skipped.
-  // On failures deletes the rest and returns the first failure.
+  // Deletes the entries with these keys, in batches as Commit() writes;
+  // keys not in the table are skipped. On failures deletes the rest and
+  // returns the first failure.
   absl::Status Delete(const std::vector<SessionKey>& keys);
 
  private:
-  Conntrack(const ConntrackOptions& options, Clock* clock, nfct_handle* query);
+  Conntrack(const ConntrackOptions& options, Clock* clock, nfct_handle* query,
+            std::unique_ptr<NetlinkBatch> writer);
 
   int64_t WallNowMs();
+  // After ENOBUFS: discards the queued events and returns kOverrun.
+  ReadResult DrainAfterOverrun(int fd);
   // Parses one datagram of events; appends the selected changes.
   void ParseEvents(const char* data, size_t length, std::vector<SessionChange>* changes);
+  // Whether an event with this nlmsg_pid was caused by this instance.
+  bool IsOwnWrite(uint32_t port_id) const;
+  // Writes records[which[i]] for every i in one batch and sets
+  // (*outcomes)[i] to 0 or the errno; records that cannot be written get
+  // EINVAL and their index and reason in *invalid.
+  void SendWrites(const std::vector<SessionRecord>& records, const std::vector<size_t>& which,
+                  ConntrackWrite write, bool with_status, int64_t now_ms,
+                  std::vector<int>* outcomes, std::vector<std::pair<size_t, std::string>>* invalid);
 
   const ConntrackOptions options_;
   const absl::flat_hash_set<uint16_t> zones_;
   Clock* const clock_;
   nfct_handle* const query_;
+  const uint32_t query_port_id_;
+  const std::unique_ptr<NetlinkBatch> writer_;
   nfct_handle* events_ = nullptr;  // null when not subscribed
   std::vector<char> receive_buffer_;
   // Changes of the last datagram read that did not fit in max_events.

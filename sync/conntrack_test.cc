@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -139,6 +140,31 @@ const SessionRecord* Find(const std::vector<SessionRecord>& records, const Sessi
     if (record.key == key) return &record;
   }
   return nullptr;
+}
+
+// Sessions [first, first + count) (count < 50000): TCP ESTABLISHED from
+// 198.18.0.0/16 to 198.19.0.1:443, every fifth behind SNAT.
+std::vector<SessionRecord> ManySessions(int first, int count, int64_t now_ms) {
+  std::vector<SessionRecord> records;
+  for (int i = first; i < first + count; ++i) {
+    std::string src = absl::StrCat("198.18.", i / 250, ".", 1 + i % 250);
+    SessionRecord record = Plain(
+        Key(IPPROTO_TCP, src.c_str(), static_cast<uint16_t>(1000 + i % 7), "198.19.0.1", 443),
+        now_ms);
+    if (i % 5 == 0) {
+      record.value.reply_dst = Ip("198.19.128.1");
+      record.value.reply_dst_port = static_cast<uint16_t>(10000 + i);
+      record.value.flags |= IPS_SRC_NAT | IPS_SRC_NAT_DONE | IPS_DST_NAT_DONE;
+    }
+    records.push_back(record);
+  }
+  return records;
+}
+
+absl::flat_hash_map<SessionKey, SessionRecord> ByKey(const std::vector<SessionRecord>& records) {
+  absl::flat_hash_map<SessionKey, SessionRecord> by_key;
+  for (const SessionRecord& record : records) by_key[record.key] = record;
+  return by_key;
 }
 
 struct CtDeleter {
@@ -493,7 +519,10 @@ TEST_F(ConntrackTest, ReadEventsHonoursMaxEventsAndTimeout) {
   for (uint16_t port = 1; port <= 5; ++port) {
     records.push_back(Plain(Key(IPPROTO_UDP, "198.18.5.1", port, "198.18.6.1", 53), NowMs()));
   }
-  ASSERT_TRUE(conntrack_->Commit(records).ok());
+  // Written by another instance: an instance does not see its own writes.
+  std::unique_ptr<Conntrack> writer = Open({});
+  ASSERT_NE(writer, nullptr);
+  ASSERT_TRUE(writer->Commit(records).ok());
   size_t total = 0;
   for (int attempt = 0; attempt < 10 && total < 5; ++attempt) {
     changes.clear();
@@ -661,6 +690,162 @@ TEST_F(ConntrackTest, DeleteRemovesEntriesAndSkipsMissingOnes) {
   EXPECT_EQ(conntrack_->Delete({SessionKey()}).code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(ConntrackTest, CommitWritesManySessionsInBatches) {
+  std::vector<SessionRecord> records = ManySessions(0, 20000, NowMs());
+  absl::StatusOr<Conntrack::CommitStats> stats = conntrack_->Commit(records);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->created, records.size()) << stats->first_error;
+  EXPECT_EQ(stats->updated, 0u);
+  EXPECT_EQ(stats->failed, 0u) << stats->first_error;
+  absl::flat_hash_map<SessionKey, SessionRecord> dumped = ByKey(Dump(*conntrack_));
+  ASSERT_EQ(dumped.size(), records.size());
+  for (const SessionRecord& record : records) {
+    auto got = dumped.find(record.key);
+    ASSERT_NE(got, dumped.end()) << DescribeKey(record.key);
+    EXPECT_EQ(got->second.value.reply_dst, record.value.reply_dst) << DescribeKey(record.key);
+    EXPECT_EQ(got->second.value.reply_dst_port, record.value.reply_dst_port);
+    EXPECT_EQ(got->second.value.tcp_state, v1::TCP_ESTABLISHED);
+  }
+
+  // The same sessions again: every one an update.
+  for (SessionRecord& record : records) record.value.mark = 5;
+  stats = conntrack_->Commit(records);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->updated, records.size()) << stats->first_error;
+  EXPECT_EQ(stats->created, 0u);
+  EXPECT_EQ(stats->failed, 0u) << stats->first_error;
+  dumped = ByKey(Dump(*conntrack_));
+  ASSERT_EQ(dumped.size(), records.size());
+  for (const SessionRecord& record : records) {
+    auto got = dumped.find(record.key);
+    ASSERT_NE(got, dumped.end()) << DescribeKey(record.key);
+    EXPECT_EQ(got->second.value.mark, 5u) << DescribeKey(record.key);
+  }
+}
+
+TEST_F(ConntrackTest, CommitMixesCreatesUpdatesAndStatusRetries) {
+  std::vector<SessionRecord> records = ManySessions(0, 6000, NowMs());
+  std::vector<SessionRecord> even;
+  for (size_t i = 0; i < records.size(); i += 2) even.push_back(records[i]);
+  absl::StatusOr<Conntrack::CommitStats> stats = conntrack_->Commit(even);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  ASSERT_EQ(stats->created, even.size()) << stats->first_error;
+
+  for (size_t i = 0; i < records.size(); ++i) {
+    records[i].value.mark = 9;
+    // The kernel will not clear ASSURED: these updates are retried without
+    // the status bits.
+    if (i % 4 == 0) records[i].value.flags = 0;
+  }
+  stats = conntrack_->Commit(records);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->created, records.size() - even.size()) << stats->first_error;
+  EXPECT_EQ(stats->updated, even.size()) << stats->first_error;
+  EXPECT_EQ(stats->failed, 0u) << stats->first_error;
+  absl::flat_hash_map<SessionKey, SessionRecord> dumped = ByKey(Dump(*conntrack_));
+  ASSERT_EQ(dumped.size(), records.size());
+  for (size_t i = 0; i < records.size(); ++i) {
+    auto got = dumped.find(records[i].key);
+    ASSERT_NE(got, dumped.end()) << DescribeKey(records[i].key);
+    EXPECT_EQ(got->second.value.mark, 9u) << DescribeKey(records[i].key);
+    if (i % 4 == 0) {
+      EXPECT_NE(got->second.value.flags & IPS_ASSURED, 0u) << DescribeKey(records[i].key);
+    }
+  }
+}
+
+TEST_F(ConntrackTest, CommitReportsEveryFailureOfALargeBatch) {
+  // Thousands of refusals in one commit, more than one send carries: none
+  // may be lost, and the first in record order is the one reported.
+  std::vector<SessionRecord> records;
+  std::vector<SessionRecord> refused;
+  size_t good = 0;
+  for (int i = 0; i < 5000; ++i) {
+    std::string src = absl::StrCat("198.18.", i / 250, ".", 1 + i % 250);
+    if (i % 100 == 0) {
+      records.push_back(Plain(Key(IPPROTO_UDP, src.c_str(), 5, "198.19.0.1", 53), NowMs()));
+      ++good;
+    } else {
+      // The kernel tracks ICMP queries only; destination unreachable is refused.
+      refused.push_back(Plain(Key(IPPROTO_ICMP, src.c_str(), 1, "198.19.0.1", 3 << 8), 0));
+      records.push_back(refused.back());
+    }
+  }
+  SessionRecord no_family = records[2500];
+  no_family.key.family = 0;
+  records.push_back(no_family);
+
+  absl::StatusOr<Conntrack::CommitStats> stats = conntrack_->Commit(records);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->created, good);
+  EXPECT_EQ(stats->updated, 0u);
+  EXPECT_EQ(stats->failed, records.size() - good);
+  EXPECT_THAT(stats->first_error,
+              HasSubstr(absl::StrCat(DescribeKey(records[1].key), ": creating")));
+  EXPECT_EQ(Dump(*conntrack_).size(), good);
+
+  absl::StatusOr<Conntrack::CommitStats> all_bad = conntrack_->Commit(refused);
+  EXPECT_EQ(all_bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(all_bad.status().message(),
+              HasSubstr(absl::StrCat("committing ", refused.size(),
+                                     " sessions failed; first: ", DescribeKey(refused[0].key))));
+}
+
+TEST_F(ConntrackTest, DeleteRemovesManyInBatches) {
+  const std::vector<SessionRecord> records = ManySessions(0, 20000, NowMs());
+  absl::StatusOr<Conntrack::CommitStats> stats = conntrack_->Commit(records);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  ASSERT_EQ(stats->created, records.size()) << stats->first_error;
+
+  std::vector<SessionKey> keys;
+  for (const SessionRecord& record : records) keys.push_back(record.key);
+  for (const SessionRecord& missing : ManySessions(30000, 100, NowMs())) {
+    keys.push_back(missing.key);
+  }
+  keys.insert(keys.begin() + 5000, SessionKey());  // no family
+  absl::Status deleted = conntrack_->Delete(keys);
+  EXPECT_EQ(deleted.code(), absl::StatusCode::kInvalidArgument) << deleted;
+  EXPECT_THAT(deleted.message(), HasSubstr(absl::StrCat("1 of ", keys.size(), " deletes failed")));
+  EXPECT_THAT(deleted.message(), HasSubstr("family"));
+  EXPECT_TRUE(Dump(*conntrack_).empty());
+  EXPECT_TRUE(conntrack_->Delete({}).ok());
+}
+
+TEST_F(ConntrackTest, OwnWritesAreNotReported) {
+  ASSERT_TRUE(conntrack_->StartEvents().ok());
+  std::unique_ptr<Conntrack> other = Open({});
+  ASSERT_NE(other, nullptr);
+  ASSERT_TRUE(other->StartEvents().ok());
+
+  std::vector<SessionRecord> records = ManySessions(0, 3, NowMs());
+  absl::StatusOr<Conntrack::CommitStats> stats = conntrack_->Commit(records);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  ASSERT_EQ(stats->created, records.size()) << stats->first_error;
+  for (SessionRecord& record : records) record.value.mark = 4;
+  stats = conntrack_->Commit(records);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  ASSERT_EQ(stats->updated, records.size()) << stats->first_error;
+  ASSERT_TRUE(conntrack_->Delete({records[0].key, records[1].key, records[2].key}).ok());
+  Insert(With(kTcpFlow, {"--state", "ESTABLISHED", "--timeout", "600"}));
+
+  // Events come in order: the tool's insert is the first this instance
+  // reports, after its own creates, updates and deletes went unreported.
+  std::optional<SessionChange> first =
+      WaitFor(*conntrack_, [](const SessionChange&) { return true; });
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->record.key, Key(IPPROTO_TCP, "198.18.5.1", 1000, "198.18.6.1", 80));
+  EXPECT_EQ(first->op, SessionChange::Op::kUpsert);
+
+  // Another instance sees them all.
+  size_t upserts = 0;
+  std::optional<SessionChange> deleted = WaitFor(*other, [&](const SessionChange& c) {
+    if (c.op == SessionChange::Op::kUpsert && c.record.key == records[0].key) ++upserts;
+    return c.op == SessionChange::Op::kDelete && c.record.key == records[2].key;
+  });
+  EXPECT_TRUE(deleted.has_value());
+  EXPECT_EQ(upserts, 2u);  // created, then updated
+}
+
 TEST_F(ConntrackTest, ALostEventIsReportedAsOverrun) {
   ConntrackOptions options;
   options.receive_buffer_bytes = 4096;
@@ -673,7 +858,7 @@ TEST_F(ConntrackTest, ALostEventIsReportedAsOverrun) {
     std::string src = absl::StrCat("198.18.", 10 + i / 250, ".", 1 + i % 250);
     records.push_back(Plain(Key(IPPROTO_TCP, src.c_str(), 1000, "198.19.0.1", 443), NowMs()));
   }
-  absl::StatusOr<Conntrack::CommitStats> stats = tiny->Commit(records);
+  absl::StatusOr<Conntrack::CommitStats> stats = conntrack_->Commit(records);  // not its own
   ASSERT_TRUE(stats.ok()) << stats.status();
   ASSERT_EQ(stats->created, records.size()) << stats->first_error;
 

@@ -1,8 +1,10 @@
-// The `cloudha` command line: certs init, check-config, and client errors.
+// The `cloudha` command line: certs init, check-config, sessions publish, and
+// client errors.
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -370,6 +372,95 @@ TEST_F(CliTest, StatusWithoutAgentSaysWhy) {
   CommandResult r = cluster_.Cli({"status", "--socket", cluster_.dir() + "/nobody.sock"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("cannot reach the agent at " + cluster_.dir() + "/nobody.sock"));
+}
+
+TEST_F(CliTest, SessionsPublishSendsJsonLinesToThePrimary) {
+  for (const auto& [node, priority] : {std::pair<std::string, int>{"a", 200}, {"b", 100}}) {
+    TestCluster::Settings settings;
+    settings.priority = priority;
+    settings.election = "hello_holddown_s: 1 failover_hold_s: 0";
+    settings.extra = "sessions { pickup: true source: PUBLISHER pickup_connectionless: true }\n";
+    cluster_.WriteConfig(node, cluster_.Config(node, settings));
+    ASSERT_NE(cluster_.Start(node), nullptr);
+  }
+  ASSERT_TRUE(cluster_.WaitFor("a", [](const v1::StatusResponse& s) {
+    return s.role() == v1::PRIMARY;
+  })) << Logs(cluster_.agent("a"));
+  ASSERT_TRUE(cluster_.WaitFor("b", [](const v1::StatusResponse& s) {
+    return s.role() == v1::SECONDARY && s.sync_state() == v1::IN_SYNC;
+  })) << Logs(cluster_.agent("b"));
+  auto table_size = [&](const std::string& node, uint64_t size) {
+    return cluster_.WaitFor(node, [size](const v1::StatusResponse& s) {
+      return s.sessions().table_size() == size;
+    });
+  };
+  auto write = [&](const std::string& name, const std::string& text) {
+    ASSERT_TRUE(WriteFileAtomically(cluster_.dir() + "/" + name, text, 0644,
+                                    Overwrite::kReplace)
+                    .ok());
+  };
+  // 198.18.0.1:40000 -> 198.19.0.10:443 over TCP, and a UDP one in the
+  // field names `cloudha sessions --json` prints; addresses are base64.
+  write("sessions.jsonl",
+        "{\"family\": \"IPV4\", \"l4Protocol\": 6, \"original\": {\"srcAddr\": \"xhIAAQ==\", "
+        "\"dstAddr\": \"xhMACg==\", \"srcPort\": 40000, \"dstPort\": 443}, \"reply\": "
+        "{\"srcAddr\": \"xhMACg==\", \"dstAddr\": \"xhIAAQ==\", \"srcPort\": 443, \"dstPort\": "
+        "40000}, \"tcpState\": \"TCP_ESTABLISHED\", \"timeoutS\": 600}\n"
+        "\n"
+        "{\"family\":\"IPV4\",\"l4_protocol\":17,\"original\":{\"src_addr\":\"xhIAAg==\","
+        "\"dst_addr\":\"xhMACg==\",\"src_port\":5353,\"dst_port\":53},\"reply\":{\"src_addr\":"
+        "\"xhMACg==\",\"dst_addr\":\"xhIAAg==\",\"src_port\":53,\"dst_port\":5353},"
+        "\"timeout_s\":600}\n");
+  CommandResult published = cluster_.Cli(
+      {"sessions", "publish", cluster_.dir() + "/sessions.jsonl", "--socket",
+       cluster_.socket("a")});
+  ASSERT_EQ(published.exit_code, 0) << published.err;
+  EXPECT_EQ(published.out, "published 2, refused 0\n");
+  EXPECT_TRUE(table_size("b", 2)) << Logs(cluster_.agent("b"));
+  CommandResult listed = cluster_.Cli({"sessions", "--filter", "proto=tcp", "--socket",
+                                       cluster_.socket("b")});
+  EXPECT_THAT(listed.out, HasSubstr("tcp ESTABLISHED"));
+  EXPECT_THAT(listed.out, HasSubstr("src=198.18.0.1 dst=198.19.0.10 sport=40000 dport=443"));
+
+  // A delete, from standard input.
+  write("delete.jsonl",
+        "{\"delete\": {\"family\": \"IPV4\", \"l4_protocol\": 17, \"original\": {\"src_addr\": "
+        "\"xhIAAg==\", \"dst_addr\": \"xhMACg==\", \"src_port\": 5353, \"dst_port\": 53}}}\n");
+  CommandResult deleted =
+      RunCommand({"/bin/sh", "-c",
+                  absl::StrCat(CloudhaBinary(), " sessions --socket ", cluster_.socket("a"),
+                               " publish < ", cluster_.dir(), "/delete.jsonl")},
+                 cluster_.dir());
+  ASSERT_EQ(deleted.exit_code, 0) << deleted.err;
+  EXPECT_EQ(deleted.out, "published 1, refused 0\n");
+  EXPECT_TRUE(table_size("b", 1)) << Logs(cluster_.agent("b"));
+
+  // A bad line anywhere: its number, and nothing sent. (The first line has
+  // no reply tuple: the original reversed, as `conntrack -I` does.)
+  write("bad.jsonl",
+        "{\"family\": \"IPV4\", \"l4_protocol\": 6, \"original\": {\"src_addr\": \"xhIAAg==\", "
+        "\"dst_addr\": \"xhMACg==\", \"src_port\": 1, \"dst_port\": 2}, \"timeout_s\": 60}\n"
+        "{\"family\": \"IPV4\", \"l4_protocol\": 6, \"original\": {\"src_addr\": \"xhIA\"}}\n");
+  CommandResult bad = cluster_.Cli(
+      {"sessions", "publish", cluster_.dir() + "/bad.jsonl", "--socket", cluster_.socket("a")});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err, HasSubstr(cluster_.dir() + "/bad.jsonl:2: "));
+  EXPECT_THAT(bad.err, HasSubstr("nothing was sent"));
+  write("bad.jsonl", "{\"delete\": {}}\nsrc=198.18.0.1\n");
+  bad = cluster_.Cli(
+      {"sessions", "publish", cluster_.dir() + "/bad.jsonl", "--socket", cluster_.socket("a")});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("bad.jsonl:1: delete: "));
+  absl::StatusOr<v1::StatusResponse> a = cluster_.Status("a");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->sessions().table_size(), 1u);
+
+  // The secondary sends the publisher to the primary.
+  CommandResult secondary = cluster_.Cli(
+      {"sessions", "publish", cluster_.dir() + "/sessions.jsonl", "--socket",
+       cluster_.socket("b")});
+  EXPECT_EQ(secondary.exit_code, 1);
+  EXPECT_THAT(secondary.err, HasSubstr("publish to the primary (a)"));
 }
 
 TEST_F(CliTest, ArgumentErrors) {

@@ -250,6 +250,15 @@ int Dispatch(int argc, char** argv) {
   sessions->add_option("--filter", sessions_options.filters,
                        "ADDRESS, port=N, proto=NAME or zone=N (repeatable; all must match)");
   sessions->add_flag("--json", sessions_options.json, "one JSON object per line");
+  cloudha::SessionsPublishOptions publish_options;
+  CLI::App* sessions_publish = sessions->add_subcommand(
+      "publish",
+      "sessions into the primary's table, as a data plane publishes them: one "
+      "cloudha.v1.Session per line in JSON, or {\"delete\": KEY}");
+  AddAdminTarget(sessions_publish, &publish_options.target);
+  sessions_publish->add_option(
+      "FILE", publish_options.file,
+      "the sessions, one JSON object per line (none or -: standard input)");
 
   cloudha::ConfigOptions config_options;
   std::vector<std::string> import_args;
@@ -304,6 +313,13 @@ int Dispatch(int argc, char** argv) {
     return cloudha::RunFailover(failover_target, failover_to, failover_timeout_s);
   }
   if (events->parsed()) return cloudha::RunEvents(events_target, events_follow, events_json);
+  if (sessions_publish->parsed()) {
+    // `cloudha sessions --socket S publish` names the agent before the word.
+    if (publish_options.target.socket.empty() && publish_options.target.config.empty()) {
+      publish_options.target = sessions_options.target;
+    }
+    return cloudha::RunSessionsPublish(publish_options);
+  }
   if (sessions->parsed()) return cloudha::RunSessions(sessions_options);
   if (config.get->parsed()) return cloudha::RunConfigGet(config_options);
   if (config.set->parsed()) return cloudha::RunConfigSet(config_options);

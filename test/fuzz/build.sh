@@ -110,7 +110,8 @@ declare -A links=(
   [config_json_fuzzer]="agent/cli/config_json.cc sync/config_path.cc PROTOS"
   [epoch_store_fuzzer]="agent/epoch_store.cc base/secure_file.cc"
   [agent_config_fuzzer]="agent/agent_config.cc crypto/node_identity.cc crypto/openssl_util.cc
-    crypto/tls_material.cc base/secure_file.cc base/host_port.cc sync/config_path.cc PROTOS"
+    crypto/tls_material.cc base/secure_file.cc base/host_port.cc base/netns.cc sync/config_path.cc
+    PROTOS"
   [hello_fuzzer]="agent/membership.cc agent/local_node.cc agent/node_core.cc agent/role_machine.cc
     agent/election.cc agent/arbiter_rules.cc agent/peer_verifier.cc crypto/node_identity.cc
     crypto/openssl_util.cc base/build_info.cc PROTOS"
@@ -122,8 +123,8 @@ declare -A links=(
 fuzzers=(session_codec_fuzzer config_path_fuzzer config_json_fuzzer epoch_store_fuzzer
   agent_config_fuzzer hello_fuzzer config_follower_fuzzer session_replica_fuzzer)
 seed_links="agent/agent_config.cc crypto/node_identity.cc crypto/openssl_util.cc
-  crypto/tls_material.cc base/secure_file.cc base/host_port.cc agent/local_node.cc base/build_info.cc
-  sync/session_codec.cc
+  crypto/tls_material.cc base/secure_file.cc base/host_port.cc base/netns.cc agent/local_node.cc
+  base/build_info.cc sync/session_codec.cc
   sync/session_record.cc sync/session_table.cc sync/change_log.cc sync/session_replica.cc
   sync/config_follower.cc sync/config_committer.cc sync/config_store.cc sync/config_path.cc
   base/fake_clock.cc PROTOS"
