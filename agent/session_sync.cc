@@ -346,14 +346,23 @@ void SessionSync::OnPromoted() {
                        " sessions ready for the data plane (ReceiveSessions)"));
     return;
   }
-  // Conntrack: events first (nothing between the dump and them is lost),
-  // then the replica into the kernel, then the kernel's table is the truth.
+  // Conntrack: the replica into the kernel, then events, then a dump (so
+  // nothing between the dump and the events is lost), and the kernel's
+  // table is the truth. The commit comes before the events: while a socket
+  // listens, the kernel builds an event for every entry written, which
+  // slows the commit several times over.
+  CommitOnPromotion();
   if (absl::Status s = InNetworkNamespace(netns_.get(), [&] { return conntrack_->StartEvents(); });
       !s.ok()) {
     SetError(std::string(s.message()));
     LogEvent(LogLevel::kError, "conntrack_events_failed", {{"reason", s.message()}});
   }
-  CommitOnPromotion();
+  std::vector<SessionRecord> dump;
+  if (absl::Status s = conntrack_->Dump(&dump); s.ok()) {
+    table_.Reconcile(dump);
+  } else {
+    SetError(std::string(s.message()));
+  }
 }
 
 void SessionSync::CommitOnPromotion() {
@@ -396,18 +405,6 @@ void SessionSync::CommitOnPromotion() {
   promotion_committed_ = written;
   kernel_written_ += written;
   promotion_commit_ms_ = absl::ToDoubleMilliseconds(clock_->Now() - start);
-  if (continuous_ && dumped.ok() && written == write.size()) {
-    // The dump and what was just written are the kernel's table.
-    dump.insert(dump.end(), write.begin(), write.end());
-  } else {
-    dump.clear();
-    dumped = conntrack_->Dump(&dump);
-  }
-  if (dumped.ok()) {
-    table_.Reconcile(dump);
-  } else {
-    SetError(std::string(dumped.message()));
-  }
 }
 
 void SessionSync::MirrorToKernel(const std::vector<SessionChange>& changes) {
