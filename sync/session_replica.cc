@@ -92,6 +92,8 @@ absl::StatusOr<v1::SessionSyncMessage> SessionReplica::OnBatch(
     return reply;
   }
   if (batch.snapshot_begin()) {
+    // A bound from the peer: Reserve caps it at max_sessions.
+    if (batch.snapshot_sessions() > table_->size()) table_->Reserve(batch.snapshot_sessions());
     awaiting_snapshot_ = false;
     in_snapshot_ = true;
     complete_ = false;

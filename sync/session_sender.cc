@@ -110,6 +110,7 @@ std::string SessionSender::RunStream() {
           v1::SessionSyncMessage m;
           v1::SessionBatch* b = m.mutable_batch();
           b->set_snapshot_begin(i == 0);
+          if (i == 0) b->set_snapshot_sessions(snapshot.sessions);
           b->set_snapshot_end(i + 1 == chunks);
           if (i < snapshot.chunks.size()) {
             b->set_changes(std::move(snapshot.chunks[i]));

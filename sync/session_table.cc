@@ -286,6 +286,11 @@ uint64_t SessionTable::RemoveOlderThan(uint32_t generation, std::vector<SessionK
   return removed;
 }
 
+void SessionTable::Reserve(size_t sessions) {
+  absl::MutexLock lock(&mu_);
+  entries_.reserve(std::min(sessions, options_.max_sessions));
+}
+
 void SessionTable::Clear() {
   absl::MutexLock lock(&mu_);
   entries_.clear();

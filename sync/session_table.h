@@ -109,6 +109,10 @@ class SessionTable {
   // `removed` when given. Returns how many.
   uint64_t RemoveOlderThan(uint32_t generation, std::vector<SessionKey>* removed = nullptr);
 
+  // Makes room for `sessions` entries in all (capped at max_sessions), so
+  // that filling the table up to that size does not rehash.
+  void Reserve(size_t sessions);
+
   void Clear();
   size_t size() const;
   uint64_t refused() const;
