@@ -7,6 +7,12 @@ cd "$(dirname "$0")"
 # shellcheck source=deploy/debian-packages.sh
 source deploy/debian-packages.sh
 cloudha_install_packages
+# Commands from packages that are unpacked into the user's cache, never
+# installed (deploy/debian-packages.txt, "unpack:"): promtool, from Debian's
+# prometheus package, for //test:monitoring_rules_test, which is told where
+# it is and skips its promtool steps without it (the function says why).
+cloudha_unpack_tools || true
+test_env=(--test_env=CLOUDHA_PROMTOOL="${CLOUDHA_TOOL_PATHS[promtool]:-}")
 
 # The npm packages of the Terraform checks (test/terraform/package-lock.json),
 # in the user's cache; without the npm registry those checks are skipped.
@@ -29,7 +35,7 @@ sleep 1  # test.xml files written from now on are newer than the stamp
 bazel_rc=0
 # Every test runs every time (no cached results): this is the suite's verdict.
 set +e
-bazel test //... --cache_test_results=no "$@" 2>&1 | tee "$summary"
+bazel test //... --cache_test_results=no "${test_env[@]}" "$@" 2>&1 | tee "$summary"
 bazel_rc=${PIPESTATUS[0]}
 set -e
 # Targets Bazel itself failed (a timeout, a crash): their test.xml may list

@@ -73,13 +73,17 @@ grpc::Status AdminServiceImpl::GetConfig(grpc::ServerContext*, const v1::GetConf
 
 grpc::Status AdminServiceImpl::PutConfig(grpc::ServerContext*, const v1::PutConfigRequest* request,
                                          v1::PutConfigResponse* response) {
-  return ToGrpcStatus(config_->Put(*request, response));
+  absl::Status s = config_->Put(*request, response);
+  if (!s.ok()) metrics_->ConfigWriteRefused(s.code());
+  return ToGrpcStatus(s);
 }
 
 grpc::Status AdminServiceImpl::DeleteConfig(grpc::ServerContext*,
                                             const v1::DeleteConfigRequest* request,
                                             v1::DeleteConfigResponse* response) {
-  return ToGrpcStatus(config_->Delete(*request, response));
+  absl::Status s = config_->Delete(*request, response);
+  if (!s.ok()) metrics_->ConfigWriteRefused(s.code());
+  return ToGrpcStatus(s);
 }
 
 grpc::Status AdminServiceImpl::ListConfig(grpc::ServerContext*,

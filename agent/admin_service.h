@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "agent/config_sync.h"
+#include "agent/metrics.h"
 #include "agent/session_sync.h"
 #include "cloudha/v1/admin.grpc.pb.h"
 
@@ -39,8 +40,10 @@ class AdminBackend {
 // Thread-safe when the backend is.
 class AdminServiceImpl final : public v1::AdminService::Service {
  public:
-  AdminServiceImpl(AdminBackend* backend, SessionSync* sessions, ConfigSync* config)
-      : backend_(backend), sessions_(sessions), config_(config) {}
+  // `metrics` counts refused config writes.
+  AdminServiceImpl(AdminBackend* backend, SessionSync* sessions, ConfigSync* config,
+                   Metrics* metrics)
+      : backend_(backend), sessions_(sessions), config_(config), metrics_(metrics) {}
 
   grpc::Status GetStatus(grpc::ServerContext* context, const v1::GetStatusRequest* request,
                          v1::StatusResponse* response) override;
@@ -80,6 +83,7 @@ class AdminServiceImpl final : public v1::AdminService::Service {
   AdminBackend* backend_;
   SessionSync* sessions_;
   ConfigSync* config_;
+  Metrics* metrics_;
 };
 
 }  // namespace cloudha

@@ -101,12 +101,14 @@ Agent::Agent(v1::AgentConfig config, TlsMaterial tls,
       local_(config_, boot_id, clock->Now()),
       verifier_(config_),
       membership_(config_),
+      metrics_(config_),
       sessions_(config_, credentials_->channel_credentials(), boot_id, clock,
                 [this](const std::string& message) { Note("sessions", message); }),
       config_sync_(config_, credentials_->channel_credentials(), clock,
                    [this](const std::string& message) { Note("config", message); }),
-      peer_service_(&local_, &verifier_, &membership_, &sessions_, &config_sync_, clock),
-      admin_service_(this, &sessions_, &config_sync_),
+      peer_service_(&local_, &verifier_, &membership_, &sessions_, &config_sync_, &metrics_,
+                    clock),
+      admin_service_(this, &sessions_, &config_sync_, &metrics_),
       epoch_store_(config_.state_dir()),
       core_(config_, stored_epoch, clock->Now(), &membership_, &local_, this) {
   interval_ms_ = config_.heartbeat().interval_ms();
@@ -131,6 +133,11 @@ Agent::Agent(v1::AgentConfig config, TlsMaterial tls,
               {"output", a.outcome.output.substr(0, 2000)}});
     Note("hook", absl::StrCat(event, " ", a.command, ": ", a.outcome.summary),
          {{"hook", event}, {"attempt", absl::StrCat(a.attempt)}});
+    metrics_.HookRan(event,
+                     a.outcome.ok()          ? "ok"
+                     : a.outcome.timed_out ? "timeout"
+                                           : "failed",
+                     a.took);
   };
   // Role hooks and peer hooks run on runners of their own, so a slow
   // PEER_LOST hook never delays the TO_PRIMARY hooks of the failover.
@@ -339,6 +346,25 @@ absl::Status Agent::OpenListeners() {
     }
     http_probe_ = std::move(*http);
   }
+  if (!config_.metrics().listen().empty()) {
+    absl::StatusOr<std::unique_ptr<HttpServer>> metrics = HttpServer::Start(
+        config_.metrics().listen(), 2, [this](const std::string& method, const std::string& path) {
+          if (path != "/metrics") {
+            return HttpReply{404, "text/plain; charset=utf-8",
+                             "not found: the only path is /metrics\n"};
+          }
+          if (method != "GET" && method != "HEAD") {
+            return HttpReply{405, "text/plain; charset=utf-8", "only GET and HEAD\n"};
+          }
+          return HttpReply{200, kMetricsContentType, metrics_.Scrape(Status(), clock_->WallNow())};
+        });
+    if (!metrics.ok()) {
+      Shutdown();
+      return absl::Status(metrics.status().code(),
+                          absl::StrCat("metrics.listen: ", metrics.status().message()));
+    }
+    metrics_server_ = std::move(*metrics);
+  }
   if (!config_.health().tcp_primary_listen().empty()) {
     absl::StatusOr<std::unique_ptr<TcpPrimaryListener>> tcp = TcpPrimaryListener::Create(
         config_.health().tcp_primary_listen(), [this](const absl::Status& s) {
@@ -397,6 +423,7 @@ void Agent::CreateHelloPaths() {
       options.interval = interval;
       options.lost_after = interval * config_.heartbeat().lost_threshold();
       options.max_backoff = HelloMaxBackoff(config_);
+      options.metrics = &metrics_;
       paths_.push_back(std::make_unique<HelloPath>(
           options, CreateHelloChannel(config_, peer, i, credentials), &local_, &verifier_,
           &membership_, clock_));
@@ -488,6 +515,7 @@ void Agent::SetServing(bool primary, bool secondary) {
 }
 
 void Agent::OnRoleChanged(const RoleChange& change, const RoleMachine& role) {
+  metrics_.RoleChanged(change.to, change.cause);
   LogEvent(change.to == v1::FAULT ? LogLevel::kError : LogLevel::kInfo, "role_changed",
            {{"from", v1::Role_Name(change.from)},
             {"to", v1::Role_Name(change.to)},
@@ -832,6 +860,7 @@ void Agent::Shutdown() {
   if (admin_server_ != nullptr) unlink(config_.admin().socket().c_str());
   // Their threads ask the role logic and health: stopped before either goes.
   http_probe_.reset();
+  metrics_server_.reset();
   tcp_primary_.reset();
   LogEvent(LogLevel::kInfo, "agent_stopped", {{"node", local_.node_id()}});
 }

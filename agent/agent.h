@@ -30,6 +30,7 @@
 #include "agent/hello_path.h"
 #include "agent/local_node.h"
 #include "agent/membership.h"
+#include "agent/metrics.h"
 #include "agent/monitor_set.h"
 #include "agent/node_core.h"
 #include "agent/peer_service.h"
@@ -167,6 +168,8 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   PeerVerifier verifier_;
   Membership membership_;
   HealthPublisher health_;
+  // Before everything that records into it.
+  Metrics metrics_;
   // Before the services that use it.
   SessionSync sessions_;
   ConfigSync config_sync_;
@@ -195,6 +198,8 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   std::unique_ptr<grpc::Server> health_server_;
   // health.http_listen and health.tcp_primary_listen; null when not set.
   std::unique_ptr<HttpProbe> http_probe_;
+  // metrics.listen; null when not set.
+  std::unique_ptr<HttpServer> metrics_server_;
   std::unique_ptr<TcpPrimaryListener> tcp_primary_;
   // Role thread only: each re-checked TO_PRIMARY hook (by its argv), for
   // the promotion at recheck_epoch_: its period, when it runs next, and

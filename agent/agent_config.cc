@@ -203,7 +203,7 @@ class Checker {
           absl::StrCat("admin.socket is ", c.admin().socket().size(),
                        " characters; a Unix socket path holds at most 107"));
     }
-    CheckHealth(c);
+    CheckPlaintextListeners(c);
     CheckElection(c);
     CheckSessions(c);
     CheckMonitors(c);
@@ -214,24 +214,26 @@ class Checker {
   }
 
  private:
-  // The plaintext listeners: each a HOST:PORT of its own, none the peer
-  // port (which never accepts plaintext).
-  void CheckHealth(const AgentConfig& c) {
+  // The plaintext listeners (health's and metrics'): each a HOST:PORT of
+  // its own, none the peer port (which never accepts plaintext).
+  void CheckPlaintextListeners(const AgentConfig& c) {
     struct Listener {
+      const char* section;
       const char* field;
       const std::string& address;
     };
-    const Listener listeners[] = {{"listen", c.health().listen()},
-                                  {"http_listen", c.health().http_listen()},
-                                  {"tcp_primary_listen", c.health().tcp_primary_listen()}};
+    const Listener listeners[] = {{"health", "listen", c.health().listen()},
+                                  {"health", "http_listen", c.health().http_listen()},
+                                  {"health", "tcp_primary_listen", c.health().tcp_primary_listen()},
+                                  {"metrics", "listen", c.metrics().listen()}};
     std::map<std::string, std::string> seen = {{c.listen(), "listen"}};
     for (const Listener& l : listeners) {
       if (l.address.empty()) continue;
-      std::string what = absl::StrCat("health.", l.field);
-      CheckAddress({{"health"}, {l.field}}, what, l.address);
+      std::string what = absl::StrCat(l.section, ".", l.field);
+      CheckAddress({{l.section}, {l.field}}, what, l.address);
       auto [it, added] = seen.emplace(l.address, what);
       if (!added) {
-        Add({{"health"}, {l.field}},
+        Add({{l.section}, {l.field}},
             absl::StrCat(what, " must differ from ", it->second,
                          it->second == "listen" ? ": the peer port never accepts plaintext"
                                                 : ": each listener needs a port of its own"));

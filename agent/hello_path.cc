@@ -79,6 +79,10 @@ void HelloPath::Run() {
                    ended.code() == absl::StatusCode::kUnauthenticated;
     if (refused) {
       membership_->OnRefused(options_.peer, reason);
+      if (options_.metrics != nullptr) {
+        std::string why = PeerVerifier::RefusalReason(ended);
+        options_.metrics->ConnectionRefused(options_.peer, why.empty() ? "refused_by_peer" : why);
+      }
     } else {
       membership_->OnPathError(options_.peer, options_.index, reason);
     }
@@ -123,11 +127,14 @@ absl::Status HelloPath::RunStream(bool* had_reply) {
       absl::Status s;
       if (!verified.has_value()) {
         absl::StatusOr<NodeIdentity> id = PeerIdentityFromAuthContext(*context.auth_context());
-        s = id.ok() ? verifier_->CheckCertificate(*id) : id.status();
+        s = id.ok() ? verifier_->CheckCertificate(*id)
+                    : PeerVerifier::WithReason(id.status(), "bad_certificate");
         if (s.ok() && id->node != options_.peer) {
-          s = absl::PermissionDeniedError(absl::StrCat("dialed peer \"", options_.peer,
+          s = PeerVerifier::WithReason(
+              absl::PermissionDeniedError(absl::StrCat("dialed peer \"", options_.peer,
                                                        "\" but its certificate is for node \"",
-                                                       id->node, "\""));
+                                                       id->node, "\"")),
+              "wrong_node");
         }
         if (s.ok()) verified = *id;
       }
@@ -142,6 +149,9 @@ absl::Status HelloPath::RunStream(bool* had_reply) {
                                ? now - absl::FromUnixMicros(reply.echo_send_time_us())
                                : absl::ZeroDuration();
       membership_->OnReply(options_.peer, options_.index, reply, rtt, now);
+      if (options_.metrics != nullptr && rtt > absl::ZeroDuration()) {
+        options_.metrics->HelloRoundTrip(options_.peer, options_.index, rtt);
+      }
       absl::MutexLock lock(&mu);
       last_reply = now;
       *had_reply = true;

@@ -21,6 +21,7 @@
 #include "base/clock.h"
 #include "agent/local_node.h"
 #include "agent/membership.h"
+#include "agent/metrics.h"
 #include "agent/peer_verifier.h"
 #include "cloudha/v1/peer.grpc.pb.h"
 #include "grpcpp/channel.h"
@@ -36,6 +37,9 @@ struct HelloPathOptions {
   absl::Duration lost_after;
   absl::Duration min_backoff = absl::Milliseconds(50);
   absl::Duration max_backoff = absl::Seconds(1);
+  // Hears each reply's round trip and each refusal; may be null. Outlives
+  // the path.
+  Metrics* metrics = nullptr;
 };
 
 // Start() once from the owning thread; RequestStop() from any thread; Stop()

@@ -156,8 +156,11 @@ bool HookRunner::RunHook(const v1::HookConfig& hook, const Job& job, std::string
       *detail = absl::StrCat(argv[0], ": not run, superseded");
       return false;
     }
+    const absl::Time started = clock_->Now();
     CommandOutcome outcome = runner_(argv, env, absl::Milliseconds(hook.timeout_ms()), &stop_);
-    if (on_attempt_) on_attempt_({job.event, absl::StrJoin(argv, " "), attempt, outcome});
+    if (on_attempt_) {
+      on_attempt_({job.event, absl::StrJoin(argv, " "), attempt, outcome, clock_->Now() - started});
+    }
     if (outcome.ok()) return true;
     *detail = absl::StrCat(argv[0], ": ", outcome.summary);
     if (attempt == attempts) break;

@@ -59,6 +59,8 @@ class HookRunner {
     std::string command;
     int attempt;
     CommandOutcome outcome;
+    // How long the command ran.
+    absl::Duration took;
   };
 
   HookRunner(std::vector<v1::HookConfig> hooks, Clock* clock, Runner runner,

@@ -1,6 +1,5 @@
 #include "agent/http_probe.h"
 
-#include <civetweb.h>
 #include <netdb.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -16,114 +15,37 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "base/host_port.h"
+#include "agent/http_server.h"
 
 namespace cloudha {
-namespace {
-
-// civetweb's listening_ports takes "HOST:PORT" for IPv4 and "[V6]:PORT"
-// for IPv6, as cloudha's other listeners are written; civetweb checks the
-// rest (it refuses what it cannot bind).
-absl::StatusOr<HostPort> CheckListen(const std::string& listen) {
-  absl::StatusOr<HostPort> split = SplitHostPort("listener", listen);
-  if (!split.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "\"", listen, "\" is not HOST:PORT (e.g. 0.0.0.0:7902 or [::]:7902): ", split.status().message()));
-  }
-  return split;
-}
-
-struct Started {
-  mg_context* context = nullptr;
-  int port = 0;
-};
-
-// Starts civetweb on `listen` with only the options a probe needs: no
-// document root (nothing but the handlers is served), no keep-alive (each
-// probe is one connection), 16 workers, a client that sends no request
-// within 1 s cut off (idle connections must not hold every worker while
-// load balancers probe).
-absl::StatusOr<Started> StartCivetweb(const std::string& listen, void* user_data) {
-  if (absl::StatusOr<HostPort> split = CheckListen(listen); !split.ok()) return split.status();
-  mg_init_library(0);
-  const char* options[] = {"listening_ports",   listen.c_str(), "num_threads", "16",
-                           "request_timeout_ms", "1000",         "enable_keep_alive",
-                           "no",                 nullptr};
-  mg_callbacks callbacks;
-  std::memset(&callbacks, 0, sizeof(callbacks));
-  // civetweb logs to stderr by default; its errors come back through
-  // mg_start2's error text instead.
-  callbacks.log_message = [](const mg_connection*, const char*) { return 1; };
-  mg_init_data init;
-  init.callbacks = &callbacks;
-  init.user_data = user_data;
-  init.configuration_options = options;
-  char text[256] = {0};
-  mg_error_data error;
-  unsigned code = 0;
-  error.code = &code;
-  error.text = text;
-  error.text_buffer_size = sizeof(text);
-  mg_context* context = mg_start2(&init, &error);
-  if (context == nullptr) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", listen, ": ",
-                                               text[0] != 0 ? text : "civetweb refused to start"));
-  }
-  mg_server_port ports[4];
-  std::memset(ports, 0, sizeof(ports));
-  int n = mg_get_server_ports(context, 4, ports);
-  return Started{context, n > 0 ? ports[0].port : 0};
-}
-
-int Reply(mg_connection* conn, int code, const std::string& body, bool head) {
-  const char* reason = code == 200   ? "OK"
-                       : code == 503 ? "Service Unavailable"
-                       : code == 404 ? "Not Found"
-                                     : "Method Not Allowed";
-  mg_printf(conn,
-            "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            "Content-Length: %zu\r\nCache-Control: no-store\r\n%sConnection: close\r\n\r\n",
-            code, reason, body.size(), code == 405 ? "Allow: GET, HEAD\r\n" : "");
-  if (!head) mg_write(conn, body.data(), body.size());
-  return code;
-}
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<HttpProbe>> HttpProbe::Start(const std::string& listen,
                                                             std::function<ProbeView()> view) {
-  std::unique_ptr<HttpProbe> probe(new HttpProbe(std::move(view)));
-  absl::StatusOr<Started> started = StartCivetweb(listen, probe.get());
-  if (!started.ok()) return started.status();
-  probe->context_ = started->context;
-  probe->port_ = started->port;
-  mg_set_request_handler(probe->context_, "/", &HttpProbe::Handle, probe.get());
-  return probe;
-}
-
-HttpProbe::~HttpProbe() {
-  if (context_ != nullptr) mg_stop(context_);
-}
-
-int HttpProbe::Handle(mg_connection* conn, void* self) {
-  const mg_request_info* request = mg_get_request_info(conn);
-  const std::string method = request->request_method != nullptr ? request->request_method : "";
-  const std::string path = request->local_uri != nullptr ? request->local_uri : "";
-  const bool head = method == "HEAD";
-  if (path != "/healthz" && path != "/primary" && path != "/secondary") {
-    return Reply(conn, 404, "not found: the paths are /healthz, /primary and /secondary\n", head);
-  }
-  if (method != "GET" && !head) return Reply(conn, 405, "only GET and HEAD\n", false);
-  ProbeView view = static_cast<HttpProbe*>(self)->view_();
-  bool serving = path == "/healthz" ? view.alive : path == "/primary" ? view.primary : view.secondary;
-  return Reply(conn, serving ? 200 : 503, view.line + "\n", head);
+  // 16 workers: load balancers probe every node from several places.
+  absl::StatusOr<std::unique_ptr<HttpServer>> server = HttpServer::Start(
+      listen, 16, [view = std::move(view)](const std::string& method, const std::string& path) {
+        if (path != "/healthz" && path != "/primary" && path != "/secondary") {
+          return HttpReply{404, "text/plain; charset=utf-8",
+                           "not found: the paths are /healthz, /primary and /secondary\n"};
+        }
+        if (method != "GET" && method != "HEAD") {
+          return HttpReply{405, "text/plain; charset=utf-8", "only GET and HEAD\n"};
+        }
+        ProbeView state = view();
+        bool serving = path == "/healthz"   ? state.alive
+                       : path == "/primary" ? state.primary
+                                            : state.secondary;
+        return HttpReply{serving ? 200 : 503, "text/plain; charset=utf-8", state.line + "\n"};
+      });
+  if (!server.ok()) return server.status();
+  return std::unique_ptr<HttpProbe>(new HttpProbe(std::move(*server)));
 }
 
 namespace {
 
 // A listening TCP socket on `listen`, or why not.
 absl::StatusOr<int> Listen(const std::string& listen) {
-  absl::StatusOr<HostPort> split = CheckListen(listen);
+  absl::StatusOr<HostPort> split = CheckHttpListen(listen);
   if (!split.ok()) return split.status();
   const std::string& host = split->host;
   const std::string port = absl::StrCat(split->port);

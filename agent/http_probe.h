@@ -14,9 +14,7 @@
 // the rules are the same: primary only once its TO_PRIMARY hooks
 // succeeded; everything NOT_SERVING first on SIGTERM.
 //
-// Served by civetweb (Debian's libcivetweb), an embeddable HTTP server in C
-// that needs no event loop of ours: it owns its listening socket and a small
-// pool of threads, limits request sizes and times out slow clients.
+// The HTTP probe is served by agent/http_server.h (civetweb).
 #ifndef CLOUDHA_AGENT_HTTP_PROBE_H_
 #define CLOUDHA_AGENT_HTTP_PROBE_H_
 
@@ -29,9 +27,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-
-struct mg_connection;
-struct mg_context;
+#include "agent/http_server.h"
 
 namespace cloudha {
 
@@ -45,27 +41,23 @@ struct ProbeView {
   std::string line;
 };
 
-// A civetweb server with the probe handlers.
+// An HTTP server with the probe handlers.
 class HttpProbe {
  public:
   // Listens on `listen` (HOST:PORT, [V6]:PORT; port 0 picks one) and asks
   // `view` (thread-safe, cheap) on every request.
   static absl::StatusOr<std::unique_ptr<HttpProbe>> Start(const std::string& listen,
                                                           std::function<ProbeView()> view);
-  ~HttpProbe();
   HttpProbe(const HttpProbe&) = delete;
   HttpProbe& operator=(const HttpProbe&) = delete;
 
   // The port it listens on.
-  int port() const { return port_; }
+  int port() const { return server_->port(); }
 
  private:
-  HttpProbe(std::function<ProbeView()> view) : view_(std::move(view)) {}
-  static int Handle(mg_connection* conn, void* self);
+  explicit HttpProbe(std::unique_ptr<HttpServer> server) : server_(std::move(server)) {}
 
-  std::function<ProbeView()> view_;
-  mg_context* context_ = nullptr;
-  int port_ = 0;
+  std::unique_ptr<HttpServer> server_;
 };
 
 // Opens and closes a TCP listener as this node starts and stops serving

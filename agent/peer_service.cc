@@ -13,6 +13,10 @@ namespace cloudha {
 
 void PeerServiceImpl::LogRefusal(const std::string& who, const std::string& from,
                                  const absl::Status& reason) {
+  if (metrics_ != nullptr) {
+    std::string why = PeerVerifier::RefusalReason(reason);
+    metrics_->ConnectionRefused(who, why.empty() ? "bad_certificate" : why);
+  }
   absl::Time now = clock_->Now();
   {
     absl::MutexLock lock(&mu_);
@@ -59,6 +63,7 @@ absl::StatusOr<NodeIdentity> PeerServiceImpl::AuthenticateReplication(
                      ", this cluster's is ", verifier_->group_id()));
   }
   if (!refused.ok()) {
+    refused = PeerVerifier::WithReason(std::move(refused), "wrong_group");
     LogRefusal(id->node, context->peer(), refused);
     membership_->OnRefused(id->node, std::string(refused.message()));
     return refused;

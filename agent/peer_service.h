@@ -15,6 +15,7 @@
 #include "agent/config_sync.h"
 #include "agent/local_node.h"
 #include "agent/membership.h"
+#include "agent/metrics.h"
 #include "agent/peer_verifier.h"
 #include "agent/session_sync.h"
 #include "cloudha/v1/peer.grpc.pb.h"
@@ -25,13 +26,15 @@ namespace cloudha {
 // thread-safe and outlive the service.
 class PeerServiceImpl final : public v1::PeerService::Service {
  public:
+  // `metrics` (may be null) counts refusals.
   PeerServiceImpl(const LocalNode* local, const PeerVerifier* verifier, Membership* membership,
-                  SessionSync* sessions, ConfigSync* config, Clock* clock)
+                  SessionSync* sessions, ConfigSync* config, Metrics* metrics, Clock* clock)
       : local_(local),
         verifier_(verifier),
         membership_(membership),
         sessions_(sessions),
         config_(config),
+        metrics_(metrics),
         clock_(clock) {}
 
   grpc::Status Hello(grpc::ServerContext* context,
@@ -67,6 +70,7 @@ class PeerServiceImpl final : public v1::PeerService::Service {
   Membership* membership_;
   SessionSync* sessions_;
   ConfigSync* config_;
+  Metrics* metrics_;
   Clock* clock_;
 };
 

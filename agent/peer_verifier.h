@@ -31,6 +31,16 @@ class PeerVerifier {
 
   uint32_t group_id() const { return group_id_; }
 
+  // Why a stream was refused, in a word from a fixed list (a metric label):
+  // "wrong_cluster", "wrong_group", "wrong_node" (a certificate or hello for
+  // a node that is not a configured peer, this node, or not the one dialed),
+  // "bad_hello" (a hello no sane peer sends), "bad_certificate" (no
+  // cloudha identity in the certificate); "" for a status without one (a
+  // refusal that came from the other side).
+  static std::string RefusalReason(const absl::Status& refusal);
+  // `status` with `reason` (one of the above) attached.
+  static absl::Status WithReason(absl::Status status, const std::string& reason);
+
  private:
   std::string cluster_;
   uint32_t group_id_;

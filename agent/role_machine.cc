@@ -26,8 +26,9 @@ Candidate RoleMachine::AsCandidate(const PeerView& p) {
   return Candidate{p.id, p.health_penalty, p.uptime, p.priority};
 }
 
-RoleChange RoleMachine::Change(v1::Role to, std::string reason, absl::Time now) {
-  RoleChange change{role_, to, 0, reason};
+RoleChange RoleMachine::Change(v1::Role to, const char* cause, std::string reason,
+                               absl::Time now) {
+  RoleChange change{role_, to, 0, reason, cause};
   role_ = to;
   reason_ = std::move(reason);
   role_since_ = now;
@@ -54,8 +55,8 @@ bool WinsTie(uint32_t priority_a, const std::string& id_a, uint32_t priority_b,
 
 }  // namespace
 
-std::optional<RoleChange> RoleMachine::Promote(std::string reason, std::string selected_by,
-                                               const RoleInputs& in) {
+std::optional<RoleChange> RoleMachine::Promote(const char* cause, std::string reason,
+                                               std::string selected_by, const RoleInputs& in) {
   if (!MayBecomePrimary(in.configured_peers, in.arbiter)) {
     promotion_blocked_ = true;
     return std::nullopt;
@@ -71,16 +72,16 @@ std::optional<RoleChange> RoleMachine::Promote(std::string reason, std::string s
   selected_by_ = std::move(selected_by);
   awaited_handover_.clear();
   awaited_winner_.clear();
-  RoleChange change = Change(v1::PRIMARY, std::move(reason), in.now);
+  RoleChange change = Change(v1::PRIMARY, cause, std::move(reason), in.now);
   change.epoch = primary_epoch_;
   TrackPrimary(options_.node_id, in.now);
   return change;
 }
 
-RoleChange RoleMachine::HandOver(const std::string& target, std::string reason,
-                                 const RoleInputs& in) {
+RoleChange RoleMachine::HandOver(const std::string& target, const char* cause,
+                                 std::string reason, const RoleInputs& in) {
   handover_epoch_ = primary_epoch_;
-  RoleChange change = Change(v1::SECONDARY, std::move(reason), in.now);
+  RoleChange change = Change(v1::SECONDARY, cause, std::move(reason), in.now);
   handover_to_ = target;
   handover_started_ = in.now;
   TrackPrimary("", in.now);
@@ -138,21 +139,21 @@ std::optional<RoleChange> RoleMachine::Decide(const RoleInputs& in) {
     if (role_ == v1::FAULT && fault_from_monitors_) return std::nullopt;
     fault_from_monitors_ = true;
     if (role_ == v1::PRIMARY) TrackPrimary("", in.now);
-    return Change(v1::FAULT, "all monitors failing", in.now);
+    return Change(v1::FAULT, "monitors_failing", "all monitors failing", in.now);
   }
   if (role_ == v1::FAULT) {
     if (fault_from_monitors_) {
       fault_from_monitors_ = false;
-      return Change(v1::SECONDARY, "monitors recovered", in.now);
+      return Change(v1::SECONDARY, "monitors_recovered", "monitors recovered", in.now);
     }
     if (in.now < fault_until_) return std::nullopt;
-    return Change(v1::SECONDARY, "fault hold-down over", in.now);
+    return Change(v1::SECONDARY, "fault_hold_down_over", "fault hold-down over", in.now);
   }
   if (role_ == v1::PRIMARY) {
     std::string why;
     if (!MayStayPrimary(in.configured_peers, in.arbiter, &why)) {
       TrackPrimary("", in.now);
-      return Change(v1::SECONDARY, why, in.now);
+      return Change(v1::SECONDARY, "isolated", why, in.now);
     }
     return EvaluatePrimary(in);
   }
@@ -170,7 +171,7 @@ std::optional<RoleChange> RoleMachine::EvaluatePrimary(const RoleInputs& in) {
                   WinsTie(p.priority, p.id, options_.priority, options_.node_id));
     if (yield) {
       RoleChange change = Change(
-          v1::SECONDARY,
+          v1::SECONDARY, "other_primary",
           p.epoch > primary_epoch_
               ? absl::StrCat("peer ", p.id, " is primary at higher epoch ", p.epoch)
               : absl::StrCat("peer ", p.id, " is primary at the same epoch ", p.epoch,
@@ -193,7 +194,7 @@ std::optional<RoleChange> RoleMachine::EvaluatePrimary(const RoleInputs& in) {
     if (seen_directly) continue;
     if (p.sees_primary_epoch >= primary_epoch_) {
       RoleChange change =
-          Change(v1::SECONDARY,
+          Change(v1::SECONDARY, "other_primary",
                  absl::StrCat("peer ", p.id, " sees primary ", p.sees_primary, " at epoch ",
                               p.sees_primary_epoch),
                  in.now);
@@ -204,7 +205,8 @@ std::optional<RoleChange> RoleMachine::EvaluatePrimary(const RoleInputs& in) {
   // Somebody promoted above this node's epoch while it could not see them:
   // claim the role again above it.
   if (known_epoch_ > primary_epoch_) {
-    return Promote(absl::StrCat("epoch ", known_epoch_, " seen while primary at ", primary_epoch_,
+    return Promote("reassert",
+                   absl::StrCat("epoch ", known_epoch_, " seen while primary at ", primary_epoch_,
                                 "; re-asserting"),
                    selected_by_, in);
   }
@@ -220,7 +222,7 @@ std::optional<RoleChange> RoleMachine::EvaluatePrimary(const RoleInputs& in) {
     }
     if (!healthier.empty()) {
       ElectionResult best = Elect(healthier, options_.rules);
-      return HandOver(best.winner,
+      return HandOver(best.winner, "health",
                       absl::StrCat("health: penalty ", in.health_penalty, ", ", best.winner,
                                    " is healthier"),
                       in);
@@ -239,7 +241,7 @@ std::optional<RoleChange> RoleMachine::EvaluatePrimary(const RoleInputs& in) {
         for (const Candidate& c : all) {
           if (c.id == best.winner) RanksAbove(c, self, options_.rules, &criterion);
         }
-        return HandOver(best.winner,
+        return HandOver(best.winner, "override",
                         absl::StrCat("override: ", best.winner, " ranks above by ", criterion),
                         in);
       }
@@ -268,7 +270,8 @@ std::optional<RoleChange> RoleMachine::EvaluateFollower(const RoleInputs& in) {
     awaited_handover_.clear();
     if (!handover_to_.empty() && primary->id == handover_to_) handover_to_.clear();
     if (role_ == v1::STARTING) {
-      return Change(v1::SECONDARY, absl::StrCat("primary ", primary->id, " is up"), in.now);
+      return Change(v1::SECONDARY, "primary_up", absl::StrCat("primary ", primary->id, " is up"),
+                    in.now);
     }
     return std::nullopt;
   }
@@ -288,7 +291,7 @@ std::optional<RoleChange> RoleMachine::EvaluateFollower(const RoleInputs& in) {
     TrackPrimary(relay->sees_primary, in.now);
     awaited_handover_.clear();
     if (role_ == v1::STARTING) {
-      return Change(v1::SECONDARY,
+      return Change(v1::SECONDARY, "primary_up",
                     absl::StrCat("primary ", relay->sees_primary, " is up (seen by ", relay->id,
                                  ")"),
                     in.now);
@@ -301,7 +304,7 @@ std::optional<RoleChange> RoleMachine::EvaluateFollower(const RoleInputs& in) {
   // is stale (this node promoted since), whatever the hello still says.
   for (const PeerView& p : in.live_peers) {
     if (p.handover_to == options_.node_id && p.epoch >= known_epoch_) {
-      return Promote(absl::StrCat("handover from ", p.id), "handover", in);
+      return Promote("handover", absl::StrCat("handover from ", p.id), "handover", in);
     }
   }
   // A handover names another live node: give it time.
@@ -352,17 +355,17 @@ std::optional<RoleChange> RoleMachine::EvaluateFollower(const RoleInputs& in) {
       awaited_winner_ = result.winner;
       awaited_winner_since_ = in.now;
     } else if (in.now - awaited_winner_since_ >= options_.handover_timeout) {
-      return Promote(absl::StrCat(result.winner, " was elected but did not promote"),
+      return Promote("elected", absl::StrCat(result.winner, " was elected but did not promote"),
                      kByOnlyCandidate, in);
     }
   } else {
     std::string why = in.live_peers.empty()
                           ? std::string("no live peer")
                           : absl::StrCat("elected by ", result.selected_by);
-    return Promote(why, result.selected_by, in);
+    return Promote(in.live_peers.empty() ? "peer_lost" : "elected", why, result.selected_by, in);
   }
   if (role_ == v1::STARTING) {
-    return Change(v1::SECONDARY,
+    return Change(v1::SECONDARY, "outranked",
                   absl::StrCat(result.winner, " ranks above by ", result.selected_by,
                                "; waiting for it to promote"),
                   in.now);
@@ -385,7 +388,7 @@ std::optional<RoleChange> RoleMachine::OnPromotionFailed(uint64_t epoch, const s
   fault_from_monitors_ = false;
   fault_until_ = now + std::max(options_.failover_hold, absl::Seconds(1));
   TrackPrimary("", now);
-  return Change(v1::FAULT, absl::StrCat("promotion to epoch ", epoch, " failed: ", why), now);
+  return Change(v1::FAULT, "promotion_failed", absl::StrCat("promotion to epoch ", epoch, " failed: ", why), now);
 }
 
 absl::StatusOr<RoleChange> RoleMachine::RequestHandover(const std::string& to,
@@ -439,7 +442,8 @@ absl::StatusOr<RoleChange> RoleMachine::RequestHandover(const std::string& to,
           " and would take the role back"));
     }
   }
-  return HandOver(target, absl::StrCat("handover to ", target, " requested by the operator"), in);
+  return HandOver(target, "operator",
+                  absl::StrCat("handover to ", target, " requested by the operator"), in);
 }
 
 }  // namespace cloudha

@@ -90,6 +90,12 @@ struct RoleChange {
   // For a promotion: the new epoch, to be stored before it is announced.
   uint64_t epoch = 0;
   std::string reason;
+  // The reason's kind, one of a fixed few (a metric label): "elected",
+  // "peer_lost", "handover", "operator", "health", "override", "reassert",
+  // "other_primary", "primary_up", "outranked", "isolated",
+  // "monitors_failing", "monitors_recovered", "fault_hold_down_over",
+  // "promotion_failed".
+  const char* cause = "";
 };
 
 class RoleMachine {
@@ -164,11 +170,12 @@ class RoleMachine {
  private:
   Candidate Self(const RoleInputs& in) const;
   static Candidate AsCandidate(const PeerView& p);
-  RoleChange Change(v1::Role to, std::string reason, absl::Time now);
+  RoleChange Change(v1::Role to, const char* cause, std::string reason, absl::Time now);
   // nullopt when the arbiter's rules forbid it now (wants_lease() then).
-  std::optional<RoleChange> Promote(std::string reason, std::string selected_by,
-                                    const RoleInputs& in);
-  RoleChange HandOver(const std::string& target, std::string reason, const RoleInputs& in);
+  std::optional<RoleChange> Promote(const char* cause, std::string reason,
+                                    std::string selected_by, const RoleInputs& in);
+  RoleChange HandOver(const std::string& target, const char* cause, std::string reason,
+                      const RoleInputs& in);
   std::optional<RoleChange> Decide(const RoleInputs& in);
   std::optional<RoleChange> EvaluatePrimary(const RoleInputs& in);
   std::optional<RoleChange> EvaluateFollower(const RoleInputs& in);

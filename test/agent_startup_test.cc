@@ -73,6 +73,22 @@ TEST_F(AgentStartupTest, PortInUseExitsOne) {
                                             ": Address already in use")));
 }
 
+TEST_F(AgentStartupTest, MetricsPortInUseExitsOneNamingIt) {
+  int busy = PickUnusedPort();
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(busy);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  CommandResult r = RunAgentWith(absl::StrCat(cluster_.DefaultConfig("a"),
+                                              "metrics { listen: \"127.0.0.1:", busy, "\" }\n"));
+  close(fd);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("metrics.listen: cannot listen on 127.0.0.1:", busy)));
+}
+
 TEST_F(AgentStartupTest, SecondAgentOnTheSameSocketExitsOneAndTheFirstKeepsRunning) {
   ASSERT_NE(cluster_.Start("a"), nullptr);
   ASSERT_TRUE(cluster_.WaitFor("a", [](const v1::StatusResponse&) { return true; }));

@@ -30,13 +30,13 @@ def _read_package_list(ctx):
         if ":" in package or "=" in package:
             fail("%s: a line starts with the Debian package's name, not %r" % (where, package))
         for word in words[1:]:
-            if word == "runtime" or word.startswith("tool:"):
+            if word == "runtime" or word.startswith("tool:") or word.startswith("unpack:"):
                 continue
             kind, _, spec = word.partition(":")
             name, _, value = spec.partition("=")
             if not name or not value or kind not in ("lib", "header", "so", "dir"):
-                fail("%s: %r is not lib:NAME=MODULES, header:NAME=PATH, so:NAME=PATH,LIB, dir:NAME=PATH or runtime" %
-                     (where, word))
+                fail(("%s: %r is not lib:NAME=MODULES, header:NAME=PATH, so:NAME=PATH,LIB, " +
+                      "dir:NAME=PATH, runtime, tool:COMMAND or unpack:COMMAND") % (where, word))
             if kind == "so" and len(value.split(",")) != 2:
                 fail("%s: %r is not so:NAME=HEADER_PATH,LIBRARY" % (where, word))
             if name in libs or name in headers or name in plain or name in dirs:
