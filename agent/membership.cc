@@ -246,6 +246,8 @@ std::vector<v1::PeerStatus> Membership::Status(absl::Time now) const {
       p->set_hellos_sent(path.sent);
       p->set_hellos_received(path.received);
       p->set_last_error(path.last_error);
+      p->set_last_reply_age_ms(
+          path.last_reply ? absl::ToInt64Milliseconds(now - *path.last_reply) : -1);
       // Hellos younger than the loss window are still in flight.
       int counted = 0;
       int lost = 0;

@@ -36,6 +36,39 @@ std::string RoleLabel(v1::Role role) {
 
 constexpr v1::Role kRoles[] = {v1::STARTING, v1::SECONDARY, v1::PRIMARY, v1::FAULT};
 
+// Every cause of a role change (RoleChange::cause) with the role it leads to.
+constexpr std::pair<const char*, v1::Role> kRoleCauses[] = {
+    {"elected", v1::PRIMARY},
+    {"peer_lost", v1::PRIMARY},
+    {"alone", v1::PRIMARY},
+    {"handover", v1::PRIMARY},
+    {"reassert", v1::PRIMARY},
+    {"operator", v1::SECONDARY},
+    {"health", v1::SECONDARY},
+    {"override", v1::SECONDARY},
+    {"isolated", v1::SECONDARY},
+    {"other_primary", v1::SECONDARY},
+    {"primary_up", v1::SECONDARY},
+    {"outranked", v1::SECONDARY},
+    {"monitors_recovered", v1::SECONDARY},
+    {"fault_hold_down_over", v1::SECONDARY},
+    {"monitors_failing", v1::FAULT},
+    {"promotion_failed", v1::FAULT},
+};
+
+// RefusalReason's words, and the other side's refusal.
+constexpr const char* kRefusalReasons[] = {"wrong_cluster", "wrong_group",    "wrong_node",
+                                           "bad_certificate", "bad_hello", "refused_by_peer"};
+
+constexpr const char* kHookResults[] = {"ok", "failed", "timeout"};
+
+// Why config writes are refused most: on a secondary, a bad path or value,
+// replicas that did not confirm, a store that could not commit.
+constexpr absl::StatusCode kWriteRefusals[] = {
+    absl::StatusCode::kFailedPrecondition, absl::StatusCode::kInvalidArgument,
+    absl::StatusCode::kNotFound, absl::StatusCode::kUnavailable,
+    absl::StatusCode::kResourceExhausted};
+
 std::string StatusCodeLabel(absl::StatusCode code) {
   return absl::AsciiStrToLower(absl::StatusCodeToString(code));
 }
@@ -133,6 +166,14 @@ void AddPeers(const v1::StatusResponse& s, FamilyBuilder* b) {
   each_path([&](const std::string& peer, const std::string& i, const v1::PathStatus& path) {
     b->Add(path.state() == v1::PeerStatus::UP, Labels{{"peer", peer}, {"path", i}});
   });
+  b->Family("cloudha_path_last_reply_age_seconds", MetricType::Gauge,
+            "Seconds since the last hello reply on the path (absent before the first).");
+  each_path([&](const std::string& peer, const std::string& i, const v1::PathStatus& path) {
+    if (path.last_reply_age_ms() >= 0) {
+      b->Add(Seconds(static_cast<double>(path.last_reply_age_ms())),
+             Labels{{"peer", peer}, {"path", i}});
+    }
+  });
   b->Family("cloudha_path_info", MetricType::Gauge, "The address of each path to each peer.");
   each_path([&](const std::string& peer, const std::string& i, const v1::PathStatus& path) {
     b->Add(1, Labels{{"peer", peer}, {"path", i}, {"address", path.address()}});
@@ -170,14 +211,17 @@ void AddSessions(const v1::StatusResponse& s, FamilyBuilder* b) {
            "On a secondary: changes the primary has that this replica has not applied.",
            static_cast<double>(ss.lag_entries()));
   b->Gauge("cloudha_sessions_lag_seconds",
-           "On a secondary: age of the oldest change this replica has not applied.",
+           "On a secondary: how old the last applied batch was when it was applied (a stalled "
+           "stream shows in cloudha_sessions_lag_changes).",
            Seconds(ss.lag_ms()));
-  b->Counter("cloudha_sessions_snapshots_total",
-             "Full snapshots sent (primary) or received (secondary).",
-             static_cast<double>(ss.snapshots()));
-  b->Counter("cloudha_sessions_resumes_total",
-             "Streams resumed from the secondary's position instead of a snapshot.",
-             static_cast<double>(ss.resumes()));
+  b->Family("cloudha_sessions_snapshots_total", MetricType::Counter,
+            "Session streams begun with a full snapshot: sent as primary, received as secondary.");
+  b->Add(static_cast<double>(ss.snapshots_sent()), {{"direction", "sent"}});
+  b->Add(static_cast<double>(ss.snapshots_received()), {{"direction", "received"}});
+  b->Family("cloudha_sessions_resumes_total", MetricType::Counter,
+            "Session streams resumed from the secondary's position instead of a snapshot.");
+  b->Add(static_cast<double>(ss.resumes_sent()), {{"direction", "sent"}});
+  b->Add(static_cast<double>(ss.resumes_received()), {{"direction", "received"}});
   b->Counter("cloudha_sessions_conntrack_overruns_total",
              "Times the kernel's conntrack event queue overflowed (events lost; a dump follows).",
              static_cast<double>(ss.overruns()));
@@ -239,8 +283,10 @@ void AddMonitorsTlsArbiter(const v1::StatusResponse& s, absl::Time now, FamilyBu
   }
   b->Family("cloudha_tls_ca_expires_in_seconds", MetricType::Gauge,
             "Seconds until each trusted CA certificate expires (negative: expired).");
+  // By fingerprint too: a rotation's bundle holds two CAs of the same name.
   for (const v1::TrustedCaStatus& ca : s.tls().cas()) {
-    b->Add(static_cast<double>(ca.not_after_s() - now_s), {{"ca", ca.name()}});
+    b->Add(static_cast<double>(ca.not_after_s() - now_s),
+           {{"ca", ca.name()}, {"fingerprint", ca.fingerprint()}});
   }
   b->Counter("cloudha_tls_reloads_total", "New TLS material installed while running.",
              static_cast<double>(s.tls().reloads()));
@@ -312,14 +358,26 @@ Metrics::Metrics(const v1::AgentConfig& config)
       .Register(*registry_)
       .Add({{"version", BuildVersion()}, {"commit", BuildCommit()}})
       .Set(1);
-  // The configured hooks' series exist from the start (at 0), so that the
-  // first failure is an increase, not a new series.
-  for (const v1::HookConfig& hook : config.hooks()) {
-    const std::string event = absl::AsciiStrToLower(v1::HookConfig::Event_Name(hook.on()));
-    for (const char* result : {"ok", "failed", "timeout"}) {
-      hook_runs_.Add({{"hook", event}, {"result", result}});
+  // Every counter's series exist from the start (at 0), so that the first
+  // event is an increase (what rate() and increase() see), not a new series.
+  for (const auto& [cause, to] : kRoleCauses) {
+    role_changes_.Add({{"to", RoleLabel(to)}, {"cause", cause}});
+  }
+  for (int e = v1::HookConfig::Event_MIN; e <= v1::HookConfig::Event_MAX; ++e) {
+    if (!v1::HookConfig::Event_IsValid(e) || e == v1::HookConfig::EVENT_UNSPECIFIED) continue;
+    const std::string hook =
+        absl::AsciiStrToLower(v1::HookConfig::Event_Name(static_cast<v1::HookConfig::Event>(e)));
+    for (const char* result : kHookResults) hook_runs_.Add({{"hook", hook}, {"result", result}});
+    hook_duration_.Add({{"hook", hook}}, HookBuckets());
+  }
+  for (absl::StatusCode code : kWriteRefusals) {
+    config_writes_refused_.Add({{"code", StatusCodeLabel(code)}});
+  }
+  for (const char* reason : kRefusalReasons) {
+    refused_.Add({{"peer", "unknown"}, {"reason", reason}});
+    for (const v1::PeerConfig& peer : config.peers()) {
+      refused_.Add({{"peer", peer.id()}, {"reason", reason}});
     }
-    hook_duration_.Add({{"hook", event}}, HookBuckets());
   }
   for (const v1::PeerConfig& peer : config.peers()) {
     peers_[peer.id()] = true;

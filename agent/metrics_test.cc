@@ -41,9 +41,11 @@ v1::StatusResponse PrimaryStatus() {
   p0->set_hellos_sent(40);
   p0->set_hellos_received(39);
   p0->set_loss_pct(2.5);
+  p0->set_last_reply_age_ms(250);
   v1::PathStatus* p1 = b->add_paths();
   p1->set_address("10.1.0.2:7900");
   p1->set_state(v1::PeerStatus::DOWN);
+  p1->set_last_reply_age_ms(-1);
   b->mutable_sessions()->set_state("streaming");
   b->mutable_sessions()->set_lag_entries(12);
   b->mutable_sessions()->set_lag_ms(30);
@@ -53,6 +55,8 @@ v1::StatusResponse PrimaryStatus() {
   s.mutable_sessions()->set_commit("on_promotion");
   s.mutable_sessions()->set_table_size(1000);
   s.mutable_sessions()->set_kernel_failed(3);
+  s.mutable_sessions()->set_snapshots_sent(2);
+  s.mutable_sessions()->set_snapshots_received(1);
   s.mutable_config()->set_revision(42);
   s.mutable_config()->set_in_sync(true);
   v1::MonitorStatus* m = s.add_monitors();
@@ -60,8 +64,14 @@ v1::StatusResponse PrimaryStatus() {
   m->set_passing(false);
   s.mutable_tls()->set_certificate_not_after_s(1'000'000 + 86'400);
   v1::TrustedCaStatus* ca = s.mutable_tls()->add_cas();
-  ca->set_name("cloudha-ca");
+  ca->set_name("cloudha CA prod");
+  ca->set_fingerprint("SHA256:old");
   ca->set_not_after_s(1'000'000 - 10);
+  // A rotation's bundle: the new CA has the same name.
+  v1::TrustedCaStatus* next = s.mutable_tls()->add_cas();
+  next->set_name("cloudha CA prod");
+  next->set_fingerprint("SHA256:new");
+  next->set_not_after_s(1'000'000 + 3600);
   return s;
 }
 
@@ -96,7 +106,16 @@ TEST(MetricsTest, StatusSeriesCarryTheClusterAndTheStatusValues) {
   EXPECT_THAT(text, HasSubstr("cloudha_config_checksum_match{cluster=\"prod\",peer=\"b\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("cloudha_monitor_up{cluster=\"prod\",monitor=\"gateway\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("cloudha_tls_certificate_expires_in_seconds{cluster=\"prod\"} 86400\n"));
-  EXPECT_THAT(text, HasSubstr("cloudha_tls_ca_expires_in_seconds{cluster=\"prod\",ca=\"cloudha-ca\"} -10\n"));
+  EXPECT_THAT(text, HasSubstr("cloudha_tls_ca_expires_in_seconds{cluster=\"prod\",ca=\"cloudha CA "
+                              "prod\",fingerprint=\"SHA256:old\"} -10\n"));
+  EXPECT_THAT(text, HasSubstr("cloudha_tls_ca_expires_in_seconds{cluster=\"prod\",ca=\"cloudha CA "
+                              "prod\",fingerprint=\"SHA256:new\"} 3600\n"));
+  EXPECT_THAT(text, HasSubstr(
+                        "cloudha_path_last_reply_age_seconds{cluster=\"prod\",peer=\"b\",path=\"0\"} 0.25\n"));
+  // Path 1 never had a reply: no age.
+  EXPECT_THAT(text, Not(HasSubstr("cloudha_path_last_reply_age_seconds{cluster=\"prod\",peer=\"b\",path=\"1\"}")));
+  EXPECT_THAT(text, HasSubstr("cloudha_sessions_snapshots_total{cluster=\"prod\",direction=\"sent\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("cloudha_sessions_snapshots_total{cluster=\"prod\",direction=\"received\"} 1\n"));
   // No arbiter configured: no arbiter series.
   EXPECT_THAT(text, Not(HasSubstr("cloudha_arbiter")));
   EXPECT_THAT(text, HasSubstr("cloudha_build_info{cluster=\"prod\",commit=\""));
@@ -181,6 +200,22 @@ TEST(MetricsTest, EventsCountWhereTheyHappen) {
                         "cloudha_hook_duration_seconds_sum{cluster=\"prod\",hook=\"to_primary\"} 2.3\n"));
   EXPECT_THAT(text, HasSubstr(
                         "cloudha_config_writes_refused_total{cluster=\"prod\",code=\"failed_precondition\"} 1\n"));
+}
+
+TEST(MetricsTest, CounterSeriesStartAtZero) {
+  Metrics metrics(TwoPathConfig());
+  std::string text = ScrapeOf(metrics, PrimaryStatus());
+  EXPECT_THAT(text, HasSubstr(
+                        "cloudha_role_changes_total{cluster=\"prod\",cause=\"peer_lost\",to=\"primary\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr(
+                        "cloudha_hook_runs_total{cluster=\"prod\",hook=\"peer_found\",result=\"timeout\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr(
+                        "cloudha_connections_refused_total{cluster=\"prod\",peer=\"b\",reason=\"refused_by_peer\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr(
+                        "cloudha_connections_refused_total{cluster=\"prod\",peer=\"unknown\",reason=\"wrong_node\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr(
+                        "cloudha_config_writes_refused_total{cluster=\"prod\",code=\"failed_precondition\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("cloudha_hook_duration_seconds_count{cluster=\"prod\",hook=\"to_fault\"} 0\n"));
 }
 
 TEST(MetricsTest, EveryFamilyHasHelpAndTypeOnce) {

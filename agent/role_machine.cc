@@ -362,7 +362,10 @@ std::optional<RoleChange> RoleMachine::EvaluateFollower(const RoleInputs& in) {
     std::string why = in.live_peers.empty()
                           ? std::string("no live peer")
                           : absl::StrCat("elected by ", result.selected_by);
-    return Promote(in.live_peers.empty() ? "peer_lost" : "elected", why, result.selected_by, in);
+    const char* cause = !in.live_peers.empty() ? "elected"
+                        : role_ == v1::STARTING ? "alone"
+                                                : "peer_lost";
+    return Promote(cause, why, result.selected_by, in);
   }
   if (role_ == v1::STARTING) {
     return Change(v1::SECONDARY, "outranked",

@@ -90,8 +90,9 @@ struct RoleChange {
   // For a promotion: the new epoch, to be stored before it is announced.
   uint64_t epoch = 0;
   std::string reason;
-  // The reason's kind, one of a fixed few (a metric label): "elected",
-  // "peer_lost", "handover", "operator", "health", "override", "reassert",
+  // The reason's kind, one of a fixed few (a metric label; agent/metrics.cc
+  // lists them): "elected", "peer_lost" (no live peer left), "alone" (no
+  // peer heard since the start), "handover", "operator", "health", "override", "reassert",
   // "other_primary", "primary_up", "outranked", "isolated",
   // "monitors_failing", "monitors_recovered", "fault_hold_down_over",
   // "promotion_failed".

@@ -763,6 +763,10 @@ void SessionSync::FillStatus(uint64_t primary_position, v1::StatusResponse* stat
     s->set_promotion_committed(promotion_committed_);
     s->set_promotion_commit_ms(promotion_commit_ms_);
   }
+  s->set_snapshots_sent(snapshots_sent_);
+  s->set_snapshots_received(replica_.snapshots());
+  s->set_resumes_sent(resumes_sent_);
+  s->set_resumes_received(replica_.resumes());
   bool primary;
   {
     absl::MutexLock lock(&mu_);

@@ -137,6 +137,14 @@ class MetricsScrapeTest : public ::testing::Test {
     EXPECT_EQ(Sum(m, "cloudha_config_revision"), after.config().revision());
     EXPECT_EQ(Sum(m, "cloudha_config_entries"), after.config().entries());
     EXPECT_EQ(Sum(m, "cloudha_sessions"), after.sessions().table_size());
+    // What `before` said of a peer's checksum (it may change in between: a
+    // peer's hello brings its new checksum a moment after a write).
+    auto old_config_match = [&](const std::string& id) {
+      for (const v1::PeerStatus& q : before.peers()) {
+        if (q.id() == id) return q.config().compared() && q.config().checksum_match();
+      }
+      return false;
+    };
     for (const v1::PeerStatus& peer : after.peers()) {
       const std::string p = absl::StrCat("peer=\"", peer.id(), "\"");
       EXPECT_EQ(Sum(m, "cloudha_peer_up", {p}), peer.state() == v1::PeerStatus::UP ? 1 : 0) << p;
@@ -158,7 +166,7 @@ class MetricsScrapeTest : public ::testing::Test {
           EXPECT_GT(Sum(m, "cloudha_path_rtt_seconds_count", {p, path}), 0) << p << path;
         }
       }
-      if (peer.config().compared()) {
+      if (peer.config().compared() && old_config_match(peer.id()) == peer.config().checksum_match()) {
         EXPECT_EQ(Sum(m, "cloudha_config_checksum_match", {p}),
                   peer.config().checksum_match() ? 1 : 0);
       }
@@ -191,6 +199,10 @@ TEST_F(MetricsScrapeTest, ScrapesAgreeWithStatusThroughWritesRefusalsHooksAndAFa
                     cluster_.socket("b")});
   EXPECT_NE(r.exit_code, 0) << r.out;
   EXPECT_EQ(Sum(Parse(Scrape("b")), "cloudha_config_writes_refused_total"), 1);
+  // a sent b its session snapshot, and b received it.
+  EXPECT_GE(Sum(Parse(Scrape("a")), "cloudha_sessions_snapshots_total", {"direction=\"sent\""}), 1);
+  EXPECT_GE(Sum(Parse(Scrape("b")), "cloudha_sessions_snapshots_total", {"direction=\"received\""}),
+            1);
   EXPECT_EQ(Sum(Parse(Scrape("a")), "cloudha_config_writes_refused_total"), 0);
 
   // A stranger dials a: refused, counted as unknown (its name is not a label).
