@@ -99,13 +99,7 @@ if [[ -n "$no_node" ]]; then
   step_record checker_finds_broken_dashboard skipped "$no_node"
   exit 0
 fi
-while IFS= read -r line; do
-  if [[ "$line" =~ ^\[passed\]\ (.*)$ ]]; then
-    step_record "${BASH_REMATCH[1]}" passed
-  elif [[ "$line" =~ ^\[failed\]\ (.*)\ ::\ (.*)$ ]]; then
-    step_record "${BASH_REMATCH[1]}" failed "${BASH_REMATCH[2]}"
-  fi
-done <<<"$out"
+step_record_checker_lines "$out"
 if [[ "${checks[0]}" == dashboard_checks ]]; then
   step_record dashboard_checks failed "the checker printed no checks: $(head -c 800 <<<"$out")"
 fi

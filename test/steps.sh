@@ -25,6 +25,19 @@ step_record() {
   echo "[$2] $1${3:+: $3}"
 }
 
+# Records the steps a checker printed as "[passed] NAME" and
+# "[failed] NAME :: WHY" lines (the JavaScript checkers' output).
+step_record_checker_lines() {  # OUTPUT
+  local line
+  while IFS= read -r line; do
+    if [[ "$line" =~ ^\[passed\]\ (.*)$ ]]; then
+      step_record "${BASH_REMATCH[1]}" passed
+    elif [[ "$line" =~ ^\[failed\]\ (.*)\ ::\ (.*)$ ]]; then
+      step_record "${BASH_REMATCH[1]}" failed "${BASH_REMATCH[2]}"
+    fi
+  done <<<"$1"
+}
+
 steps_write_xml() {
   local step failures=0 skips=0 escaped
   for step in "${steps_names[@]}"; do

@@ -39,13 +39,7 @@ if [[ -n "$skip" ]]; then
   step_record checker_finds_broken_modules skipped "$skip"
   exit 0
 fi
-while IFS= read -r line; do
-  if [[ "$line" =~ ^\[passed\]\ (.*)$ ]]; then
-    step_record "${BASH_REMATCH[1]}" passed
-  elif [[ "$line" =~ ^\[failed\]\ (.*)\ ::\ (.*)$ ]]; then
-    step_record "${BASH_REMATCH[1]}" failed "${BASH_REMATCH[2]}"
-  fi
-done <<<"$out"
+step_record_checker_lines "$out"
 [[ ${#checks[@]} -gt 0 ]] || { step_record checker_finds_broken_modules failed "the checker printed no checks: $out"; exit 1; }
 
 # The checker must catch what it claims to.

@@ -74,7 +74,7 @@ double RssMb(pid_t pid) {
 class Bench {
  public:
   bool Start() {
-    for (const std::string& n : {"a", "b"}) {
+    for (const std::string n : {"a", "b"}) {
       TestCluster::Settings s;
       s.priority = n == "a" ? 200 : 100;
       // b rides out the 1 s freeze of ResumeAfterCut still following a (a
