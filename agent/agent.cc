@@ -105,7 +105,10 @@ Agent::Agent(v1::AgentConfig config, TlsMaterial tls,
       sessions_(config_, credentials_->channel_credentials(), boot_id, clock,
                 [this](const std::string& message) { Note("sessions", message); }),
       config_sync_(config_, credentials_->channel_credentials(), clock,
-                   [this](const std::string& message) { Note("config", message); }),
+                   [this](const std::string& message) { Note("config", message); },
+                   [this](const HookRunner::Attempt& run) {
+                     metrics_.HookRan("config_apply", HookResultLabel(run.outcome), run.took);
+                   }),
       peer_service_(&local_, &verifier_, &membership_, &sessions_, &config_sync_, &metrics_,
                     clock),
       admin_service_(this, &sessions_, &config_sync_, &metrics_),
@@ -133,11 +136,7 @@ Agent::Agent(v1::AgentConfig config, TlsMaterial tls,
               {"output", a.outcome.output.substr(0, 2000)}});
     Note("hook", absl::StrCat(event, " ", a.command, ": ", a.outcome.summary),
          {{"hook", event}, {"attempt", absl::StrCat(a.attempt)}});
-    metrics_.HookRan(event,
-                     a.outcome.ok()          ? "ok"
-                     : a.outcome.timed_out ? "timeout"
-                                           : "failed",
-                     a.took);
+    metrics_.HookRan(event, HookResultLabel(a.outcome), a.took);
   };
   // Role hooks and peer hooks run on runners of their own, so a slow
   // PEER_LOST hook never delays the TO_PRIMARY hooks of the failover.

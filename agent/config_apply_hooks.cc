@@ -12,11 +12,11 @@ namespace cloudha {
 
 ConfigApplyHooks::ConfigApplyHooks(std::vector<v1::ConfigChangeHook> hooks, std::string node,
                                    std::string state_dir, Clock* clock, HookRunner::Runner runner,
-                                   FailedFn on_failure)
+                                   RanFn on_ran)
     : hooks_(std::move(hooks)),
       node_(std::move(node)),
       state_dir_(std::move(state_dir)),
-      on_failure_(std::move(on_failure)) {
+      on_ran_(std::move(on_ran)) {
   // The paths file is written on the hook's thread, just before it runs.
   auto write_then_run = [this, runner = std::move(runner)](
                             const std::vector<std::string>& argv,
@@ -45,6 +45,7 @@ ConfigApplyHooks::ConfigApplyHooks(std::vector<v1::ConfigChangeHook> hooks, std:
       paths = running_job_.paths.size();
       revision = running_job_.revision;
     }
+    if (on_ran_) on_ran_(command, a);
     if (a.outcome.ok()) {
       LogEvent(LogLevel::kInfo, "config_hook_ok",
                {{"command", command}, {"paths", paths}, {"revision", revision}});
@@ -60,7 +61,6 @@ ConfigApplyHooks::ConfigApplyHooks(std::vector<v1::ConfigChangeHook> hooks, std:
       absl::MutexLock lock(&mu_);
       ++failures_;
     }
-    if (on_failure_) on_failure_(command, a.outcome.summary);
   };
   runner_ = std::make_unique<HookRunner>(std::vector<v1::HookConfig>{}, clock,
                                          std::move(write_then_run), std::move(on_attempt));

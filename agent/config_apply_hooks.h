@@ -28,11 +28,11 @@ namespace cloudha {
 
 class ConfigApplyHooks {
  public:
-  // A hook failed: its command (argv[0]) and why.
-  using FailedFn = std::function<void(const std::string& command, const std::string& summary)>;
+  // A hook ran: its command (argv[0]) and how it went (outcome, duration).
+  using RanFn = std::function<void(const std::string& command, const HookRunner::Attempt& run)>;
   // `state_dir` holds the paths files (config-hook-<index>.paths).
   ConfigApplyHooks(std::vector<v1::ConfigChangeHook> hooks, std::string node, std::string state_dir,
-                   Clock* clock, HookRunner::Runner runner, FailedFn on_failure);
+                   Clock* clock, HookRunner::Runner runner, RanFn on_ran);
   ~ConfigApplyHooks();
   ConfigApplyHooks(const ConfigApplyHooks&) = delete;
   ConfigApplyHooks& operator=(const ConfigApplyHooks&) = delete;
@@ -60,7 +60,7 @@ class ConfigApplyHooks {
   const std::vector<v1::ConfigChangeHook> hooks_;
   const std::string node_;
   const std::string state_dir_;
-  const FailedFn on_failure_;
+  const RanFn on_ran_;
   std::unique_ptr<HookRunner> runner_;
 
   mutable absl::Mutex mu_;

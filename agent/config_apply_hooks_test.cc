@@ -63,9 +63,10 @@ class ConfigApplyHooksTest : public ::testing::Test {
     };
     auto hooks_ptr = std::make_unique<ConfigApplyHooks>(
         std::move(hooks), "n1", getenv("TEST_TMPDIR"), &clock_, runner,
-        [this](const std::string& command, const std::string& summary) {
+        [this](const std::string& command, const HookRunner::Attempt& run) {
+          if (run.outcome.ok()) return;
           absl::MutexLock lock(&mu_);
-          failed_.push_back(command + ": " + summary);
+          failed_.push_back(command + ": " + run.outcome.summary);
         });
     hooks_ptr->Start();
     return hooks_ptr;

@@ -16,7 +16,7 @@ namespace cloudha {
 
 ConfigSync::ConfigSync(const v1::AgentConfig& config,
                        std::shared_ptr<grpc::ChannelCredentials> credentials, Clock* clock,
-                       NoteFn note)
+                       NoteFn note, HookRanFn hook_ran)
     : config_(config),
       // LoadAgentConfig filled the default (<state_dir>/config.db).
       store_file_(config.config_sync().store_file()),
@@ -25,7 +25,11 @@ ConfigSync::ConfigSync(const v1::AgentConfig& config,
       credentials_(std::move(credentials)),
       hooks_({config.config_sync().on_change().begin(), config.config_sync().on_change().end()},
              config.node().id(), config.state_dir(), clock, &RunCommand,
-             [this](const std::string& command, const std::string& summary) {
+             [this, hook_ran = std::move(hook_ran)](const std::string& command,
+                                                     const HookRunner::Attempt& run) {
+               if (hook_ran) hook_ran(run);
+               if (run.outcome.ok()) return;
+               const std::string& summary = run.outcome.summary;
                note_(absl::StrCat("config: apply hook ", command, " failed: ", summary));
                absl::MutexLock lock(&mu_);
                hook_error_ = absl::StrCat("apply hook ", command, ": ", summary);

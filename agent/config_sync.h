@@ -79,9 +79,11 @@ class ConfigSync {
  public:
   // `note(message)` records an event for `cloudha events`.
   using NoteFn = std::function<void(const std::string& message)>;
+  // `hook_ran(run)` hears of every apply hook run (may be empty).
+  using HookRanFn = std::function<void(const HookRunner::Attempt& run)>;
   // `credentials`: this node's mutual TLS (crypto/reloadable_credentials.h).
   ConfigSync(const v1::AgentConfig& config, std::shared_ptr<grpc::ChannelCredentials> credentials,
-             Clock* clock, NoteFn note);
+             Clock* clock, NoteFn note, HookRanFn hook_ran = nullptr);
   ~ConfigSync();
   ConfigSync(const ConfigSync&) = delete;
   ConfigSync& operator=(const ConfigSync&) = delete;

@@ -306,6 +306,10 @@ void AddMonitorsTlsArbiter(const v1::StatusResponse& s, absl::Time now, FamilyBu
 
 }  // namespace
 
+const char* HookResultLabel(const CommandOutcome& outcome) {
+  return outcome.ok() ? "ok" : outcome.timed_out ? "timeout" : "failed";
+}
+
 std::vector<MetricFamily> StatusFamilies(const v1::StatusResponse& status,
                                          const std::string& cluster, absl::Time now) {
   FamilyBuilder b(cluster);
@@ -370,6 +374,10 @@ Metrics::Metrics(const v1::AgentConfig& config)
     for (const char* result : kHookResults) hook_runs_.Add({{"hook", hook}, {"result", result}});
     hook_duration_.Add({{"hook", hook}}, HookBuckets());
   }
+  for (const char* result : kHookResults) {
+    hook_runs_.Add({{"hook", "config_apply"}, {"result", result}});
+  }
+  hook_duration_.Add({{"hook", "config_apply"}}, HookBuckets());
   for (absl::StatusCode code : kWriteRefusals) {
     config_writes_refused_.Add({{"code", StatusCodeLabel(code)}});
   }

@@ -25,6 +25,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "base/command_runner.h"
 #include "cloudha/v1/admin.pb.h"
 #include "cloudha/v1/config.pb.h"
 #include "prometheus/counter.h"
@@ -55,7 +56,8 @@ class Metrics {
   // certificate named it (not a configured peer: "unknown"), `reason` from
   // RefusalReason (agent/peer_verifier.h).
   void ConnectionRefused(const std::string& peer, const std::string& reason);
-  // A hook command ran for `hook` (HookEventName: "to_primary", ...).
+  // A hook command ran for `hook` (HookEventName: "to_primary", ...; or
+  // "config_apply", a config_sync.on_change hook).
   // `result`: "ok", "failed" (exit code not 0, killed, could not start) or
   // "timeout".
   void HookRan(const std::string& hook, const std::string& result, absl::Duration took);
@@ -84,6 +86,9 @@ class Metrics {
   // Configured peers: other names are counted as "unknown".
   std::map<std::string, bool> peers_;
 };
+
+// A hook command's result label: "ok", "timeout" or "failed".
+const char* HookResultLabel(const CommandOutcome& outcome);
 
 // The series read from a status (for Scrape and tests): families named
 // cloudha_*, each series with cluster=`cluster`.

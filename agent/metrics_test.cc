@@ -218,6 +218,21 @@ TEST(MetricsTest, CounterSeriesStartAtZero) {
   EXPECT_THAT(text, HasSubstr("cloudha_hook_duration_seconds_count{cluster=\"prod\",hook=\"to_fault\"} 0\n"));
 }
 
+TEST(MetricsTest, HookResults) {
+  CommandOutcome ok;
+  ok.exit_code = 0;
+  CommandOutcome failed;
+  failed.exit_code = 3;
+  CommandOutcome timed_out;
+  timed_out.timed_out = true;
+  EXPECT_STREQ(HookResultLabel(ok), "ok");
+  EXPECT_STREQ(HookResultLabel(failed), "failed");
+  EXPECT_STREQ(HookResultLabel(timed_out), "timeout");
+  Metrics metrics(TwoPathConfig());
+  EXPECT_THAT(ScrapeOf(metrics, PrimaryStatus()),
+              HasSubstr("cloudha_hook_runs_total{cluster=\"prod\",hook=\"config_apply\",result=\"failed\"} 0\n"));
+}
+
 TEST(MetricsTest, EveryFamilyHasHelpAndTypeOnce) {
   Metrics metrics(TwoPathConfig());
   metrics.HookRan("peer_lost", "timeout", absl::Seconds(1));
