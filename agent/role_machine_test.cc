@@ -48,6 +48,7 @@ TEST(RoleMachineTest, StartingWaitsHolddownThenPromotesAlone) {
   std::optional<RoleChange> c = m.Evaluate(At(kT0 + absl::Seconds(5), {}));
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->to, v1::PRIMARY);
+  EXPECT_STREQ(c->cause, "alone");
   EXPECT_EQ(c->epoch, 1u);
   EXPECT_EQ(m.selected_by(), kByOnlyCandidate);
   EXPECT_EQ(m.hello_epoch(), 1u);
@@ -62,8 +63,10 @@ TEST(RoleMachineTest, StartingWithAllPeersUpElectsAtOnce) {
                                                {Peer("a", v1::STARTING, 0, 200)}));
   ASSERT_TRUE(ca.has_value() && cb.has_value());
   EXPECT_EQ(ca->to, v1::PRIMARY);
+  EXPECT_STREQ(ca->cause, "elected");
   EXPECT_EQ(a.selected_by(), kByPriority);
   EXPECT_EQ(cb->to, v1::SECONDARY);
+  EXPECT_STREQ(cb->cause, "outranked");
 }
 
 TEST(RoleMachineTest, StartingNodeFollowsALivePrimary) {
@@ -131,6 +134,7 @@ TEST(RoleMachineTest, LostPrimaryIsReplacedAtOnceWithAHigherEpoch) {
   std::optional<RoleChange> c = b.Evaluate(At(kT0 + absl::Seconds(2), {}));
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->to, v1::PRIMARY);
+  EXPECT_STREQ(c->cause, "peer_lost");
   EXPECT_EQ(c->epoch, 5u);
 }
 
@@ -258,7 +262,10 @@ TEST(RoleMachineTest, FaultAtBootStillWaitsForPeers) {
   RoleMachine a(Opts("a", 200), 0, kT0);
   RoleInputs sick = At(kT0 + absl::Milliseconds(100), {});
   sick.all_monitors_failing = true;
-  ASSERT_EQ(a.Evaluate(sick)->to, v1::FAULT);
+  std::optional<RoleChange> fault = a.Evaluate(sick);
+  ASSERT_TRUE(fault.has_value());
+  EXPECT_EQ(fault->to, v1::FAULT);
+  EXPECT_STREQ(fault->cause, "monitors_failing");
   ASSERT_EQ(a.Evaluate(At(kT0 + absl::Milliseconds(500), {}))->to, v1::SECONDARY);
   EXPECT_FALSE(a.Evaluate(At(kT0 + absl::Seconds(1), {})).has_value());
   EXPECT_EQ(a.Evaluate(At(kT0 + absl::Seconds(5), {}))->to, v1::PRIMARY);
@@ -321,6 +328,7 @@ TEST(RoleMachineTest, AllMonitorsFailingIsFaultUntilTheyRecover) {
   std::optional<RoleChange> back = a.Evaluate(At(kT0 + absl::Seconds(7), {}));
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(back->to, v1::SECONDARY);
+  EXPECT_STREQ(back->cause, "monitors_recovered");
 }
 
 TEST(RoleMachineTest, FailedPromotionIsFaultForTheHoldThenSecondary) {
@@ -375,6 +383,7 @@ TEST(RoleMachineTest, OperatorHandover) {
   absl::StatusOr<RoleChange> ok = a.RequestHandover("", now);
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->to, v1::SECONDARY);
+  EXPECT_STREQ(ok->cause, "operator");
   EXPECT_EQ(a.handover_to(), "b");
   // The old primary stays out of elections while the handover runs...
   EXPECT_FALSE(a.Evaluate(At(kT0 + absl::Seconds(7), {Peer("b", v1::SECONDARY, 1, 100)}))
