@@ -104,7 +104,7 @@ session_config() {  # node
     echo "sessions { pickup: true source: PUBLISHER pickup_connectionless: true }"
   fi
 }
-write_config() {  # node peer listen_port peer_port health_port priority
+write_config() {  # node peer listen_port peer_port health_port priority metrics_port
   cat >"$work/$1.textproto" <<CONFIG
 cluster { name: "demo" group_id: 7 }
 node { id: "$1" priority: $6 }
@@ -115,6 +115,7 @@ heartbeat { interval_ms: 200 lost_threshold: 6 }
 election { hello_holddown_s: 2 failover_hold_s: 5 }
 admin { socket: "$1.sock" }
 health { listen: "127.0.0.1:$5" }
+metrics { listen: "127.0.0.1:$7" }
 state_dir: "state/$1"
 $(session_config "$1")
 arbiter { witness { addresses: "127.0.0.1:$((port_a + 10))" } lease_ttl_ms: 1200 }
@@ -133,8 +134,8 @@ echo "[$CLOUDHA_NODE] apply hook: revision $CLOUDHA_CONFIG_REVISION, $CLOUDHA_CO
 HOOK
 chmod 755 "$work/apply-config.sh"
 : >"$work/apply.log"
-write_config a b $((port_a + 1)) $((port_a + 2)) $((port_a + 101)) 200
-write_config b a $((port_a + 2)) $((port_a + 1)) $((port_a + 102)) 100
+write_config a b $((port_a + 1)) $((port_a + 2)) $((port_a + 101)) 200 $((port_a + 201))
+write_config b a $((port_a + 2)) $((port_a + 1)) $((port_a + 102)) 100 $((port_a + 202))
 
 start_agent() {  # index node
   # $! is the agent itself (not a pipeline's last process), so cleanup can
@@ -272,6 +273,14 @@ while [[ $duration -eq 0 || $second -lt $duration ]]; do
         kill -KILL "${pids[$p]}" 2>/dev/null || true
         wait "${pids[$p]}" 2>/dev/null || true
         killed=$p
+      fi ;;
+    14)
+      if p=$(primary) && [[ -n "$p" ]]; then
+        echo "=== run.sh: the new primary's Prometheus metrics (curl" \
+          "127.0.0.1:$((port_a + 201 + p))/metrics; the series that are not 0):"
+        curl -s --max-time 2 "http://127.0.0.1:$((port_a + 201 + p))/metrics" |
+          grep -E '^cloudha_(role|epoch|peer_up|role_changes_total|sessions|config_revision)[{ ]' |
+          grep -v ' 0$' || true
       fi ;;
     15)
       if [[ -n "$killed" ]]; then
