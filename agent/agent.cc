@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/agent_config.h"
@@ -363,6 +364,7 @@ absl::Status Agent::OpenListeners() {
                           absl::StrCat("metrics.listen: ", metrics.status().message()));
     }
     metrics_server_ = std::move(*metrics);
+    metrics_port_ = metrics_server_->port();
   }
   if (!config_.health().tcp_primary_listen().empty()) {
     absl::StatusOr<std::unique_ptr<TcpPrimaryListener>> tcp = TcpPrimaryListener::Create(
@@ -874,6 +876,15 @@ v1::StatusResponse Agent::Status() {
   status.set_boot_id(local_.boot_id());
   status.set_version(BuildVersionLine());
   status.set_listen(config_.listen());
+  if (int port = metrics_port_.load(); port != 0) {
+    absl::StatusOr<HostPort> metrics = CheckHttpListen(config_.metrics().listen());
+    if (metrics.ok()) {
+      status.set_metrics_listen(absl::StrCat(
+          absl::StrContains(metrics->host, ':') ? absl::StrCat("[", metrics->host, "]")
+                                                : metrics->host,
+          ":", port));
+    }
+  }
   status.set_heartbeat_interval_ms(interval_ms_.load());
   status.set_lost_threshold(lost_threshold_.load());
   status.set_priority(local_.priority());

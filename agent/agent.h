@@ -198,8 +198,10 @@ class Agent : public AdminBackend, private NodeCoreEnv {
   std::unique_ptr<grpc::Server> health_server_;
   // health.http_listen and health.tcp_primary_listen; null when not set.
   std::unique_ptr<HttpProbe> http_probe_;
-  // metrics.listen; null when not set.
+  // metrics.listen; null when not set. Its port, for Status (which must not
+  // touch the server: Shutdown resets it while scrapes may run).
   std::unique_ptr<HttpServer> metrics_server_;
+  std::atomic<int> metrics_port_{0};
   std::unique_ptr<TcpPrimaryListener> tcp_primary_;
   // Role thread only: each re-checked TO_PRIMARY hook (by its argv), for
   // the promotion at recheck_epoch_: its period, when it runs next, and

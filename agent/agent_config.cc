@@ -221,16 +221,25 @@ class Checker {
       const char* section;
       const char* field;
       const std::string& address;
+      // Port 0 picks a free one (`cloudha status` shows which).
+      bool any_port = false;
     };
-    const Listener listeners[] = {{"health", "listen", c.health().listen()},
-                                  {"health", "http_listen", c.health().http_listen()},
-                                  {"health", "tcp_primary_listen", c.health().tcp_primary_listen()},
-                                  {"metrics", "listen", c.metrics().listen()}};
+    const Listener listeners[] = {
+        {"health", "listen", c.health().listen()},
+        {"health", "http_listen", c.health().http_listen()},
+        {"health", "tcp_primary_listen", c.health().tcp_primary_listen()},
+        {"metrics", "listen", c.metrics().listen(), /*any_port=*/true}};
     std::map<std::string, std::string> seen = {{c.listen(), "listen"}};
     for (const Listener& l : listeners) {
       if (l.address.empty()) continue;
       std::string what = absl::StrCat(l.section, ".", l.field);
-      CheckAddress({{l.section}, {l.field}}, what, l.address);
+      if (l.any_port) {
+        absl::StatusOr<HostPort> hp = SplitHostPort(what, l.address);
+        if (!hp.ok()) Add({{l.section}, {l.field}}, std::string(hp.status().message()));
+        if (hp.ok() && hp->port == 0) continue;
+      } else {
+        CheckAddress({{l.section}, {l.field}}, what, l.address);
+      }
       auto [it, added] = seen.emplace(l.address, what);
       if (!added) {
         Add({{l.section}, {l.field}},

@@ -100,6 +100,15 @@ TEST_F(ConfigTest, GoodJson) {
   EXPECT_EQ(loaded.config.peers(0).addresses_size(), 2);
 }
 
+TEST_F(ConfigTest, MetricsMayPickItsPortOthersMayNot) {
+  LoadedConfig loaded = Parse(Good() + "metrics { listen: \"127.0.0.1:0\" }\n");
+  EXPECT_TRUE(loaded.problems.empty()) << loaded.problems[0].ToString();
+  loaded = Parse(absl::StrReplaceAll(Good(), {{"health { listen: \"127.0.0.1:7901\" }",
+                                               "health { listen: \"127.0.0.1:0\" }"}}));
+  ASSERT_EQ(loaded.problems.size(), 1u);
+  EXPECT_THAT(loaded.problems[0].message, HasSubstr("outside 1..65535"));
+}
+
 TEST_F(ConfigTest, SyntaxErrorHasTheLine) {
   LoadedConfig loaded = Parse("cluster { name: \"demo\" }\nnode { id: \"a\" \nlisten: 5\n");
   ASSERT_FALSE(loaded.problems.empty());

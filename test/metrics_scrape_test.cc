@@ -63,15 +63,16 @@ class MetricsScrapeTest : public ::testing::Test {
     // c is a stranger to a and b (its certificate is from their CA, but
     // neither lists it): it dials a, which refuses it.
     for (const std::string node : {"a", "b", "c"}) {
-      metrics_port_[node] = PickUnusedPort();
       TestCluster::Settings settings;
       settings.priority = node == "a" ? 200 : 100;
       settings.election = "hello_holddown_s: 1 failover_hold_s: 0";
       settings.peers = node == "a" ? std::vector<std::string>{"b"}
                        : node == "b" ? std::vector<std::string>{"a"}
                                      : std::vector<std::string>{"a"};
-      settings.extra = absl::StrCat("metrics { listen: \"127.0.0.1:", metrics_port_[node],
-                                    "\" }\nsessions { pickup: true source: PUBLISHER }\n");
+      // Port 0: the agent picks a free one and its status says which (no
+      // race with other tests for a port picked beforehand).
+      settings.extra =
+          "metrics { listen: \"127.0.0.1:0\" }\nsessions { pickup: true source: PUBLISHER }\n";
       if (node == "b") {
         std::string hook = absl::StrCat(cluster_.dir(), "/peer-lost.sh");
         ASSERT_TRUE(WriteFileAtomically(hook, "#!/bin/sh\necho cannot reach the cloud API >&2\nexit 3\n",
@@ -90,6 +91,8 @@ class MetricsScrapeTest : public ::testing::Test {
     ASSERT_TRUE(cluster_.WaitFor("b", [](const v1::StatusResponse& s) {
       return s.role() == v1::SECONDARY && s.primary() == "a" && s.sync_state() == v1::IN_SYNC;
     })) << Logs(cluster_.agent("b"));
+    ASSERT_NO_FATAL_FAILURE(LearnMetricsPort("a"));
+    ASSERT_NO_FATAL_FAILURE(LearnMetricsPort("b"));
     // Both directions' paths carry hellos (a redials b with a backoff).
     for (const std::string node : {"a", "b"}) {
       ASSERT_TRUE(cluster_.WaitFor(node, [](const v1::StatusResponse& s) {
@@ -97,6 +100,20 @@ class MetricsScrapeTest : public ::testing::Test {
                s.peers(0).paths(0).state() == v1::PeerStatus::UP;
       })) << Logs(cluster_.agent(node));
     }
+  }
+
+  // The port `node` picked for metrics.listen, from its status (and as
+  // `cloudha status` prints it).
+  void LearnMetricsPort(const std::string& node) {
+    absl::StatusOr<v1::StatusResponse> s = cluster_.Status(node);
+    ASSERT_TRUE(s.ok()) << s.status();
+    const std::string prefix = "127.0.0.1:";
+    ASSERT_TRUE(absl::StartsWith(s->metrics_listen(), prefix)) << s->metrics_listen();
+    ASSERT_TRUE(absl::SimpleAtoi(s->metrics_listen().substr(prefix.size()), &metrics_port_[node]));
+    ASSERT_GT(metrics_port_[node], 0);
+    CommandResult r = cluster_.Cli({"status", "--socket", cluster_.socket(node)});
+    EXPECT_THAT(r.out, ::testing::HasSubstr(
+                           absl::StrCat("metrics http://127.0.0.1:", metrics_port_[node], "/metrics")));
   }
 
   std::string Scrape(const std::string& node) {
@@ -207,6 +224,8 @@ TEST_F(MetricsScrapeTest, ScrapesAgreeWithStatusThroughWritesRefusalsHooksAndAFa
 
   // A stranger dials a: refused, counted as unknown (its name is not a label).
   ASSERT_NE(cluster_.Start("c"), nullptr);
+  ASSERT_TRUE(cluster_.WaitFor("c", [](const v1::StatusResponse&) { return true; }));
+  ASSERT_NO_FATAL_FAILURE(LearnMetricsPort("c"));
   bool counted = false;
   for (int i = 0; i < 100 && !counted; ++i) {
     counted = Sum(Parse(Scrape("a")), "cloudha_connections_refused_total",
