@@ -129,6 +129,17 @@ class MetricsScrapeTest : public ::testing::Test {
     return answer.body;
   }
 
+  // Scrapes `node` every 100 ms, for at most 10 s, until the series of
+  // `name` with `parts` sum to at least 1.
+  bool WaitForSum(const std::string& node, const std::string& name,
+                  const std::vector<std::string>& parts) {
+    for (int i = 0; i < 100; ++i) {
+      if (Sum(Parse(Scrape(node)), name, parts) >= 1) return true;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return false;
+  }
+
   // `cloudha status --json`, as an operator reads it.
   v1::StatusResponse StatusJson(const std::string& node) {
     CommandResult r = cluster_.Cli({"status", "--json", "--socket", cluster_.socket(node)});
@@ -226,13 +237,9 @@ TEST_F(MetricsScrapeTest, ScrapesAgreeWithStatusThroughWritesRefusalsHooksAndAFa
   ASSERT_NE(cluster_.Start("c"), nullptr);
   ASSERT_TRUE(cluster_.WaitFor("c", [](const v1::StatusResponse&) { return true; }));
   ASSERT_NO_FATAL_FAILURE(LearnMetricsPort("c"));
-  bool counted = false;
-  for (int i = 0; i < 100 && !counted; ++i) {
-    counted = Sum(Parse(Scrape("a")), "cloudha_connections_refused_total",
-                  {"peer=\"unknown\"", "reason=\"wrong_node\""}) >= 1;
-    if (!counted) absl::SleepFor(absl::Milliseconds(100));
-  }
-  EXPECT_TRUE(counted) << Scrape("a");
+  EXPECT_TRUE(WaitForSum("a", "cloudha_connections_refused_total",
+                         {"peer=\"unknown\"", "reason=\"wrong_node\""}))
+      << Scrape("a");
   EXPECT_THAT(Scrape("a"), ::testing::Not(::testing::HasSubstr("peer=\"c\"")));
   cluster_.Kill("c", SIGKILL);
 
@@ -241,13 +248,8 @@ TEST_F(MetricsScrapeTest, ScrapesAgreeWithStatusThroughWritesRefusalsHooksAndAFa
   ASSERT_TRUE(cluster_.WaitFor("b", [](const v1::StatusResponse& s) {
     return s.role() == v1::PRIMARY && s.primary_ready();
   })) << Logs(cluster_.agent("b"));
-  bool hook_counted = false;
-  for (int i = 0; i < 100 && !hook_counted; ++i) {
-    hook_counted = Sum(Parse(Scrape("b")), "cloudha_hook_runs_total",
-                       {"hook=\"peer_lost\"", "result=\"failed\""}) >= 1;
-    if (!hook_counted) absl::SleepFor(absl::Milliseconds(100));
-  }
-  EXPECT_TRUE(hook_counted) << Scrape("b");
+  EXPECT_TRUE(WaitForSum("b", "cloudha_hook_runs_total", {"hook=\"peer_lost\"", "result=\"failed\""}))
+      << Scrape("b");
   ExpectAgrees("b");
   Samples b = Parse(Scrape("b"));
   EXPECT_EQ(Sum(b, "cloudha_role_changes_total", {"to=\"primary\"", "cause=\"peer_lost\""}), 1);
