@@ -65,9 +65,6 @@ std::string FormatStatus(const v1::StatusResponse& s) {
       s.cluster(), s.group_id(), absl::FormatDuration(absl::Seconds(s.uptime_ms() / 1000)),
       s.priority(), s.listen());
   if (!s.version().empty()) absl::StrAppendFormat(&out, "version %s\n", s.version());
-  if (!s.metrics_listen().empty()) {
-    absl::StrAppendFormat(&out, "metrics http://%s/metrics\n", s.metrics_listen());
-  }
   if (s.role() != v1::ROLE_UNSPECIFIED) {
     absl::StrAppendFormat(&out, "role %s  epoch %d  for %s: %s\n", v1::Role_Name(s.role()),
                           s.epoch(), absl::FormatDuration(absl::Seconds(s.role_age_ms() / 1000)),
@@ -80,6 +77,9 @@ std::string FormatStatus(const v1::StatusResponse& s) {
   }
   absl::StrAppendFormat(&out, "heartbeat every %dms, peer lost after %d missed\n",
                         s.heartbeat_interval_ms(), s.lost_threshold());
+  if (!s.metrics_listen().empty()) {
+    absl::StrAppendFormat(&out, "metrics http://%s/metrics\n", s.metrics_listen());
+  }
   if (s.has_tls()) out += FormatTls(s.tls());
   if (s.has_config()) {
     const v1::ConfigSyncStatus& c = s.config();
