@@ -10,7 +10,6 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/agent_config.h"
@@ -877,13 +876,9 @@ v1::StatusResponse Agent::Status() {
   status.set_version(BuildVersionLine());
   status.set_listen(config_.listen());
   if (int port = metrics_port_.load(); port != 0) {
-    absl::StatusOr<HostPort> metrics = CheckHttpListen(config_.metrics().listen());
-    if (metrics.ok()) {
-      status.set_metrics_listen(absl::StrCat(
-          absl::StrContains(metrics->host, ':') ? absl::StrCat("[", metrics->host, "]")
-                                                : metrics->host,
-          ":", port));
-    }
+    // HOST:PORT or [V6]:PORT as configured, with the port it bound.
+    const std::string& listen = config_.metrics().listen();
+    status.set_metrics_listen(absl::StrCat(listen.substr(0, listen.rfind(':') + 1), port));
   }
   status.set_heartbeat_interval_ms(interval_ms_.load());
   status.set_lost_threshold(lost_threshold_.load());

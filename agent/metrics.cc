@@ -388,7 +388,7 @@ Metrics::Metrics(const v1::AgentConfig& config)
     }
   }
   for (const v1::PeerConfig& peer : config.peers()) {
-    peers_[peer.id()] = true;
+    peers_.insert(peer.id());
     for (int i = 0; i < peer.addresses_size(); ++i) {
       rtt_by_path_[{peer.id(), i}] =
           &rtt_.Add({{"peer", peer.id()}, {"path", absl::StrCat(i)}}, RttBuckets());

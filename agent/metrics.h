@@ -18,6 +18,7 @@
 #define CLOUDHA_AGENT_METRICS_H_
 
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <utility>
@@ -84,7 +85,7 @@ class Metrics {
   // so the hello threads look it up without a lock).
   std::map<Path, prometheus::Histogram*> rtt_by_path_;
   // Configured peers: other names are counted as "unknown".
-  std::map<std::string, bool> peers_;
+  std::set<std::string> peers_;
 };
 
 // A hook command's result label: "ok", "timeout" or "failed".
